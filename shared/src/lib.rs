@@ -1,0 +1,20 @@
+//! The thin library every `ops-*` tool shares.
+//!
+//! It owns what the tools promise to each other (the record protocol and its
+//! stream I/O) and the conventions every tool keeps (exit statuses, output
+//! mode, atomic writes, redaction of secrets, durations, path text). It owns
+//! no tool's domain logic: a format belongs to the tool that writes it.
+
+pub mod atomic;
+pub mod duration;
+pub mod entry;
+pub mod output;
+pub mod path_text;
+pub mod record;
+pub mod redact;
+pub mod stream;
+
+pub use entry::{Status, UsageError};
+pub use output::{Output, OutputArgs, OutputMode};
+pub use record::{Backup, Record, Source, Verification};
+pub use stream::{read_records, InputRecord};

@@ -1,0 +1,142 @@
+//! Records in a pipe, a table on a terminal: decided once at startup.
+//!
+//! In record mode every record is written as one line and flushed, so a
+//! pipeline streams. In human mode records are collected and printed as one
+//! aligned table per record type when the tool finishes; records of types
+//! without a table (pass-through) are printed as they came.
+
+use std::io::{self, IsTerminal, Write};
+
+use crate::record::Record;
+
+/// `--json` / `--human`, shared by every tool.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct OutputArgs {
+    /// Write JSON-lines records even when stdout is a terminal.
+    #[arg(long, conflicts_with = "human")]
+    pub json: bool,
+    /// Write a human table even when stdout is not a terminal.
+    #[arg(long)]
+    pub human: bool,
+}
+
+/// How records reach stdout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputMode {
+    Records,
+    Human,
+}
+
+impl OutputArgs {
+    /// Records unless stdout is a terminal; the flags override.
+    pub fn mode(&self) -> OutputMode {
+        if self.json {
+            OutputMode::Records
+        } else if self.human || io::stdout().is_terminal() {
+            OutputMode::Human
+        } else {
+            OutputMode::Records
+        }
+    }
+}
+
+struct Table {
+    kind: &'static str,
+    header: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+}
+
+/// The tool's stdout.
+pub struct Output {
+    mode: OutputMode,
+    out: Box<dyn Write>,
+    tables: Vec<Table>,
+}
+
+impl Output {
+    /// Output to stdout in `mode`.
+    pub fn stdout(mode: OutputMode) -> Self {
+        Self::new(mode, Box::new(io::stdout()))
+    }
+
+    /// Output to any writer (tests).
+    pub fn new(mode: OutputMode, out: Box<dyn Write>) -> Self {
+        Output { mode, out, tables: Vec::new() }
+    }
+
+    /// Writes one record. Fails when stdout is closed or full.
+    pub fn record<T: Record>(&mut self, record: &T) -> io::Result<()> {
+        match self.mode {
+            OutputMode::Records => self.line(&record.to_line()),
+            OutputMode::Human => {
+                let row = record.human_row();
+                match self.tables.iter_mut().find(|t| t.kind == T::TYPE) {
+                    Some(table) => table.rows.push(row),
+                    None => self.tables.push(Table {
+                        kind: T::TYPE,
+                        header: T::human_header(),
+                        rows: vec![row],
+                    }),
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes a record the tool passes through unchanged.
+    pub fn raw(&mut self, line: &str) -> io::Result<()> {
+        self.line(line)
+    }
+
+    fn line(&mut self, line: &str) -> io::Result<()> {
+        self.out.write_all(line.as_bytes())?;
+        self.out.write_all(b"\n")?;
+        self.out.flush()
+    }
+
+    /// Prints the collected tables (human mode) and flushes.
+    pub fn finish(mut self) -> io::Result<()> {
+        for table in std::mem::take(&mut self.tables) {
+            let text = render(&table.header, &table.rows);
+            self.out.write_all(text.as_bytes())?;
+        }
+        self.out.flush()
+    }
+}
+
+fn render(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
+    let mut text = String::new();
+    for row in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let pad = widths[i] - cell.chars().count();
+                line.push_str(cell);
+                line.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_columns() {
+        let text = render(&["ID", "SIZE"], &[vec!["a_long_id".into(), "1 B".into()]]);
+        assert_eq!(text, "ID         SIZE\na_long_id  1 B\n");
+    }
+}
