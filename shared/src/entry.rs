@@ -8,6 +8,9 @@
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::process::ExitCode;
+use std::sync::OnceLock;
+
+static TOOL: OnceLock<String> = OnceLock::new();
 
 /// How a run ended when it did not fail outright.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +55,7 @@ pub fn main(
     usage_code: u8,
     run: impl FnOnce(Vec<OsString>) -> anyhow::Result<Status>,
 ) -> ExitCode {
+    let _ = TOOL.set(tool.to_owned());
     let args: Vec<OsString> = std::env::args_os().collect();
     match run(args) {
         Ok(status) => ExitCode::from(status.code()),
@@ -74,6 +78,20 @@ pub fn parse_args<P: clap::Parser>(args: Vec<OsString>) -> anyhow::Result<Option
             Err(UsageError(text.to_owned()).into())
         }
     }
+}
+
+/// Prints `ops-x: warning: ...` on stderr.
+pub fn warn(message: impl std::fmt::Display) {
+    let _ = writeln!(io::stderr(), "{}: warning: {message}", tool_name());
+}
+
+/// Prints `ops-x: error: ...` on stderr for a problem the tool moves past.
+pub fn error(message: impl std::fmt::Display) {
+    let _ = writeln!(io::stderr(), "{}: error: {message}", tool_name());
+}
+
+fn tool_name() -> &'static str {
+    TOOL.get().map_or("ops", String::as_str)
 }
 
 fn report(tool: &str, usage_code: u8, err: &anyhow::Error) -> u8 {

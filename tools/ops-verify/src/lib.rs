@@ -1,1 +1,200 @@
-pub fn x(){}
+//! ops-verify: check backups in full and annotate their records.
+//!
+//! Inputs (arguments or stdin records) are verified by a pool of workers,
+//! several artifacts at once, while output keeps the input order: each
+//! input gets a slot in a queue, and slots are written as they complete
+//! from the front.
+
+mod cli;
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::io::{self, IsTerminal};
+use std::path::Path;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use clap::CommandFactory;
+use jiff::Timestamp;
+use ops_backup::archive::{self, Discard, Level};
+use ops_backup::{catalog, manifest};
+use ops_shared::entry::{error, warn};
+use ops_shared::{read_records, Backup, Output, Record, Status, UsageError, Verification};
+
+pub use cli::Cli;
+
+/// The clap definition, for man pages and completions.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Runs ops-verify with `args` (including the program name).
+pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
+    let Some(cli) = ops_shared::entry::parse_args::<Cli>(args)? else {
+        return Ok(Status::Success);
+    };
+    let level = match cli.level {
+        cli::LevelArg::Quick => Level::Quick,
+        cli::LevelArg::Full => Level::Full,
+    };
+    let jobs = cli.jobs.unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let from_stdin = cli.paths.is_empty() || cli.paths.iter().any(|p| p.as_os_str() == "-");
+    if from_stdin && io::stdin().is_terminal() {
+        return Err(UsageError("give artifacts or backup directories to verify, or pipe backup records in".into()).into());
+    }
+    let mut out = Output::stdout(cli.output.mode());
+    let mut failed = false;
+    let mut unusable_path = false;
+    let result = thread::scope(|scope| -> anyhow::Result<()> {
+        let (jobs_in, jobs_out) = channel::<Job>();
+        let jobs_out = Arc::new(Mutex::new(jobs_out));
+        for _ in 0..jobs {
+            let jobs_out = Arc::clone(&jobs_out);
+            scope.spawn(move || worker(&jobs_out, level));
+        }
+        let mut queue = Queue { pending: VecDeque::new(), jobs: jobs_in, limit: jobs * 2 };
+        let mut emit = |done: Done| -> io::Result<()> {
+            match done {
+                Done::Raw(line) => out.raw(&line),
+                Done::Backup(backup) => {
+                    failed |= !backup.verification().is_some_and(|v| v.ok);
+                    out.record(&backup)
+                }
+            }
+        };
+        for path in cli.paths.iter().filter(|p| p.as_os_str() != "-") {
+            match backups_at(path) {
+                Ok(backups) => {
+                    for backup in backups {
+                        queue.submit(backup, &mut emit)?;
+                    }
+                }
+                Err(err) => {
+                    error(format!("{err:#}"));
+                    unusable_path = true;
+                }
+            }
+        }
+        if from_stdin {
+            for record in read_records(io::stdin().lock()) {
+                let record = record?;
+                if record.is::<Backup>() {
+                    queue.submit(record.parse()?, &mut emit)?;
+                } else {
+                    queue.ready(Done::Raw(record.raw().to_owned()), &mut emit)?;
+                }
+            }
+        }
+        queue.drain(&mut emit)?;
+        Ok(())
+    });
+    result?;
+    out.finish()?;
+    Ok(Status::problem_if(failed || unusable_path))
+}
+
+/// The backups a path argument names: one artifact, or a directory's catalog.
+fn backups_at(path: &Path) -> anyhow::Result<Vec<Backup>> {
+    if path.is_dir() {
+        let (backups, leftovers) = catalog::list(path)?;
+        leftovers.warnings.iter().for_each(warn);
+        return Ok(backups);
+    }
+    if !path.exists() {
+        anyhow::bail!("{}: no such artifact or directory", path.display());
+    }
+    let manifest = catalog::manifest_of(path)?;
+    let (header, summary) = manifest::read_outline(&manifest)?;
+    let mut backup = catalog::record(catalog::parent_dir(path), &header, &summary);
+    backup.path = path.to_owned();
+    Ok(vec![backup])
+}
+
+enum Done {
+    Raw(String),
+    Backup(Backup),
+}
+
+type Job = (Backup, Sender<Done>);
+
+struct Queue {
+    pending: VecDeque<Receiver<Done>>,
+    jobs: Sender<Job>,
+    limit: usize,
+}
+
+impl Queue {
+    fn submit(&mut self, backup: Backup, emit: &mut impl FnMut(Done) -> io::Result<()>) -> io::Result<()> {
+        let (done, slot) = channel();
+        let _ = self.jobs.send((backup, done));
+        self.pending.push_back(slot);
+        self.flush(emit, self.limit)
+    }
+
+    fn ready(&mut self, item: Done, emit: &mut impl FnMut(Done) -> io::Result<()>) -> io::Result<()> {
+        let (done, slot) = channel();
+        let _ = done.send(item);
+        self.pending.push_back(slot);
+        self.flush(emit, self.limit)
+    }
+
+    /// Writes finished slots from the front; blocks while more than `keep`
+    /// are pending.
+    fn flush(&mut self, emit: &mut impl FnMut(Done) -> io::Result<()>, keep: usize) -> io::Result<()> {
+        while let Some(front) = self.pending.front() {
+            let done = if self.pending.len() > keep { front.recv().ok() } else { front.try_recv().ok() };
+            let Some(done) = done else { break };
+            self.pending.pop_front();
+            emit(done)?;
+        }
+        Ok(())
+    }
+
+    fn drain(&mut self, emit: &mut impl FnMut(Done) -> io::Result<()>) -> io::Result<()> {
+        self.flush(emit, 0)
+    }
+}
+
+fn worker(jobs: &Mutex<Receiver<Job>>, level: Level) {
+    loop {
+        let job = jobs.lock().ok().and_then(|jobs| jobs.recv().ok());
+        let Some((mut backup, done)) = job else { return };
+        let verification = verify(&backup, level);
+        for problem in &verification.errors {
+            error(format!("{}: {problem}", backup.id));
+        }
+        if let Err(err) = catalog::save_verification(&backup, &verification) {
+            warn(format!("{}: cannot keep the verification result beside the artifact: {err}", backup.id));
+        }
+        backup.annotate("verify", &verification);
+        let _ = done.send(Done::Backup(backup));
+    }
+}
+
+/// Verifies one backup; every problem found is in the result's errors.
+pub fn verify(backup: &Backup, level: Level) -> Verification {
+    let mut errors = Vec::new();
+    if backup.format != ops_backup::create::FORMAT {
+        errors.push(format!("format {:?} is not one this version of ops-verify checks", backup.format));
+    } else if !backup.path.exists() {
+        errors.push(format!("artifact {} is missing", backup.path.display()));
+    } else {
+        match archive::check(&backup.path, level, &mut Discard) {
+            Ok(findings) => {
+                let stale = findings.artifact_sha256.as_ref().is_some_and(|sha| *sha != backup.sha256);
+                errors.extend(findings.errors);
+                if stale && errors.is_empty() {
+                    errors.push("the artifact is not the one this record describes (checksum differs)".into());
+                }
+            }
+            Err(err) => errors.push(err.to_string()),
+        }
+    }
+    Verification {
+        ok: errors.is_empty(),
+        level: level.name().into(),
+        time: Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH),
+        errors,
+    }
+}

@@ -1,0 +1,74 @@
+//! The command line of ops-backup. Parsing does no I/O.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use ops_shared::OutputArgs;
+
+/// Back up directories and files into zstd-compressed, SHA-256-checked
+/// artifacts, and list the backups in a directory.
+///
+/// Each backup is `<name>_<YYYYMMDD_HHMMSS>.tar.zst` (UTC) plus its manifest
+/// and a sha256sum checksum file; it extracts with `tar --zstd -xf`. A
+/// `backup` record is written on stdout for every backup made or listed.
+#[derive(Debug, Parser)]
+#[command(name = "ops-backup", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Back up a directory or a file into a backup directory.
+    Create(CreateArgs),
+    /// List the backups in directories, oldest first, rebuilt from the directories alone.
+    List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The directory or file to back up.
+    pub source: PathBuf,
+    /// The backup directory to write into (created, owner-only, if missing; its parent must exist).
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+    /// The series name used in the artifact name [default: the source's base name].
+    #[arg(long, value_parser = parse_name)]
+    pub name: Option<String>,
+    /// zstd compression level, 1 (fastest) to 19 (smallest).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub level: i32,
+    /// Compression threads; 0 uses every core.
+    #[arg(long, default_value_t = 0)]
+    pub threads: u32,
+    /// Leave out paths matching GLOB (repeatable). A GLOB with a `/` matches the
+    /// path relative to the source; one without matches a name at any depth.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Warn about files that cannot be read and leave them out, instead of failing.
+    #[arg(long)]
+    pub skip_unreadable: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Backup directories to list.
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+fn parse_name(name: &str) -> Result<String, String> {
+    let valid = !name.is_empty()
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if valid {
+        Ok(name.to_owned())
+    } else {
+        Err("use letters, digits, '.', '_' and '-' only, not starting with '.'".into())
+    }
+}

@@ -1,0 +1,328 @@
+//! The manifest: what a backup holds, stored beside the artifact.
+//!
+//! JSON lines, so it streams both ways and memory stays flat for trees of
+//! millions of files:
+//!
+//! ```text
+//! {"type":"manifest","v":1,"id":..,"name":..,"time":..,"artifact":..,"format":..,...}
+//! {"type":"entry","path":"a.txt","kind":"file","size":3,"mode":"0644","mtime":..,"sha256":..}
+//! ...one line per entry, in archive order...
+//! {"type":"summary","entries":..,"raw_bytes":..,"bytes":..,"sha256":..,"changed":..,"skipped":..}
+//! {"type":"seal","sha256":"<SHA-256 of every byte above this line>"}
+//! ```
+//!
+//! The summary holds the artifact's size and SHA-256, so corruption of the
+//! artifact is caught by the manifest; the seal makes any change to the
+//! manifest itself detectable.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use ops_shared::atomic::AtomicFile;
+use ops_shared::Source;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::hashing::hex;
+
+/// The file name suffix of a manifest: `<id>.manifest.jsonl`.
+pub const SUFFIX: &str = ".manifest.jsonl";
+
+/// The first line: what the backup is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    pub v: u64,
+    pub id: String,
+    pub name: String,
+    pub time: Timestamp,
+    /// The artifact's file name, in the same directory as the manifest.
+    pub artifact: String,
+    pub format: String,
+    pub mode: String,
+    pub parent: Option<String>,
+    pub source: Source,
+    /// The program and version that wrote it.
+    pub tool: String,
+    pub zstd_level: i32,
+}
+
+/// What kind of thing an entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+    Hardlink,
+}
+
+/// One archive entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    #[serde(with = "ops_shared::path_text")]
+    pub path: PathBuf,
+    pub kind: Kind,
+    /// Content size (0 for all but files).
+    pub size: u64,
+    /// Permission bits, as octal text (`"0644"`).
+    #[serde(with = "octal")]
+    pub mode: u32,
+    /// Modification time, seconds since the epoch.
+    pub mtime: u64,
+    /// Content SHA-256 (files only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Link target (symlinks and hard links).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "optional_path")]
+    pub target: Option<PathBuf>,
+    /// The file changed while it was being read; its content may be torn.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub changed: bool,
+}
+
+/// The totals, written after the last entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub entries: u64,
+    /// Bytes of file content before compression.
+    pub raw_bytes: u64,
+    /// The artifact's size.
+    pub bytes: u64,
+    /// The artifact's SHA-256.
+    pub sha256: String,
+    /// Entries that changed while being read.
+    pub changed: u64,
+    /// Files left out because they could not be read (`--skip-unreadable`).
+    pub skipped: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Line {
+    Manifest(Header),
+    Entry(Entry),
+    Summary(Summary),
+    Seal { sha256: String },
+}
+
+/// Writes a manifest under a temporary name; [`ManifestWriter::finish`]
+/// hands back the file to commit.
+pub struct ManifestWriter {
+    file: AtomicFile,
+    buffer: Vec<u8>,
+    hasher: Sha256,
+}
+
+impl ManifestWriter {
+    /// Starts the manifest at `path` with its header.
+    ///
+    /// Fails if the path is taken or cannot be written.
+    pub fn create(path: &Path, header: &Header) -> io::Result<Self> {
+        let file = AtomicFile::create_new(path)?;
+        let mut writer = ManifestWriter { file, buffer: Vec::with_capacity(1 << 16), hasher: Sha256::new() };
+        writer.line(&Line::Manifest(header.clone()))?;
+        Ok(writer)
+    }
+
+    /// Appends one entry.
+    pub fn entry(&mut self, entry: &Entry) -> io::Result<()> {
+        self.line(&Line::Entry(entry.clone()))
+    }
+
+    /// Writes the summary and the seal; the caller commits the file.
+    pub fn finish(mut self, summary: &Summary) -> io::Result<AtomicFile> {
+        self.line(&Line::Summary(summary.clone()))?;
+        let seal = Line::Seal { sha256: hex(self.hasher.clone()) };
+        serde_json::to_writer(&mut self.buffer, &seal)?;
+        self.buffer.push(b'\n');
+        self.file.file().write_all(&self.buffer)?;
+        Ok(self.file)
+    }
+
+    fn line(&mut self, line: &Line) -> io::Result<()> {
+        let start = self.buffer.len();
+        serde_json::to_writer(&mut self.buffer, line)?;
+        self.buffer.push(b'\n');
+        self.hasher.update(&self.buffer[start..]);
+        if self.buffer.len() >= 1 << 16 {
+            self.file.file().write_all(&self.buffer)?;
+            self.buffer.clear();
+        }
+        Ok(())
+    }
+}
+
+/// A problem with a manifest file.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read manifest {path}: {source}")]
+    Io { path: String, source: io::Error },
+    #[error("manifest {path} is damaged at line {line}: {what}")]
+    Damaged { path: String, line: u64, what: String },
+}
+
+/// Reads a manifest front to back, checking its seal at the end.
+pub struct ManifestReader {
+    path: PathBuf,
+    input: BufReader<File>,
+    hasher: Sha256,
+    line: u64,
+    pub header: Header,
+    summary: Option<Summary>,
+}
+
+impl ManifestReader {
+    /// Opens a manifest and reads its header.
+    ///
+    /// Fails if the file cannot be read or does not start with a header.
+    pub fn open(path: &Path) -> Result<Self, ManifestError> {
+        let file = File::open(path).map_err(|source| ManifestError::Io { path: path.display().to_string(), source })?;
+        let mut reader = ManifestReader {
+            path: path.to_owned(),
+            input: BufReader::with_capacity(1 << 16, file),
+            hasher: Sha256::new(),
+            line: 0,
+            header: placeholder_header(),
+            summary: None,
+        };
+        match reader.next_line()? {
+            Some(Line::Manifest(header)) if header.v == 1 => reader.header = header,
+            Some(Line::Manifest(header)) => {
+                return Err(reader.damaged(format!("version {} is newer than this tool reads (1)", header.v)))
+            }
+            _ => return Err(reader.damaged("does not start with a manifest header".into())),
+        }
+        Ok(reader)
+    }
+
+    /// The next entry, or `None` once the summary is reached.
+    pub fn next_entry(&mut self) -> Result<Option<Entry>, ManifestError> {
+        if self.summary.is_some() {
+            return Ok(None);
+        }
+        match self.next_line()? {
+            Some(Line::Entry(entry)) => Ok(Some(entry)),
+            Some(Line::Summary(summary)) => {
+                self.summary = Some(summary);
+                Ok(None)
+            }
+            Some(_) => Err(self.damaged("unexpected line between entries".into())),
+            None => Err(self.damaged("ends before its summary (truncated)".into())),
+        }
+    }
+
+    /// Reads to the end and checks the seal; returns the summary.
+    ///
+    /// Fails if the manifest was changed, truncated or has trailing data.
+    pub fn finish(mut self) -> Result<Summary, ManifestError> {
+        while self.next_entry()?.is_some() {}
+        let expected = hex(self.hasher.clone());
+        let summary = self.summary.take().ok_or_else(|| self.damaged("has no summary".into()))?;
+        let mut raw = Vec::new();
+        self.read_raw_line(&mut raw)?;
+        let seal: Option<Line> = serde_json::from_slice(&raw).ok();
+        match seal {
+            Some(Line::Seal { sha256 }) if raw.ends_with(b"\n") && sha256 == expected => {}
+            Some(Line::Seal { .. }) => return Err(self.damaged("its content does not match its seal".into())),
+            _ => return Err(self.damaged("has no valid seal line (truncated or changed)".into())),
+        }
+        raw.clear();
+        if self.read_raw_line(&mut raw)? > 0 {
+            return Err(self.damaged("has data after its seal".into()));
+        }
+        Ok(summary)
+    }
+
+    fn next_line(&mut self) -> Result<Option<Line>, ManifestError> {
+        let mut raw = Vec::new();
+        if self.read_raw_line(&mut raw)? == 0 {
+            return Ok(None);
+        }
+        self.hasher.update(&raw);
+        serde_json::from_slice(&raw)
+            .map(Some)
+            .map_err(|err| self.damaged(format!("not a manifest line: {err}")))
+    }
+
+    fn read_raw_line(&mut self, raw: &mut Vec<u8>) -> Result<usize, ManifestError> {
+        self.line += 1;
+        self.input.read_until(b'\n', raw).map_err(|source| ManifestError::Io { path: self.path.display().to_string(), source })
+    }
+
+    fn damaged(&self, what: String) -> ManifestError {
+        ManifestError::Damaged { path: self.path.display().to_string(), line: self.line, what }
+    }
+}
+
+/// The header and summary of a manifest, read from its first and last lines
+/// only (the seal is not checked): fast enough to list thousands of backups.
+///
+/// Fails if the file cannot be read or its first or last lines are damaged.
+pub fn read_outline(path: &Path) -> Result<(Header, Summary), ManifestError> {
+    let fail = |line: u64, what: &str| ManifestError::Damaged { path: path.display().to_string(), line, what: what.to_owned() };
+    let io_err = |source| ManifestError::Io { path: path.display().to_string(), source };
+    let mut file = File::open(path).map_err(io_err)?;
+    let mut first = String::new();
+    BufReader::new(&mut file).read_line(&mut first).map_err(io_err)?;
+    let Ok(Line::Manifest(header)) = serde_json::from_str(&first) else {
+        return Err(fail(1, "does not start with a manifest header"));
+    };
+    let len = file.metadata().map_err(io_err)?.len();
+    let tail_len = len.min(4096);
+    file.seek(SeekFrom::Start(len - tail_len)).map_err(io_err)?;
+    let mut tail = Vec::new();
+    file.take(tail_len).read_to_end(&mut tail).map_err(io_err)?;
+    let summary = tail
+        .split(|b| *b == b'\n')
+        .filter_map(|line| serde_json::from_slice::<Line>(line).ok())
+        .find_map(|line| match line {
+            Line::Summary(summary) => Some(summary),
+            _ => None,
+        });
+    let summary = summary.ok_or_else(|| fail(0, "has no summary near its end (truncated or unfinished)"))?;
+    Ok((header, summary))
+}
+
+fn placeholder_header() -> Header {
+    Header {
+        v: 0,
+        id: String::new(),
+        name: String::new(),
+        time: Timestamp::UNIX_EPOCH,
+        artifact: String::new(),
+        format: String::new(),
+        mode: String::new(),
+        parent: None,
+        source: Source { kind: String::new(), location: String::new() },
+        tool: String::new(),
+        zstd_level: 0,
+    }
+}
+
+mod octal {
+    pub fn serialize<S: serde::Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{mode:04o}"))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        let text: String = serde::Deserialize::deserialize(d)?;
+        u32::from_str_radix(&text, 8).map_err(serde::de::Error::custom)
+    }
+}
+
+mod optional_path {
+    use std::path::PathBuf;
+
+    pub fn serialize<S: serde::Serializer>(path: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
+        match path {
+            Some(path) => ops_shared::path_text::serialize(path, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+        ops_shared::path_text::deserialize(d).map(Some)
+    }
+}
