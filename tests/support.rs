@@ -1,1 +1,223 @@
-pub fn x(){}
+//! The test harness: run an ops binary with arguments and stdin, get its
+//! exit status, stderr and parsed records back; build sample trees; compare
+//! trees the way a restore must reproduce them.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+/// The directory holding the built binaries: `OPS_BIN_DIR`, or the target
+/// directory this test executable was built into.
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("OPS_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap();
+    if dir.ends_with("deps") {
+        dir.parent().unwrap().to_owned()
+    } else {
+        dir.to_owned()
+    }
+}
+
+/// A command for one of our binaries.
+pub fn ops(tool: &str) -> Run {
+    let path = bin_dir().join(tool);
+    assert!(path.exists(), "{} not built; run `cargo build --workspace` (or set OPS_BIN_DIR)", path.display());
+    Run { command: Command::new(path), stdin: Vec::new() }
+}
+
+/// A shell pipeline with our binaries first on PATH.
+pub fn sh(script: &str) -> Run {
+    let mut command = Command::new("bash");
+    command.arg("-o").arg("pipefail").arg("-c").arg(script);
+    let path = format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap_or_default());
+    command.env("PATH", path);
+    Run { command, stdin: Vec::new() }
+}
+
+pub struct Run {
+    pub command: Command,
+    stdin: Vec<u8>,
+}
+
+/// What a run did.
+#[derive(Debug)]
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// stdout parsed as records; panics on a line that is not JSON.
+    pub fn records(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not a record: {line:?}: {e}")))
+            .collect()
+    }
+
+    /// The only record on stdout.
+    pub fn record(&self) -> Value {
+        let mut records = self.records();
+        assert_eq!(records.len(), 1, "expected one record: {self:?}");
+        records.remove(0)
+    }
+
+    pub fn success(self) -> Self {
+        assert_eq!(self.code, 0, "expected success: {self:?}");
+        self
+    }
+
+    pub fn fails_with(self, code: i32) -> Self {
+        assert_eq!(self.code, code, "expected exit {code}: {self:?}");
+        self
+    }
+}
+
+impl Run {
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.command.arg(arg);
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(mut self, args: I) -> Self {
+        self.command.args(args);
+        self
+    }
+
+    pub fn current_dir(mut self, dir: &Path) -> Self {
+        self.command.current_dir(dir);
+        self
+    }
+
+    pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Self {
+        self.stdin = input.into();
+        self
+    }
+
+    pub fn run(mut self) -> Outcome {
+        let mut child = self
+            .command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let input = std::mem::take(&mut self.stdin);
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let output = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        Outcome {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+/// A tree with what backups must keep: nested and empty directories, a
+/// symlink, a hard link, odd modes, a name that is not UTF-8, and a file
+/// larger than the read buffer.
+pub fn sample_tree(root: &Path) {
+    fs::create_dir_all(root.join("sub/deeper")).unwrap();
+    fs::create_dir_all(root.join("empty")).unwrap();
+    fs::write(root.join("hello.txt"), "hello\n").unwrap();
+    fs::write(root.join("sub/notes.md"), "# notes\n".repeat(1000)).unwrap();
+    fs::write(root.join("sub/deeper/data.jsonl"), "{\"n\":1}\n".repeat(5000)).unwrap();
+    fs::write(root.join("sub/big.bin"), pseudo_random(3 << 20, 7)).unwrap();
+    fs::write(root.join("script.sh"), "#!/bin/sh\necho hi\n").unwrap();
+    fs::set_permissions(root.join("script.sh"), fs::Permissions::from_mode(0o750)).unwrap();
+    fs::write(root.join(OsStr::from_bytes(b"caf\xe9.txt")), "latin-1 name\n").unwrap();
+    fs::write(root.join(format!("{}.txt", "long".repeat(40))), "long name\n").unwrap();
+    std::os::unix::fs::symlink("hello.txt", root.join("link")).unwrap();
+    fs::hard_link(root.join("hello.txt"), root.join("sub/hello-again.txt")).unwrap();
+    fs::set_permissions(root.join("empty"), fs::Permissions::from_mode(0o700)).unwrap();
+}
+
+/// Deterministic bytes that do not compress.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// Asserts that `restored` holds what `original` holds: the same paths,
+/// kinds, contents, permissions, modification times and link targets, and
+/// that files hard-linked in the original are hard-linked in the copy.
+pub fn assert_same_tree(original: &Path, restored: &Path) {
+    let describe = |root: &Path| -> Vec<(PathBuf, String)> {
+        let mut out = Vec::new();
+        for entry in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
+            let entry = entry.unwrap();
+            let meta = entry.metadata().unwrap();
+            let rel = entry.path().strip_prefix(root).unwrap().to_owned();
+            let kind = if meta.is_dir() {
+                "dir".to_owned()
+            } else if meta.file_type().is_symlink() {
+                format!("symlink -> {}", fs::read_link(entry.path()).unwrap().display())
+            } else if meta.file_type().is_file() {
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                std::hash::Hash::hash(&fs::read(entry.path()).unwrap(), &mut hasher);
+                format!("file {:x} links={}", std::hash::Hasher::finish(&hasher), meta.nlink())
+            } else {
+                continue;
+            };
+            let mtime = meta.mtime();
+            let mode = if meta.file_type().is_symlink() { 0 } else { meta.mode() & 0o7777 };
+            out.push((rel, format!("{kind} mode={mode:o} mtime={mtime}")));
+        }
+        out
+    };
+    let mut theirs = describe(original);
+    theirs.retain(|(path, _)| !is_special(&original.join(path)));
+    assert_eq!(theirs, describe(restored));
+}
+
+fn is_special(path: &Path) -> bool {
+    let meta = fs::symlink_metadata(path).unwrap();
+    !(meta.is_dir() || meta.is_file() || meta.file_type().is_symlink())
+}
+
+/// The only file in `dir` whose name ends with `suffix`.
+pub fn only_file(dir: &Path, suffix: &str) -> PathBuf {
+    let found: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .collect();
+    assert_eq!(found.len(), 1, "expected one *{suffix} in {}: {found:?}", dir.display());
+    found[0].clone()
+}
+
+/// Names of the entries in `dir`, sorted.
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Whether the tests run as root (CI does); root reads every file.
+pub fn is_root() -> bool {
+    fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+}

@@ -1,1 +1,164 @@
-pub fn x(){}
+//! ops-restore: bring a backup back, checked, all or nothing.
+//!
+//! The plan (which backup, where, whether anything is replaced) is settled
+//! and validated before anything is written; then the backup is extracted
+//! into a temporary directory beside the target and renamed into place.
+
+mod cli;
+mod extract;
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::{self, IsTerminal};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::CommandFactory;
+use ops_backup::archive::{self, Level};
+use ops_backup::{catalog, manifest};
+use ops_shared::atomic::{self, with_suffix, TEMP_SUFFIX};
+use ops_shared::{read_records, Backup, Output, Record, Status, UsageError};
+use serde::Serialize;
+
+pub use cli::Cli;
+
+/// The clap definition, for man pages and completions.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// What ops-restore adds to the backup record it restored.
+#[derive(Serialize)]
+struct Restored {
+    ok: bool,
+    #[serde(with = "ops_shared::path_text")]
+    to: PathBuf,
+    entries: u64,
+    bytes: u64,
+}
+
+/// Runs ops-restore with `args` (including the program name).
+pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
+    let Some(cli) = ops_shared::entry::parse_args::<Cli>(args)? else {
+        return Ok(Status::Success);
+    };
+    let mut out = Output::stdout(cli.output.mode());
+    let mut passed_through = Vec::new();
+    let backup = match &cli.artifact {
+        Some(path) => backup_at(path)?,
+        None => {
+            if io::stdin().is_terminal() {
+                return Err(UsageError("give the artifact to restore, or pipe one backup record in".into()).into());
+            }
+            let mut backups = Vec::new();
+            for record in read_records(io::stdin().lock()) {
+                let record = record?;
+                if record.is::<Backup>() {
+                    backups.push(record.parse::<Backup>()?);
+                } else {
+                    passed_through.push(record.raw().to_owned());
+                }
+            }
+            match backups.len() {
+                1 => backups.remove(0),
+                0 => return Err(UsageError("no backup record on stdin".into()).into()),
+                n => {
+                    return Err(UsageError(format!(
+                        "{n} backup records on stdin; restore one at a time (for example with tail -n 1)"
+                    ))
+                    .into())
+                }
+            }
+        }
+    };
+    for line in &passed_through {
+        out.raw(line)?;
+    }
+    let target = Target::plan(&cli.to, cli.force)?;
+    let mut backup = backup;
+    let (entries, bytes) = restore(&backup, &target)?;
+    backup.annotate("restore", Restored { ok: true, to: cli.to.clone(), entries, bytes });
+    out.record(&backup)?;
+    out.finish()?;
+    Ok(Status::Success)
+}
+
+fn backup_at(path: &Path) -> anyhow::Result<Backup> {
+    if !path.is_file() {
+        bail!("{}: no such artifact", path.display());
+    }
+    let manifest = catalog::manifest_of(path)?;
+    let (header, summary) = manifest::read_outline(&manifest)?;
+    let mut backup = catalog::record(catalog::parent_dir(path), &header, &summary);
+    backup.path = path.to_owned();
+    Ok(backup)
+}
+
+/// Where the restore goes, checked before anything is written.
+struct Target {
+    path: PathBuf,
+    replace: bool,
+}
+
+impl Target {
+    fn plan(path: &Path, force: bool) -> anyhow::Result<Self> {
+        let replace = match fs::symlink_metadata(path) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => false,
+            Err(err) => return Err(err).with_context(|| format!("cannot use target {}", path.display())),
+            Ok(meta) if !meta.is_dir() => bail!("target {} exists and is not a directory", path.display()),
+            Ok(_) => {
+                let empty = fs::read_dir(path)?.next().is_none();
+                if !empty && !force {
+                    bail!("target {} is not empty; pass --force to replace its contents", path.display());
+                }
+                !empty
+            }
+        };
+        let parent = catalog::parent_dir(path);
+        if !parent.is_dir() {
+            bail!("cannot restore to {}: {} does not exist", path.display(), parent.display());
+        }
+        Ok(Target { path: path.to_owned(), replace })
+    }
+}
+
+fn restore(backup: &Backup, target: &Target) -> anyhow::Result<(u64, u64)> {
+    if backup.format != ops_backup::create::FORMAT {
+        bail!("{}: format {:?} is not one this version of ops-restore restores", backup.id, backup.format);
+    }
+    let staging = with_suffix(&target.path, &format!(".{}{TEMP_SUFFIX}", std::process::id()));
+    fs::create_dir(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
+    let extracted = extract_into(backup, &staging);
+    let (entries, bytes) = match extracted {
+        Ok(counts) => counts,
+        Err(err) => {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(err.context(format!("nothing was written to {}", target.path.display())));
+        }
+    };
+    if target.replace {
+        let old = with_suffix(&target.path, &format!(".{}.old{TEMP_SUFFIX}", std::process::id()));
+        fs::rename(&target.path, &old)?;
+        fs::rename(&staging, &target.path)?;
+        fs::remove_dir_all(&old).with_context(|| format!("restored, but the old contents remain in {}", old.display()))?;
+    } else {
+        fs::rename(&staging, &target.path)
+            .with_context(|| format!("cannot move the restored tree into {}", target.path.display()))?;
+    }
+    atomic::sync_dir(&target.path)?;
+    Ok((entries, bytes))
+}
+
+fn extract_into(backup: &Backup, staging: &Path) -> anyhow::Result<(u64, u64)> {
+    let mut extractor = extract::Extractor::new(staging);
+    let findings = archive::check(&backup.path, Level::Full, &mut extractor)
+        .with_context(|| format!("restore of {} failed", backup.id))?;
+    if findings.ok() && findings.artifact_sha256.as_deref() != Some(backup.sha256.as_str()) {
+        bail!("{}: the artifact is not the one the record describes (checksum differs)", backup.id);
+    }
+    if !findings.ok() {
+        bail!("{} failed verification while restoring: {}", backup.id, findings.errors.join("; "));
+    }
+    extractor.finish().with_context(|| format!("restore of {} failed", backup.id))?;
+    Ok((extractor.entries, extractor.bytes))
+}
