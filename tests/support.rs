@@ -31,17 +31,31 @@ pub fn bin_dir() -> PathBuf {
 /// A command for one of our binaries.
 pub fn ops(tool: &str) -> Run {
     let path = bin_dir().join(tool);
-    assert!(path.exists(), "{} not built; run `cargo build --workspace` (or set OPS_BIN_DIR)", path.display());
-    Run { command: Command::new(path), stdin: Vec::new() }
+    assert!(
+        path.exists(),
+        "{} not built; run `cargo build --workspace` (or set OPS_BIN_DIR)",
+        path.display()
+    );
+    Run {
+        command: Command::new(path),
+        stdin: Vec::new(),
+    }
 }
 
 /// A shell pipeline with our binaries first on PATH.
 pub fn sh(script: &str) -> Run {
     let mut command = Command::new("bash");
     command.arg("-o").arg("pipefail").arg("-c").arg(script);
-    let path = format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     command.env("PATH", path);
-    Run { command, stdin: Vec::new() }
+    Run {
+        command,
+        stdin: Vec::new(),
+    }
 }
 
 pub struct Run {
@@ -62,7 +76,9 @@ impl Outcome {
     pub fn records(&self) -> Vec<Value> {
         self.stdout
             .lines()
-            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not a record: {line:?}: {e}")))
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not a record: {line:?}: {e}"))
+            })
             .collect()
     }
 
@@ -136,12 +152,24 @@ pub fn sample_tree(root: &Path) {
     fs::create_dir_all(root.join("empty")).unwrap();
     fs::write(root.join("hello.txt"), "hello\n").unwrap();
     fs::write(root.join("sub/notes.md"), "# notes\n".repeat(1000)).unwrap();
-    fs::write(root.join("sub/deeper/data.jsonl"), "{\"n\":1}\n".repeat(5000)).unwrap();
+    fs::write(
+        root.join("sub/deeper/data.jsonl"),
+        "{\"n\":1}\n".repeat(5000),
+    )
+    .unwrap();
     fs::write(root.join("sub/big.bin"), pseudo_random(3 << 20, 7)).unwrap();
     fs::write(root.join("script.sh"), "#!/bin/sh\necho hi\n").unwrap();
     fs::set_permissions(root.join("script.sh"), fs::Permissions::from_mode(0o750)).unwrap();
-    fs::write(root.join(OsStr::from_bytes(b"caf\xe9.txt")), "latin-1 name\n").unwrap();
-    fs::write(root.join(format!("{}.txt", "long".repeat(40))), "long name\n").unwrap();
+    fs::write(
+        root.join(OsStr::from_bytes(b"caf\xe9.txt")),
+        "latin-1 name\n",
+    )
+    .unwrap();
+    fs::write(
+        root.join(format!("{}.txt", "long".repeat(40))),
+        "long name\n",
+    )
+    .unwrap();
     std::os::unix::fs::symlink("hello.txt", root.join("link")).unwrap();
     fs::hard_link(root.join("hello.txt"), root.join("sub/hello-again.txt")).unwrap();
     fs::set_permissions(root.join("empty"), fs::Permissions::from_mode(0o700)).unwrap();
@@ -173,16 +201,27 @@ pub fn assert_same_tree(original: &Path, restored: &Path) {
             let kind = if meta.is_dir() {
                 "dir".to_owned()
             } else if meta.file_type().is_symlink() {
-                format!("symlink -> {}", fs::read_link(entry.path()).unwrap().display())
+                format!(
+                    "symlink -> {}",
+                    fs::read_link(entry.path()).unwrap().display()
+                )
             } else if meta.file_type().is_file() {
                 let mut hasher = std::collections::hash_map::DefaultHasher::new();
                 std::hash::Hash::hash(&fs::read(entry.path()).unwrap(), &mut hasher);
-                format!("file {:x} links={}", std::hash::Hasher::finish(&hasher), meta.nlink())
+                format!(
+                    "file {:x} links={}",
+                    std::hash::Hasher::finish(&hasher),
+                    meta.nlink()
+                )
             } else {
                 continue;
             };
             let mtime = meta.mtime();
-            let mode = if meta.file_type().is_symlink() { 0 } else { meta.mode() & 0o7777 };
+            let mode = if meta.file_type().is_symlink() {
+                0
+            } else {
+                meta.mode() & 0o7777
+            };
             out.push((rel, format!("{kind} mode={mode:o} mtime={mtime}")));
         }
         out
@@ -204,14 +243,22 @@ pub fn only_file(dir: &Path, suffix: &str) -> PathBuf {
         .map(|e| e.unwrap().path())
         .filter(|p| p.to_string_lossy().ends_with(suffix))
         .collect();
-    assert_eq!(found.len(), 1, "expected one *{suffix} in {}: {found:?}", dir.display());
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one *{suffix} in {}: {found:?}",
+        dir.display()
+    );
     found[0].clone()
 }
 
 /// Names of the entries in `dir`, sorted.
 pub fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
-        .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     names.sort();
     names
@@ -219,5 +266,7 @@ pub fn names(dir: &Path) -> Vec<String> {
 
 /// Whether the tests run as root (CI does); root reads every file.
 pub fn is_root() -> bool {
-    fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
 }

@@ -35,7 +35,10 @@ impl AtomicFile {
     /// Fails with `AlreadyExists` if `target` or its temporary name exists.
     pub fn create_new(target: &Path) -> io::Result<Self> {
         if target.symlink_metadata().is_ok() {
-            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "target exists"));
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "target exists",
+            ));
         }
         let temp = with_suffix(target, TEMP_SUFFIX);
         Self::open(target, temp, true)
@@ -54,7 +57,13 @@ impl AtomicFile {
             .create_new(true)
             .mode(0o600)
             .open(&temp)?;
-        Ok(AtomicFile { file, temp, target: target.to_owned(), exclusive, committed: false })
+        Ok(AtomicFile {
+            file,
+            temp,
+            target: target.to_owned(),
+            exclusive,
+            committed: false,
+        })
     }
 
     /// The open temporary file.
@@ -131,7 +140,10 @@ mod tests {
         assert!(is_temp(file.temp_path().file_name().unwrap()));
         file.commit().unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"data");
-        assert_eq!(fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 

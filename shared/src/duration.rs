@@ -28,7 +28,10 @@ mod tests {
 
     #[test]
     fn nonsense_is_a_usage_error_naming_the_text() {
-        let err = parse("soon").err().map(|e| e.to_string()).unwrap_or_default();
+        let err = parse("soon")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("\"soon\""), "{err}");
     }
 }

@@ -61,7 +61,11 @@ impl Output {
 
     /// Output to any writer (tests).
     pub fn new(mode: OutputMode, out: Box<dyn Write>) -> Self {
-        Output { mode, out, tables: Vec::new() }
+        Output {
+            mode,
+            out,
+            tables: Vec::new(),
+        }
     }
 
     /// Writes one record. Fails when stdout is closed or full.

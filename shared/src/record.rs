@@ -55,7 +55,11 @@ pub trait Record: Serialize + DeserializeOwned {
             #[serde(flatten)]
             body: &'a T,
         }
-        let envelope = Envelope { kind: Self::TYPE, v: VERSION, body: self };
+        let envelope = Envelope {
+            kind: Self::TYPE,
+            v: VERSION,
+            body: self,
+        };
         serde_json::to_string(&envelope).unwrap_or_default()
     }
 }
@@ -314,9 +318,14 @@ mod tests {
         Backup {
             id: "data_20261121_120000".into(),
             name: "data".into(),
-            time: "2026-11-21T12:00:00Z".parse().unwrap_or(Timestamp::UNIX_EPOCH),
+            time: "2026-11-21T12:00:00Z"
+                .parse()
+                .unwrap_or(Timestamp::UNIX_EPOCH),
             path: "backups/data_20261121_120000.tar.zst".into(),
-            source: Source { kind: "dir".into(), location: "/srv/data".into() },
+            source: Source {
+                kind: "dir".into(),
+                location: "/srv/data".into(),
+            },
             format: "tar.zst".into(),
             mode: "full".into(),
             parent: None,
@@ -329,7 +338,10 @@ mod tests {
     #[test]
     fn a_backup_line_starts_with_type_and_version() {
         let line = backup().to_line();
-        assert!(line.starts_with(r#"{"type":"backup","v":1,"id":"data_20261121_120000""#), "{line}");
+        assert!(
+            line.starts_with(r#"{"type":"backup","v":1,"id":"data_20261121_120000""#),
+            "{line}"
+        );
         assert!(line.contains(r#""time":"2026-11-21T12:00:00Z""#), "{line}");
         assert!(line.contains(r#""parent":null"#), "{line}");
     }

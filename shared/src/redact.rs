@@ -75,7 +75,10 @@ mod tests {
 
     #[test]
     fn url_without_password_is_unchanged() {
-        assert_eq!(redact("postgres://app@localhost/app"), "postgres://app@localhost/app");
+        assert_eq!(
+            redact("postgres://app@localhost/app"),
+            "postgres://app@localhost/app"
+        );
         assert_eq!(redact("/srv/data"), "/srv/data");
     }
 

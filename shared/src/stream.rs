@@ -44,7 +44,9 @@ impl InputRecord {
             return Err(self.error(&format!(
                 "{} record has version {}, this tool reads version {VERSION}",
                 self.kind,
-                self.fields.get("v").map_or("(none)".to_owned(), Value::to_string)
+                self.fields
+                    .get("v")
+                    .map_or("(none)".to_owned(), Value::to_string)
             )));
         }
         let mut fields = self.fields.clone();
@@ -70,7 +72,11 @@ pub fn read_records<R: BufRead>(input: R) -> impl Iterator<Item = Result<InputRe
         number += 1;
         let bytes = match lines.next()? {
             Ok(bytes) => bytes,
-            Err(err) => return Some(Err(UsageError(format!("reading input line {number}: {err}")))),
+            Err(err) => {
+                return Some(Err(UsageError(format!(
+                    "reading input line {number}: {err}"
+                ))))
+            }
         };
         if bytes.iter().all(u8::is_ascii_whitespace) {
             continue;
@@ -87,14 +93,23 @@ fn parse_line(line: usize, bytes: Vec<u8>) -> Result<InputRecord, UsageError> {
     }
     let fields = match serde_json::from_str::<Value>(&raw) {
         Ok(Value::Object(fields)) => fields,
-        Ok(_) => return Err(fail("not a JSON object; expected one record per line".into())),
+        Ok(_) => {
+            return Err(fail(
+                "not a JSON object; expected one record per line".into(),
+            ))
+        }
         Err(err) => return Err(fail(format!("malformed JSON: {err}"))),
     };
     let kind = match fields.get("type") {
         Some(Value::String(kind)) => kind.clone(),
         _ => return Err(fail("record has no \"type\" field".into())),
     };
-    Ok(InputRecord { line, kind, raw, fields })
+    Ok(InputRecord {
+        line,
+        kind,
+        raw,
+        fields,
+    })
 }
 
 #[cfg(test)]
@@ -110,7 +125,10 @@ mod tests {
         let record = records[0].as_ref().map_err(|e| e.to_string()).unwrap();
         assert!(record.is::<Backup>());
         let backup: Backup = record.parse().unwrap();
-        assert_eq!(backup.extra.get("note"), Some(&Value::String("kept".into())));
+        assert_eq!(
+            backup.extra.get("note"),
+            Some(&Value::String("kept".into()))
+        );
         assert_eq!(backup.to_line(), BACKUP);
     }
 
@@ -126,13 +144,21 @@ mod tests {
     fn malformed_lines_name_their_line_number() {
         let input = format!("{BACKUP}\n\n{{\"type\":\n");
         let results: Vec<_> = read_records(input.as_bytes()).collect();
-        let err = results[1].as_ref().err().map(ToString::to_string).unwrap_or_default();
+        let err = results[1]
+            .as_ref()
+            .err()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         assert!(err.starts_with("input line 3: malformed JSON"), "{err}");
     }
 
     #[test]
     fn records_without_type_or_of_a_newer_version_are_refused() {
-        let err = read_records(&b"{\"v\":1}"[..]).next().unwrap().err().unwrap();
+        let err = read_records(&b"{\"v\":1}"[..])
+            .next()
+            .unwrap()
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("no \"type\""));
         let newer = BACKUP.replace("\"v\":1", "\"v\":2");
         let record = read_records(newer.as_bytes()).next().unwrap().unwrap();

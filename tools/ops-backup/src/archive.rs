@@ -82,7 +82,8 @@ impl Findings {
 
     fn close(mut self) -> Self {
         if self.hidden > 0 {
-            self.errors.push(format!("... and {} more problems", self.hidden));
+            self.errors
+                .push(format!("... and {} more problems", self.hidden));
         }
         self
     }
@@ -112,7 +113,10 @@ pub fn check(artifact: &Path, level: Level, sink: &mut dyn EntrySink) -> io::Res
     let file = match File::open(artifact) {
         Ok(file) => file,
         Err(err) => {
-            findings.fail(format!("cannot read artifact {}: {err}", artifact.display()));
+            findings.fail(format!(
+                "cannot read artifact {}: {err}",
+                artifact.display()
+            ));
             return Ok(findings.close());
         }
     };
@@ -124,14 +128,23 @@ pub fn check(artifact: &Path, level: Level, sink: &mut dyn EntrySink) -> io::Res
                 Ok(_) => Ok(hashing.finish()),
                 Err(err) => Err(err.to_string()),
             };
-            (summary, ArtifactRead { digest: read.as_ref().ok().cloned(), error: read.err() })
+            (
+                summary,
+                ArtifactRead {
+                    digest: read.as_ref().ok().cloned(),
+                    error: read.err(),
+                },
+            )
         }
         Level::Full => check_stream(file, manifest, sink, &mut findings)?,
     };
+    let from_stream = findings.errors.len();
     match summary {
         Ok(summary) => compare_summary(artifact, &summary, &read, level, &mut findings),
         Err(err) => findings.fail(err.to_string()),
     }
+    let whole_artifact = findings.errors.len() - from_stream;
+    findings.errors.rotate_right(whole_artifact);
     Ok(findings.close())
 }
 
@@ -140,31 +153,55 @@ struct ArtifactRead {
     error: Option<String>,
 }
 
-fn compare_summary(artifact: &Path, summary: &Summary, read: &ArtifactRead, level: Level, findings: &mut Findings) {
+fn compare_summary(
+    artifact: &Path,
+    summary: &Summary,
+    read: &ArtifactRead,
+    level: Level,
+    findings: &mut Findings,
+) {
     findings.artifact_sha256 = read.digest.as_ref().map(|(sha256, _)| sha256.clone());
     if let Some(error) = &read.error {
-        findings.fail(format!("artifact {} cannot be read to the end: {error}", artifact.display()));
+        findings.fail(format!(
+            "artifact {} cannot be read to the end: {error}",
+            artifact.display()
+        ));
     }
     if let Some((sha256, bytes)) = &read.digest {
         if *bytes != summary.bytes {
-            findings.fail(format!("artifact is {bytes} bytes, the manifest says {} (truncated or appended to)", summary.bytes));
+            findings.fail(format!(
+                "artifact is {bytes} bytes, the manifest says {} (truncated or appended to)",
+                summary.bytes
+            ));
         }
         if *sha256 != summary.sha256 {
-            findings.fail(format!("artifact checksum mismatch: manifest says {}, artifact is {sha256}", summary.sha256));
+            findings.fail(format!(
+                "artifact checksum mismatch: manifest says {}, artifact is {sha256}",
+                summary.sha256
+            ));
         }
     }
     if level == Level::Full {
         if findings.entries != summary.entries {
-            findings.fail(format!("archive holds {} entries, the manifest says {}", findings.entries, summary.entries));
+            findings.fail(format!(
+                "archive holds {} entries, the manifest says {}",
+                findings.entries, summary.entries
+            ));
         }
         if findings.raw_bytes != summary.raw_bytes {
-            findings.fail(format!("archive holds {} bytes of content, the manifest says {}", findings.raw_bytes, summary.raw_bytes));
+            findings.fail(format!(
+                "archive holds {} bytes of content, the manifest says {}",
+                findings.raw_bytes, summary.raw_bytes
+            ));
         }
     }
     let checksum_file = catalog::checksum_path(artifact);
     if let Ok(text) = std::fs::read_to_string(&checksum_file) {
         if text.split_whitespace().next() != Some(summary.sha256.as_str()) {
-            findings.fail(format!("checksum file {} disagrees with the manifest", checksum_file.display()));
+            findings.fail(format!(
+                "checksum file {} disagrees with the manifest",
+                checksum_file.display()
+            ));
         }
     }
 }
@@ -174,7 +211,10 @@ fn check_stream(
     mut manifest: ManifestReader,
     sink: &mut dyn EntrySink,
     findings: &mut Findings,
-) -> io::Result<(Result<Summary, crate::manifest::ManifestError>, ArtifactRead)> {
+) -> io::Result<(
+    Result<Summary, crate::manifest::ManifestError>,
+    ArtifactRead,
+)> {
     let (sender, receiver) = sync_channel::<Vec<u8>>(4);
     let decoder = thread::spawn(move || {
         let mut input = BufReader::with_capacity(CHUNK, HashingReader::new(file));
@@ -203,10 +243,25 @@ fn check_stream(
         if let Err(err) = io::copy(&mut hashing, &mut io::sink()) {
             error.get_or_insert(err.to_string());
         }
-        ArtifactRead { digest: Some(hashing.finish()), error }
+        ArtifactRead {
+            digest: Some(hashing.finish()),
+            error,
+        }
     });
-    let walked = walk_tar(ChannelReader { receiver, chunk: Vec::new(), pos: 0 }, &mut manifest, sink, findings);
-    let read = decoder.join().unwrap_or(ArtifactRead { digest: None, error: Some("reader thread failed".into()) });
+    let walked = walk_tar(
+        ChannelReader {
+            receiver,
+            chunk: Vec::new(),
+            pos: 0,
+        },
+        &mut manifest,
+        sink,
+        findings,
+    );
+    let read = decoder.join().unwrap_or(ArtifactRead {
+        digest: None,
+        error: Some("reader thread failed".into()),
+    });
     walked?;
     Ok((manifest.finish(), read))
 }
@@ -230,15 +285,25 @@ fn walk_tar(
         let mut item = match item {
             Ok(item) => item,
             Err(err) => {
-                findings.fail(format!("archive damaged after {} entries: {err}", findings.entries));
+                findings.fail(format!(
+                    "archive damaged after {} entries: {err}",
+                    findings.entries
+                ));
                 break;
             }
         };
         let path = item.path().map(|p| p.into_owned()).unwrap_or_default();
-        let expected = if manifest_done { None } else { next_entry(manifest, findings) };
+        let expected = if manifest_done {
+            None
+        } else {
+            next_entry(manifest, findings)
+        };
         let Some(expected) = expected else {
             manifest_done = true;
-            findings.fail(format!("archive holds {} which the manifest does not list", path.display()));
+            findings.fail(format!(
+                "archive holds {} which the manifest does not list",
+                path.display()
+            ));
             continue;
         };
         findings.entries += 1;
@@ -257,13 +322,19 @@ fn walk_tar(
             findings.fail(format!("{}: {mismatch}", expected.path.display()));
         }
         if expected.kind == Kind::File && expected.sha256.as_deref() != Some(sha256.as_str()) {
-            findings.fail(format!("{}: content does not match its checksum", expected.path.display()));
+            findings.fail(format!(
+                "{}: content does not match its checksum",
+                expected.path.display()
+            ));
         }
     }
     let mut rest = archive.into_inner();
     if !manifest_done {
         while let Some(missing) = next_entry(manifest, findings) {
-            findings.fail(format!("{}: listed in the manifest but missing from the archive", missing.path.display()));
+            findings.fail(format!(
+                "{}: listed in the manifest but missing from the archive",
+                missing.path.display()
+            ));
         }
     }
     if !rest.only_zeros()? {
@@ -295,11 +366,18 @@ fn compare_header<R: Read>(expected: &Entry, path: &Path, item: &tar::Entry<R>) 
         _ => None,
     };
     if kind != Some(expected.kind) {
-        mismatches.push(format!("is a {:?} in the archive, the manifest says {:?}", header.entry_type(), expected.kind));
+        mismatches.push(format!(
+            "is a {:?} in the archive, the manifest says {:?}",
+            header.entry_type(),
+            expected.kind
+        ));
     }
     let size = header.size().unwrap_or(u64::MAX);
     if size != expected.size {
-        mismatches.push(format!("archive says {size} bytes, the manifest says {}", expected.size));
+        mismatches.push(format!(
+            "archive says {size} bytes, the manifest says {}",
+            expected.size
+        ));
     }
     if header.mode().ok().map(|m| m & 0o7777) != Some(expected.mode) {
         mismatches.push("permissions differ from the manifest".into());

@@ -44,7 +44,13 @@ pub fn backup_id(name: &str, time: Timestamp, attempt: u32) -> String {
 pub fn series_name(raw: &str) -> String {
     let name: String = raw
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let name = name.trim_start_matches('.');
     if name.is_empty() {
@@ -70,7 +76,10 @@ pub fn checksum_path(artifact: &Path) -> PathBuf {
 /// Fails if the artifact has no manifest.
 pub fn manifest_of(artifact: &Path) -> anyhow::Result<PathBuf> {
     let dir = parent_dir(artifact);
-    let name = artifact.file_name().and_then(OsStr::to_str).unwrap_or_default();
+    let name = artifact
+        .file_name()
+        .and_then(OsStr::to_str)
+        .unwrap_or_default();
     let mut id = name;
     while let Some((stem, _ext)) = id.rsplit_once('.') {
         let candidate = manifest_path(dir, stem);
@@ -158,7 +167,10 @@ pub fn list(dir: &Path) -> anyhow::Result<(Vec<Backup>, Leftovers)> {
         let name = path.to_string_lossy();
         let looks_like_artifact = name.ends_with(".zst") || name.ends_with(".dump");
         if looks_like_artifact && !claimed.contains(path) && !is_temp(path.as_os_str()) {
-            leftovers.warnings.push(format!("{}: artifact without a manifest; not listed as a backup", path.display()));
+            leftovers.warnings.push(format!(
+                "{}: artifact without a manifest; not listed as a backup",
+                path.display()
+            ));
         }
     }
     backups.sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
@@ -180,7 +192,10 @@ fn verification_path(backup: &Backup) -> PathBuf {
 ///
 /// Fails if the directory cannot be written.
 pub fn save_verification(backup: &Backup, verification: &Verification) -> io::Result<()> {
-    let stored = StoredVerification { sha256: backup.sha256.clone(), verify: verification.clone() };
+    let stored = StoredVerification {
+        sha256: backup.sha256.clone(),
+        verify: verification.clone(),
+    };
     let json = serde_json::to_vec(&stored)?;
     atomic::write_replace(&verification_path(backup), &json)
 }

@@ -65,7 +65,9 @@ pub struct ListArgs {
 fn parse_name(name: &str) -> Result<String, String> {
     let valid = !name.is_empty()
         && !name.starts_with('.')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if valid {
         Ok(name.to_owned())
     } else {

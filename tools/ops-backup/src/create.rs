@@ -49,21 +49,30 @@ pub struct Request {
 pub fn create(request: &Request) -> anyhow::Result<Backup> {
     let source = fs::canonicalize(&request.source)
         .with_context(|| format!("cannot back up {}", request.source.display()))?;
-    let meta = fs::metadata(&source).with_context(|| format!("cannot back up {}", source.display()))?;
+    let meta =
+        fs::metadata(&source).with_context(|| format!("cannot back up {}", source.display()))?;
     let kind = if meta.is_dir() {
         "dir"
     } else if meta.is_file() {
         "file"
     } else {
-        bail!("{} is neither a directory nor a regular file", source.display())
+        bail!(
+            "{} is neither a directory nor a regular file",
+            source.display()
+        )
     };
     let excludes = Excludes::new(&request.excludes)?;
     prepare_target(&request.to)?;
     let name = match &request.name {
         Some(name) => name.clone(),
-        None => catalog::series_name(&source.file_name().map_or("root".into(), |n| n.to_string_lossy())),
+        None => catalog::series_name(
+            &source
+                .file_name()
+                .map_or("root".into(), |n| n.to_string_lossy()),
+        ),
     };
-    let time = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH);
+    let time =
+        Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH);
     let (id, artifact) = reserve(&request.to, &name, time)?;
     let header = Header {
         v: 1,
@@ -74,7 +83,10 @@ pub fn create(request: &Request) -> anyhow::Result<Backup> {
         format: FORMAT.into(),
         mode: "full".into(),
         parent: None,
-        source: Source { kind: kind.into(), location: ops_shared::redact::redact(&source.to_string_lossy()) },
+        source: Source {
+            kind: kind.into(),
+            location: ops_shared::redact::redact(&source.to_string_lossy()),
+        },
         tool: format!("ops-backup {}", env!("CARGO_PKG_VERSION")),
         zstd_level: request.level,
     };
@@ -85,10 +97,15 @@ pub fn create(request: &Request) -> anyhow::Result<Backup> {
         } else {
             ""
         };
-        anyhow::anyhow!("writing backup {} failed: {err}{hint}", artifact_path.display())
+        anyhow::anyhow!(
+            "writing backup {} failed: {err}{hint}",
+            artifact_path.display()
+        )
     };
-    let mut manifest = ManifestWriter::create(&catalog::manifest_path(&request.to, &id), &header).map_err(write_error)?;
-    let mut archive = ArchiveWriter::new(artifact, request.level, request.threads).map_err(write_error)?;
+    let mut manifest = ManifestWriter::create(&catalog::manifest_path(&request.to, &id), &header)
+        .map_err(write_error)?;
+    let mut archive =
+        ArchiveWriter::new(artifact, request.level, request.threads).map_err(write_error)?;
     let tally = archive.add_tree(&source, &excludes, &mut manifest, request.skip_unreadable)?;
     if tally.unreadable > 0 {
         bail!(
@@ -107,7 +124,8 @@ pub fn create(request: &Request) -> anyhow::Result<Backup> {
         skipped: tally.skipped,
     };
     let manifest = manifest.finish(&summary).map_err(write_error)?;
-    let mut checksum = AtomicFile::replace(&catalog::checksum_path(&artifact_path)).map_err(write_error)?;
+    let mut checksum =
+        AtomicFile::replace(&catalog::checksum_path(&artifact_path)).map_err(write_error)?;
     writeln!(checksum.file(), "{sha256}  {}", header.artifact).map_err(write_error)?;
     artifact.commit().map_err(write_error)?;
     checksum.commit().map_err(write_error)?;
@@ -141,11 +159,15 @@ fn reserve(to: &Path, name: &str, time: Timestamp) -> anyhow::Result<(String, At
             Ok(file) => return Ok((id, file)),
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(err) => {
-                return Err(err).with_context(|| format!("cannot write to backup directory {}", to.display()))
+                return Err(err)
+                    .with_context(|| format!("cannot write to backup directory {}", to.display()))
             }
         }
     }
-    bail!("more than 999 backups of {name} in one second in {}", to.display())
+    bail!(
+        "more than 999 backups of {name} in one second in {}",
+        to.display()
+    )
 }
 
 /// `--exclude` patterns: a pattern with a `/` matches the path relative to
@@ -160,19 +182,35 @@ impl Excludes {
         let mut names = GlobSetBuilder::new();
         let mut paths = GlobSetBuilder::new();
         for pattern in patterns {
-            let invalid = |err| ops_shared::UsageError(format!("invalid --exclude pattern {pattern:?}: {err}"));
+            let invalid = |err| {
+                ops_shared::UsageError(format!("invalid --exclude pattern {pattern:?}: {err}"))
+            };
             if pattern.contains('/') {
-                let pattern = pattern.trim_start_matches("./").trim_start_matches('/').trim_end_matches('/');
-                paths.add(GlobBuilder::new(pattern).literal_separator(true).build().map_err(invalid)?);
+                let pattern = pattern
+                    .trim_start_matches("./")
+                    .trim_start_matches('/')
+                    .trim_end_matches('/');
+                paths.add(
+                    GlobBuilder::new(pattern)
+                        .literal_separator(true)
+                        .build()
+                        .map_err(invalid)?,
+                );
             } else {
                 names.add(Glob::new(pattern).map_err(invalid)?);
             }
         }
-        Ok(Excludes { names: names.build()?, paths: paths.build()? })
+        Ok(Excludes {
+            names: names.build()?,
+            paths: paths.build()?,
+        })
     }
 
     fn matches(&self, relative: &Path) -> bool {
-        relative.file_name().is_some_and(|name| self.names.is_match(name)) || self.paths.is_match(relative)
+        relative
+            .file_name()
+            .is_some_and(|name| self.names.is_match(name))
+            || self.paths.is_match(relative)
     }
 }
 
@@ -203,7 +241,12 @@ impl ArchiveWriter {
             encoder.multithread(threads)?;
         }
         let tar = tar::Builder::new(encoder);
-        Ok(ArchiveWriter { file, tar, buffer: vec![0; 1 << 20], hard_links: HashMap::new() })
+        Ok(ArchiveWriter {
+            file,
+            tar,
+            buffer: vec![0; 1 << 20],
+            hard_links: HashMap::new(),
+        })
     }
 
     fn add_tree(
@@ -215,12 +258,18 @@ impl ArchiveWriter {
     ) -> anyhow::Result<Tally> {
         let mut tally = Tally::default();
         let root_is_file = source.is_file();
-        let base = if root_is_file { source.parent().unwrap_or(Path::new("/")) } else { source };
+        let base = if root_is_file {
+            source.parent().unwrap_or(Path::new("/"))
+        } else {
+            source
+        };
         let walk = WalkDir::new(source)
             .follow_links(false)
             .sort_by_file_name()
             .into_iter()
-            .filter_entry(|e| e.depth() == 0 || !excludes.matches(e.path().strip_prefix(base).unwrap_or(e.path())));
+            .filter_entry(|e| {
+                e.depth() == 0 || !excludes.matches(e.path().strip_prefix(base).unwrap_or(e.path()))
+            });
         for item in walk {
             let item = match item {
                 Ok(item) => item,
@@ -232,7 +281,11 @@ impl ArchiveWriter {
             if item.depth() == 0 && !root_is_file {
                 continue;
             }
-            let relative = item.path().strip_prefix(base).unwrap_or(item.path()).to_owned();
+            let relative = item
+                .path()
+                .strip_prefix(base)
+                .unwrap_or(item.path())
+                .to_owned();
             let meta = match item.metadata() {
                 Ok(meta) => meta,
                 Err(err) => {
@@ -251,18 +304,30 @@ impl ArchiveWriter {
                 Err(AddError::Write(err)) => return Err(err.into()),
             };
             if entry.changed {
-                warn(format!("{} changed while it was being read; stored as read, marked in the manifest", item.path().display()));
+                warn(format!(
+                    "{} changed while it was being read; stored as read, marked in the manifest",
+                    item.path().display()
+                ));
                 tally.changed += 1;
             }
             tally.entries += 1;
-            tally.raw_bytes += if entry.kind == Kind::File { entry.size } else { 0 };
+            tally.raw_bytes += if entry.kind == Kind::File {
+                entry.size
+            } else {
+                0
+            };
             manifest.entry(&entry)?;
         }
         Ok(tally)
     }
 
     /// Appends one filesystem object; `None` for what tar should not hold.
-    fn add(&mut self, path: &Path, relative: &Path, meta: &fs::Metadata) -> Result<Option<Entry>, AddError> {
+    fn add(
+        &mut self,
+        path: &Path,
+        relative: &Path,
+        meta: &fs::Metadata,
+    ) -> Result<Option<Entry>, AddError> {
         let file_type = meta.file_type();
         let mut header = tar::Header::new_gnu();
         let mode = meta.mode() & 0o7777;
@@ -272,14 +337,27 @@ impl ArchiveWriter {
         header.set_uid(u64::from(meta.uid()));
         header.set_gid(u64::from(meta.gid()));
         header.set_size(0);
-        let mut entry = Entry { path: relative.to_owned(), kind: Kind::Dir, size: 0, mode, mtime, sha256: None, target: None, changed: false };
+        let mut entry = Entry {
+            path: relative.to_owned(),
+            kind: Kind::Dir,
+            size: 0,
+            mode,
+            mtime,
+            sha256: None,
+            target: None,
+            changed: false,
+        };
         if file_type.is_dir() {
             header.set_entry_type(tar::EntryType::Directory);
-            self.tar.append_data(&mut header, relative, io::empty()).map_err(AddError::Write)?;
+            self.tar
+                .append_data(&mut header, relative, io::empty())
+                .map_err(AddError::Write)?;
         } else if file_type.is_symlink() {
             let target = fs::read_link(path).map_err(AddError::Unreadable)?;
             header.set_entry_type(tar::EntryType::Symlink);
-            self.tar.append_link(&mut header, relative, &target).map_err(AddError::Write)?;
+            self.tar
+                .append_link(&mut header, relative, &target)
+                .map_err(AddError::Write)?;
             entry.kind = Kind::Symlink;
             entry.target = Some(target);
         } else if file_type.is_file() {
@@ -287,7 +365,9 @@ impl ArchiveWriter {
             if meta.nlink() > 1 {
                 if let Some(first) = self.hard_links.get(&inode) {
                     header.set_entry_type(tar::EntryType::Link);
-                    self.tar.append_link(&mut header, relative, first).map_err(AddError::Write)?;
+                    self.tar
+                        .append_link(&mut header, relative, first)
+                        .map_err(AddError::Write)?;
                     entry.kind = Kind::Hardlink;
                     entry.target = Some(first.clone());
                     return Ok(Some(entry));
@@ -296,13 +376,30 @@ impl ArchiveWriter {
             let file = File::open(path).map_err(AddError::Unreadable)?;
             header.set_entry_type(tar::EntryType::Regular);
             header.set_size(meta.len());
-            let mut data = FileData { file, remaining: meta.len(), buffer: &mut self.buffer, start: 0, end: 0, hasher: Sha256::new(), short: false };
+            let mut data = FileData {
+                file,
+                remaining: meta.len(),
+                buffer: &mut self.buffer,
+                start: 0,
+                end: 0,
+                hasher: Sha256::new(),
+                short: false,
+            };
             self.tar
                 .append_data(&mut header, relative, &mut data)
-                .map_err(|err| AddError::Write(io::Error::new(err.kind(), format!("while archiving {}: {err}", path.display()))))?;
+                .map_err(|err| {
+                    AddError::Write(io::Error::new(
+                        err.kind(),
+                        format!("while archiving {}: {err}", path.display()),
+                    ))
+                })?;
             let after = data.file.metadata().ok();
             entry.changed = data.short
-                || after.is_none_or(|after| after.len() != meta.len() || after.mtime() != meta.mtime() || after.ctime() != meta.ctime());
+                || after.is_none_or(|after| {
+                    after.len() != meta.len()
+                        || after.mtime() != meta.mtime()
+                        || after.ctime() != meta.ctime()
+                });
             entry.kind = Kind::File;
             entry.size = meta.len();
             entry.sha256 = Some(hex(data.hasher));
@@ -374,8 +471,15 @@ impl Read for FileData<'_> {
             if self.remaining == 0 {
                 return Ok(0);
             }
-            let want = self.buffer.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
-            let mut got = if self.short { 0 } else { self.file.read(&mut self.buffer[..want])? };
+            let want = self
+                .buffer
+                .len()
+                .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+            let mut got = if self.short {
+                0
+            } else {
+                self.file.read(&mut self.buffer[..want])?
+            };
             if got == 0 {
                 self.short = true;
                 self.buffer[..want].fill(0);

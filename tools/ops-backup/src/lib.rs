@@ -36,7 +36,11 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
                 to: args.to,
                 name: args.name,
                 level: args.level,
-                threads: if args.threads == 0 { default_threads() } else { args.threads },
+                threads: if args.threads == 0 {
+                    default_threads()
+                } else {
+                    args.threads
+                },
                 excludes: args.exclude,
                 skip_unreadable: args.skip_unreadable,
             };

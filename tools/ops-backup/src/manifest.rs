@@ -75,7 +75,11 @@ pub struct Entry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
     /// Link target (symlinks and hard links).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "optional_path")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "optional_path"
+    )]
     pub target: Option<PathBuf>,
     /// The file changed while it was being read; its content may be torn.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -121,7 +125,11 @@ impl ManifestWriter {
     /// Fails if the path is taken or cannot be written.
     pub fn create(path: &Path, header: &Header) -> io::Result<Self> {
         let file = AtomicFile::create_new(path)?;
-        let mut writer = ManifestWriter { file, buffer: Vec::with_capacity(1 << 16), hasher: Sha256::new() };
+        let mut writer = ManifestWriter {
+            file,
+            buffer: Vec::with_capacity(1 << 16),
+            hasher: Sha256::new(),
+        };
         writer.line(&Line::Manifest(header.clone()))?;
         Ok(writer)
     }
@@ -134,7 +142,9 @@ impl ManifestWriter {
     /// Writes the summary and the seal; the caller commits the file.
     pub fn finish(mut self, summary: &Summary) -> io::Result<AtomicFile> {
         self.line(&Line::Summary(summary.clone()))?;
-        let seal = Line::Seal { sha256: hex(self.hasher.clone()) };
+        let seal = Line::Seal {
+            sha256: hex(self.hasher.clone()),
+        };
         serde_json::to_writer(&mut self.buffer, &seal)?;
         self.buffer.push(b'\n');
         self.file.file().write_all(&self.buffer)?;
@@ -160,7 +170,11 @@ pub enum ManifestError {
     #[error("cannot read manifest {path}: {source}")]
     Io { path: String, source: io::Error },
     #[error("manifest {path} is damaged at line {line}: {what}")]
-    Damaged { path: String, line: u64, what: String },
+    Damaged {
+        path: String,
+        line: u64,
+        what: String,
+    },
 }
 
 /// Reads a manifest front to back, checking its seal at the end.
@@ -178,7 +192,10 @@ impl ManifestReader {
     ///
     /// Fails if the file cannot be read or does not start with a header.
     pub fn open(path: &Path) -> Result<Self, ManifestError> {
-        let file = File::open(path).map_err(|source| ManifestError::Io { path: path.display().to_string(), source })?;
+        let file = File::open(path).map_err(|source| ManifestError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         let mut reader = ManifestReader {
             path: path.to_owned(),
             input: BufReader::with_capacity(1 << 16, file),
@@ -190,7 +207,10 @@ impl ManifestReader {
         match reader.next_line()? {
             Some(Line::Manifest(header)) if header.v == 1 => reader.header = header,
             Some(Line::Manifest(header)) => {
-                return Err(reader.damaged(format!("version {} is newer than this tool reads (1)", header.v)))
+                return Err(reader.damaged(format!(
+                    "version {} is newer than this tool reads (1)",
+                    header.v
+                )))
             }
             _ => return Err(reader.damaged("does not start with a manifest header".into())),
         }
@@ -219,13 +239,18 @@ impl ManifestReader {
     pub fn finish(mut self) -> Result<Summary, ManifestError> {
         while self.next_entry()?.is_some() {}
         let expected = hex(self.hasher.clone());
-        let summary = self.summary.take().ok_or_else(|| self.damaged("has no summary".into()))?;
+        let summary = self
+            .summary
+            .take()
+            .ok_or_else(|| self.damaged("has no summary".into()))?;
         let mut raw = Vec::new();
         self.read_raw_line(&mut raw)?;
         let seal: Option<Line> = serde_json::from_slice(&raw).ok();
         match seal {
             Some(Line::Seal { sha256 }) if raw.ends_with(b"\n") && sha256 == expected => {}
-            Some(Line::Seal { .. }) => return Err(self.damaged("its content does not match its seal".into())),
+            Some(Line::Seal { .. }) => {
+                return Err(self.damaged("its content does not match its seal".into()))
+            }
             _ => return Err(self.damaged("has no valid seal line (truncated or changed)".into())),
         }
         raw.clear();
@@ -248,11 +273,20 @@ impl ManifestReader {
 
     fn read_raw_line(&mut self, raw: &mut Vec<u8>) -> Result<usize, ManifestError> {
         self.line += 1;
-        self.input.read_until(b'\n', raw).map_err(|source| ManifestError::Io { path: self.path.display().to_string(), source })
+        self.input
+            .read_until(b'\n', raw)
+            .map_err(|source| ManifestError::Io {
+                path: self.path.display().to_string(),
+                source,
+            })
     }
 
     fn damaged(&self, what: String) -> ManifestError {
-        ManifestError::Damaged { path: self.path.display().to_string(), line: self.line, what }
+        ManifestError::Damaged {
+            path: self.path.display().to_string(),
+            line: self.line,
+            what,
+        }
     }
 }
 
@@ -261,11 +295,20 @@ impl ManifestReader {
 ///
 /// Fails if the file cannot be read or its first or last lines are damaged.
 pub fn read_outline(path: &Path) -> Result<(Header, Summary), ManifestError> {
-    let fail = |line: u64, what: &str| ManifestError::Damaged { path: path.display().to_string(), line, what: what.to_owned() };
-    let io_err = |source| ManifestError::Io { path: path.display().to_string(), source };
+    let fail = |line: u64, what: &str| ManifestError::Damaged {
+        path: path.display().to_string(),
+        line,
+        what: what.to_owned(),
+    };
+    let io_err = |source| ManifestError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     let mut file = File::open(path).map_err(io_err)?;
     let mut first = String::new();
-    BufReader::new(&mut file).read_line(&mut first).map_err(io_err)?;
+    BufReader::new(&mut file)
+        .read_line(&mut first)
+        .map_err(io_err)?;
     let Ok(Line::Manifest(header)) = serde_json::from_str(&first) else {
         return Err(fail(1, "does not start with a manifest header"));
     };
@@ -281,7 +324,8 @@ pub fn read_outline(path: &Path) -> Result<(Header, Summary), ManifestError> {
             Line::Summary(summary) => Some(summary),
             _ => None,
         });
-    let summary = summary.ok_or_else(|| fail(0, "has no summary near its end (truncated or unfinished)"))?;
+    let summary =
+        summary.ok_or_else(|| fail(0, "has no summary near its end (truncated or unfinished)"))?;
     Ok((header, summary))
 }
 
@@ -295,7 +339,10 @@ fn placeholder_header() -> Header {
         format: String::new(),
         mode: String::new(),
         parent: None,
-        source: Source { kind: String::new(), location: String::new() },
+        source: Source {
+            kind: String::new(),
+            location: String::new(),
+        },
         tool: String::new(),
         zstd_level: 0,
     }
@@ -315,14 +362,19 @@ mod octal {
 mod optional_path {
     use std::path::PathBuf;
 
-    pub fn serialize<S: serde::Serializer>(path: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(
+        path: &Option<PathBuf>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         match path {
             Some(path) => ops_shared::path_text::serialize(path, s),
             None => s.serialize_none(),
         }
     }
 
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<PathBuf>, D::Error> {
         ops_shared::path_text::deserialize(d).map(Some)
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use ops_tests::{is_root, names, ops, only_file, sample_tree};
+use ops_tests::{is_root, names, only_file, ops, sample_tree};
 use tempfile::tempdir;
 
 #[test]
@@ -17,11 +17,26 @@ fn help_and_bad_arguments() {
     let help = ops("ops-backup").args(["create", "--help"]).run().success();
     assert!(help.stdout.contains("--exclude") && help.stdout.contains("--skip-unreadable"));
     ops("ops-backup").args(["create", "."]).run().fails_with(2);
-    let bad_level = ops("ops-backup").args(["create", ".", "--to", "x", "--level", "99"]).run().fails_with(2);
-    assert!(bad_level.stderr.starts_with("ops-backup: error:"), "{}", bad_level.stderr);
-    ops("ops-backup").args(["create", ".", "--to", "x", "--name", "../evil"]).run().fails_with(2);
+    let bad_level = ops("ops-backup")
+        .args(["create", ".", "--to", "x", "--level", "99"])
+        .run()
+        .fails_with(2);
+    assert!(
+        bad_level.stderr.starts_with("ops-backup: error:"),
+        "{}",
+        bad_level.stderr
+    );
+    ops("ops-backup")
+        .args(["create", ".", "--to", "x", "--name", "../evil"])
+        .run()
+        .fails_with(2);
     ops("ops-backup").arg("list").run().fails_with(2);
-    assert!(ops("ops-backup").arg("--version").run().success().stdout.contains("ops-backup 0.1.0"));
+    assert!(ops("ops-backup")
+        .arg("--version")
+        .run()
+        .success()
+        .stdout
+        .contains("ops-backup 0.1.0"));
 }
 
 #[test]
@@ -30,10 +45,19 @@ fn a_directory_becomes_an_owner_only_artifact_manifest_and_checksum() {
     let data = tmp.path().join("data");
     sample_tree(&data);
     let backups = tmp.path().join("backups");
-    let out = ops("ops-backup").arg("create").arg(&data).arg("--to").arg(&backups).run().success();
+    let out = ops("ops-backup")
+        .arg("create")
+        .arg(&data)
+        .arg("--to")
+        .arg(&backups)
+        .run()
+        .success();
     let record = out.record();
     let id = record["id"].as_str().unwrap();
-    assert!(id.starts_with("data_") && id.len() == "data_20261121_120000".len(), "{id}");
+    assert!(
+        id.starts_with("data_") && id.len() == "data_20261121_120000".len(),
+        "{id}"
+    );
     assert_eq!(record["type"], "backup");
     assert_eq!(record["v"], 1);
     assert_eq!(record["name"], "data");
@@ -46,17 +70,42 @@ fn a_directory_becomes_an_owner_only_artifact_manifest_and_checksum() {
     assert_eq!(record["bytes"], fs::metadata(&artifact).unwrap().len());
     assert_eq!(
         names(&backups),
-        [format!("{id}.manifest.jsonl"), format!("{id}.tar.zst"), format!("{id}.tar.zst.sha256")]
+        [
+            format!("{id}.manifest.jsonl"),
+            format!("{id}.tar.zst"),
+            format!("{id}.tar.zst.sha256")
+        ]
     );
     for name in names(&backups) {
-        assert_eq!(fs::metadata(backups.join(name)).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(backups.join(name))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
     }
-    assert_eq!(fs::metadata(&backups).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(
+        fs::metadata(&backups).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
     let checksum = fs::read_to_string(backups.join(format!("{id}.tar.zst.sha256"))).unwrap();
-    assert_eq!(checksum, format!("{}  {id}.tar.zst\n", record["sha256"].as_str().unwrap()));
+    assert_eq!(
+        checksum,
+        format!("{}  {id}.tar.zst\n", record["sha256"].as_str().unwrap())
+    );
     let manifest = fs::read_to_string(backups.join(format!("{id}.manifest.jsonl"))).unwrap();
-    for expected in ["\"path\":\"hello.txt\",\"kind\":\"file\",\"size\":6,\"mode\":\"0644\"", "\"kind\":\"symlink\"", "\"kind\":\"hardlink\"", "\"path\":\"empty\",\"kind\":\"dir\",\"size\":0,\"mode\":\"0700\""] {
-        assert!(manifest.contains(expected), "manifest lacks {expected}:\n{manifest}");
+    for expected in [
+        "\"path\":\"hello.txt\",\"kind\":\"file\",\"size\":6,\"mode\":\"0644\"",
+        "\"kind\":\"symlink\"",
+        "\"kind\":\"hardlink\"",
+        "\"path\":\"empty\",\"kind\":\"dir\",\"size\":0,\"mode\":\"0700\"",
+    ] {
+        assert!(
+            manifest.contains(expected),
+            "manifest lacks {expected}:\n{manifest}"
+        );
     }
 }
 
@@ -67,12 +116,26 @@ fn two_backups_in_the_same_second_get_different_ids() {
     let backups = tmp.path().join("b");
     let ids: Vec<String> = (0..3)
         .map(|_| {
-            let out = ops("ops-backup").arg("create").arg(tmp.path().join("f")).arg("--to").arg(&backups).run().success();
+            let out = ops("ops-backup")
+                .arg("create")
+                .arg(tmp.path().join("f"))
+                .arg("--to")
+                .arg(&backups)
+                .run()
+                .success();
             out.record()["id"].as_str().unwrap().to_owned()
         })
         .collect();
-    assert!(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2], "{ids:?}");
-    let listed = ops("ops-backup").arg("list").arg(&backups).run().success().records();
+    assert!(
+        ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2],
+        "{ids:?}"
+    );
+    let listed = ops("ops-backup")
+        .arg("list")
+        .arg(&backups)
+        .run()
+        .success()
+        .records();
     let listed: Vec<&str> = listed.iter().map(|r| r["id"].as_str().unwrap()).collect();
     assert_eq!(listed, ids, "list is oldest first");
 }
@@ -86,12 +149,18 @@ fn excludes_match_names_anywhere_and_paths_from_the_source() {
     fs::write(data.join("top.log"), "noise").unwrap();
     let backups = tmp.path().join("backups");
     ops("ops-backup")
-        .arg("create").arg(&data).arg("--to").arg(&backups)
+        .arg("create")
+        .arg(&data)
+        .arg("--to")
+        .arg(&backups)
         .args(["--exclude", "*.log", "--exclude", "sub/deeper"])
         .run()
         .success();
     let manifest = fs::read_to_string(only_file(&backups, ".manifest.jsonl")).unwrap();
-    assert!(!manifest.contains(".log\"") && !manifest.contains("deeper"), "{manifest}");
+    assert!(
+        !manifest.contains(".log\"") && !manifest.contains("deeper"),
+        "{manifest}"
+    );
     assert!(manifest.contains("\"sub/notes.md\""));
 }
 
@@ -100,39 +169,101 @@ fn list_reports_leftovers_on_stderr_and_lists_only_backups() {
     let tmp = tempdir().unwrap();
     fs::write(tmp.path().join("f"), "x").unwrap();
     let backups = tmp.path().join("b");
-    ops("ops-backup").arg("create").arg(tmp.path().join("f")).arg("--to").arg(&backups).run().success();
+    ops("ops-backup")
+        .arg("create")
+        .arg(tmp.path().join("f"))
+        .arg("--to")
+        .arg(&backups)
+        .run()
+        .success();
     fs::write(backups.join("f_20200101_000000.tar.zst.ops-tmp"), "partial").unwrap();
     fs::write(backups.join("old_dump.sql.zst"), "no manifest").unwrap();
     let out = ops("ops-backup").arg("list").arg(&backups).run().success();
     assert_eq!(out.records().len(), 1);
-    assert!(out.stderr.contains("f_20200101_000000.tar.zst.ops-tmp: temporary file"), "{}", out.stderr);
-    assert!(out.stderr.contains("old_dump.sql.zst: artifact without a manifest"), "{}", out.stderr);
-    let human = ops("ops-backup").arg("list").arg(&backups).arg("--human").run().success();
+    assert!(
+        out.stderr
+            .contains("f_20200101_000000.tar.zst.ops-tmp: temporary file"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("old_dump.sql.zst: artifact without a manifest"),
+        "{}",
+        out.stderr
+    );
+    let human = ops("ops-backup")
+        .arg("list")
+        .arg(&backups)
+        .arg("--human")
+        .run()
+        .success();
     assert!(human.stdout.starts_with("ID "), "{}", human.stdout);
-    ops("ops-backup").arg("list").arg(tmp.path().join("missing")).run().fails_with(1);
+    ops("ops-backup")
+        .arg("list")
+        .arg(tmp.path().join("missing"))
+        .run()
+        .fails_with(1);
 }
 
 #[test]
 fn a_single_file_is_backed_up_under_its_own_name() {
     let tmp = tempdir().unwrap();
     fs::write(tmp.path().join("app.db"), "sqlite-ish").unwrap();
-    let out = ops("ops-backup").arg("create").arg(tmp.path().join("app.db")).arg("--to").arg(tmp.path().join("b")).run().success();
+    let out = ops("ops-backup")
+        .arg("create")
+        .arg(tmp.path().join("app.db"))
+        .arg("--to")
+        .arg(tmp.path().join("b"))
+        .run()
+        .success();
     let record = out.record();
     assert_eq!(record["name"], "app.db");
     assert_eq!(record["source"]["kind"], "file");
-    let listing = Command::new("tar").arg("--zstd").arg("-tf").arg(record["path"].as_str().unwrap()).output().unwrap();
+    let listing = Command::new("tar")
+        .arg("--zstd")
+        .arg("-tf")
+        .arg(record["path"].as_str().unwrap())
+        .output()
+        .unwrap();
     assert_eq!(String::from_utf8_lossy(&listing.stdout), "app.db\n");
 }
 
 #[test]
 fn a_missing_source_or_unusable_target_fails_cleanly() {
     let tmp = tempdir().unwrap();
-    let out = ops("ops-backup").arg("create").arg(tmp.path().join("nope")).arg("--to").arg(tmp.path().join("b")).run().fails_with(1);
-    assert!(out.stderr.contains("cannot back up") && out.stderr.contains("No such file"), "{}", out.stderr);
+    let out = ops("ops-backup")
+        .arg("create")
+        .arg(tmp.path().join("nope"))
+        .arg("--to")
+        .arg(tmp.path().join("b"))
+        .run()
+        .fails_with(1);
+    assert!(
+        out.stderr.contains("cannot back up") && out.stderr.contains("No such file"),
+        "{}",
+        out.stderr
+    );
     fs::write(tmp.path().join("f"), "x").unwrap();
-    let out = ops("ops-backup").arg("create").arg(tmp.path().join("f")).arg("--to").arg(tmp.path().join("no/such/dir")).run().fails_with(1);
-    assert!(out.stderr.contains("cannot create backup directory"), "{}", out.stderr);
-    let out = ops("ops-backup").arg("create").arg(tmp.path().join("f")).arg("--to").arg(tmp.path().join("f")).run().fails_with(1);
+    let out = ops("ops-backup")
+        .arg("create")
+        .arg(tmp.path().join("f"))
+        .arg("--to")
+        .arg(tmp.path().join("no/such/dir"))
+        .run()
+        .fails_with(1);
+    assert!(
+        out.stderr.contains("cannot create backup directory"),
+        "{}",
+        out.stderr
+    );
+    let out = ops("ops-backup")
+        .arg("create")
+        .arg(tmp.path().join("f"))
+        .arg("--to")
+        .arg(tmp.path().join("f"))
+        .run()
+        .fails_with(1);
     assert!(out.stderr.contains("is not a directory"), "{}", out.stderr);
 }
 
@@ -160,12 +291,33 @@ fn unreadable_files_fail_the_backup_unless_skipped() {
     fs::write(data.join("secret.txt"), "no").unwrap();
     fs::set_permissions(data.join("secret.txt"), fs::Permissions::from_mode(0o000)).unwrap();
     let backups = tmp.path().join("backups");
-    let out = as_unprivileged(&["create".as_ref(), data.as_os_str(), "--to".as_ref(), backups.as_os_str()]).fails_with(1);
-    assert!(out.stderr.contains("secret.txt") && out.stderr.contains("Permission denied"), "{}", out.stderr);
+    let out = as_unprivileged(&[
+        "create".as_ref(),
+        data.as_os_str(),
+        "--to".as_ref(),
+        backups.as_os_str(),
+    ])
+    .fails_with(1);
+    assert!(
+        out.stderr.contains("secret.txt") && out.stderr.contains("Permission denied"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("--skip-unreadable"), "{}", out.stderr);
     assert!(names(&backups).is_empty(), "{:?}", names(&backups));
-    let out = as_unprivileged(&["create".as_ref(), data.as_os_str(), "--to".as_ref(), backups.as_os_str(), "--skip-unreadable".as_ref()]).success();
-    assert!(out.stderr.contains("secret.txt") && out.stderr.contains("skipped"), "{}", out.stderr);
+    let out = as_unprivileged(&[
+        "create".as_ref(),
+        data.as_os_str(),
+        "--to".as_ref(),
+        backups.as_os_str(),
+        "--skip-unreadable".as_ref(),
+    ])
+    .success();
+    assert!(
+        out.stderr.contains("secret.txt") && out.stderr.contains("skipped"),
+        "{}",
+        out.stderr
+    );
     let manifest = fs::read_to_string(only_file(&backups, ".manifest.jsonl")).unwrap();
     assert!(manifest.contains("public.txt") && !manifest.contains("secret.txt"));
     assert!(manifest.contains("\"skipped\":1"));
@@ -173,19 +325,34 @@ fn unreadable_files_fail_the_backup_unless_skipped() {
 
 #[test]
 fn a_file_that_changes_while_read_is_reported_and_marked() {
-    let Some(file) = ["/sys/kernel/mm/transparent_hugepage/enabled", "/sys/devices/system/cpu/online"]
-        .into_iter()
-        .map(Path::new)
-        .find(|p| p.exists())
-    else {
+    let Some(file) = [
+        "/sys/kernel/mm/transparent_hugepage/enabled",
+        "/sys/devices/system/cpu/online",
+    ]
+    .into_iter()
+    .map(Path::new)
+    .find(|p| p.exists()) else {
         eprintln!("skipped: no sysfs file whose size differs from its content");
         return;
     };
     let tmp = tempdir().unwrap();
-    let out = ops("ops-backup").arg("create").arg(file).arg("--to").arg(tmp.path()).run().success();
-    assert!(out.stderr.contains("changed while it was being read"), "{}", out.stderr);
+    let out = ops("ops-backup")
+        .arg("create")
+        .arg(file)
+        .arg("--to")
+        .arg(tmp.path())
+        .run()
+        .success();
+    assert!(
+        out.stderr.contains("changed while it was being read"),
+        "{}",
+        out.stderr
+    );
     let manifest = fs::read_to_string(only_file(tmp.path(), ".manifest.jsonl")).unwrap();
-    assert!(manifest.contains("\"changed\":true") && manifest.contains("\"changed\":1"), "{manifest}");
+    assert!(
+        manifest.contains("\"changed\":true") && manifest.contains("\"changed\":1"),
+        "{manifest}"
+    );
 }
 
 #[test]
@@ -197,7 +364,10 @@ fn a_killed_backup_leaves_only_a_temporary_file() {
     big.set_len(64 << 30).unwrap();
     let backups = tmp.path().join("backups");
     let mut child = Command::new(ops_tests::bin_dir().join("ops-backup"))
-        .arg("create").arg(&data).arg("--to").arg(&backups)
+        .arg("create")
+        .arg(&data)
+        .arg("--to")
+        .arg(&backups)
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -205,10 +375,18 @@ fn a_killed_backup_leaves_only_a_temporary_file() {
     child.kill().unwrap();
     child.wait().unwrap();
     let left = names(&backups);
-    assert!(!left.is_empty() && left.iter().all(|n| n.ends_with(".ops-tmp")), "{left:?}");
+    assert!(
+        !left.is_empty() && left.iter().all(|n| n.ends_with(".ops-tmp")),
+        "{left:?}"
+    );
     let out = ops("ops-backup").arg("list").arg(&backups).run().success();
     assert!(out.records().is_empty());
-    assert!(out.stderr.contains("temporary file left by an interrupted run"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("temporary file left by an interrupted run"),
+        "{}",
+        out.stderr
+    );
     let verify = ops("ops-verify").arg(&backups).run().success();
     assert!(verify.records().is_empty());
 }
@@ -222,13 +400,30 @@ fn a_full_disk_fails_with_a_clear_error_and_leaves_nothing() {
     let tmp = tempdir().unwrap();
     let small = tmp.path().join("small");
     fs::create_dir(&small).unwrap();
-    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"]).arg(&small).status().unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&small)
+        .status()
+        .unwrap();
     assert!(mounted.success(), "mount tmpfs failed");
-    fs::write(tmp.path().join("noise.bin"), ops_tests::pseudo_random(4 << 20, 3)).unwrap();
-    let out = ops("ops-backup").arg("create").arg(tmp.path().join("noise.bin")).arg("--to").arg(small.join("b")).run();
+    fs::write(
+        tmp.path().join("noise.bin"),
+        ops_tests::pseudo_random(4 << 20, 3),
+    )
+    .unwrap();
+    let out = ops("ops-backup")
+        .arg("create")
+        .arg(tmp.path().join("noise.bin"))
+        .arg("--to")
+        .arg(small.join("b"))
+        .run();
     let left = names(&small.join("b"));
     Command::new("umount").arg(&small).status().unwrap();
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("No space left on device") && out.stderr.contains("free space"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("No space left on device") && out.stderr.contains("free space"),
+        "{}",
+        out.stderr
+    );
     assert!(left.is_empty(), "left behind: {left:?}");
 }

@@ -27,7 +27,14 @@ pub struct Extractor {
 
 impl Extractor {
     pub fn new(root: &Path) -> Self {
-        Extractor { root: root.to_owned(), dirs: Vec::new(), symlinks: Vec::new(), buffer: vec![0; 1 << 20], entries: 0, bytes: 0 }
+        Extractor {
+            root: root.to_owned(),
+            dirs: Vec::new(),
+            symlinks: Vec::new(),
+            buffer: vec![0; 1 << 20],
+            entries: 0,
+            bytes: 0,
+        }
     }
 
     /// Creates the deferred symlinks and applies directory metadata.
@@ -62,7 +69,11 @@ impl Extractor {
     }
 
     fn write_file(&mut self, dest: &Path, entry: &Entry, content: &mut dyn Read) -> io::Result<()> {
-        let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(dest)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(dest)?;
         loop {
             let n = match content.read(&mut self.buffer) {
                 Ok(0) => break,
@@ -83,13 +94,18 @@ impl EntrySink for Extractor {
         let relative = safe_relative(&entry.path)?;
         let dest = self.root.join(&relative);
         if let Some(parent) = dest.parent() {
-            fs::DirBuilder::new().recursive(true).mode(0o700).create(parent)?;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)?;
         }
         self.entries += 1;
         match entry.kind {
             Kind::Dir => {
                 match fs::DirBuilder::new().mode(0o700).create(&dest) {
-                    Err(err) if err.kind() != io::ErrorKind::AlreadyExists || !dest.is_dir() => return Err(err),
+                    Err(err) if err.kind() != io::ErrorKind::AlreadyExists || !dest.is_dir() => {
+                        return Err(err)
+                    }
                     _ => {}
                 }
                 self.dirs.push((relative, entry.mode, entry.mtime));
@@ -129,7 +145,10 @@ fn safe_relative(path: &Path) -> io::Result<PathBuf> {
 fn escape(path: &Path, why: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
-        format!("archive entry {} {why}; refusing to write outside the target", path.display()),
+        format!(
+            "archive entry {} {why}; refusing to write outside the target",
+            path.display()
+        ),
     )
 }
 

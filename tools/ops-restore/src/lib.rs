@@ -48,7 +48,10 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
         Some(path) => backup_at(path)?,
         None => {
             if io::stdin().is_terminal() {
-                return Err(UsageError("give the artifact to restore, or pipe one backup record in".into()).into());
+                return Err(UsageError(
+                    "give the artifact to restore, or pipe one backup record in".into(),
+                )
+                .into());
             }
             let mut backups = Vec::new();
             for record in read_records(io::stdin().lock()) {
@@ -77,7 +80,15 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
     let target = Target::plan(&cli.to, cli.force)?;
     let mut backup = backup;
     let (entries, bytes) = restore(&backup, &target)?;
-    backup.annotate("restore", Restored { ok: true, to: cli.to.clone(), entries, bytes });
+    backup.annotate(
+        "restore",
+        Restored {
+            ok: true,
+            to: cli.to.clone(),
+            entries,
+            bytes,
+        },
+    );
     out.record(&backup)?;
     out.finish()?;
     Ok(Status::Success)
@@ -104,29 +115,50 @@ impl Target {
     fn plan(path: &Path, force: bool) -> anyhow::Result<Self> {
         let replace = match fs::symlink_metadata(path) {
             Err(err) if err.kind() == io::ErrorKind::NotFound => false,
-            Err(err) => return Err(err).with_context(|| format!("cannot use target {}", path.display())),
-            Ok(meta) if !meta.is_dir() => bail!("target {} exists and is not a directory", path.display()),
+            Err(err) => {
+                return Err(err).with_context(|| format!("cannot use target {}", path.display()))
+            }
+            Ok(meta) if !meta.is_dir() => {
+                bail!("target {} exists and is not a directory", path.display())
+            }
             Ok(_) => {
                 let empty = fs::read_dir(path)?.next().is_none();
                 if !empty && !force {
-                    bail!("target {} is not empty; pass --force to replace its contents", path.display());
+                    bail!(
+                        "target {} is not empty; pass --force to replace its contents",
+                        path.display()
+                    );
                 }
                 !empty
             }
         };
         let parent = catalog::parent_dir(path);
         if !parent.is_dir() {
-            bail!("cannot restore to {}: {} does not exist", path.display(), parent.display());
+            bail!(
+                "cannot restore to {}: {} does not exist",
+                path.display(),
+                parent.display()
+            );
         }
-        Ok(Target { path: path.to_owned(), replace })
+        Ok(Target {
+            path: path.to_owned(),
+            replace,
+        })
     }
 }
 
 fn restore(backup: &Backup, target: &Target) -> anyhow::Result<(u64, u64)> {
     if backup.format != ops_backup::create::FORMAT {
-        bail!("{}: format {:?} is not one this version of ops-restore restores", backup.id, backup.format);
+        bail!(
+            "{}: format {:?} is not one this version of ops-restore restores",
+            backup.id,
+            backup.format
+        );
     }
-    let staging = with_suffix(&target.path, &format!(".{}{TEMP_SUFFIX}", std::process::id()));
+    let staging = with_suffix(
+        &target.path,
+        &format!(".{}{TEMP_SUFFIX}", std::process::id()),
+    );
     fs::create_dir(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
     let extracted = extract_into(backup, &staging);
     let (entries, bytes) = match extracted {
@@ -137,13 +169,22 @@ fn restore(backup: &Backup, target: &Target) -> anyhow::Result<(u64, u64)> {
         }
     };
     if target.replace {
-        let old = with_suffix(&target.path, &format!(".{}.old{TEMP_SUFFIX}", std::process::id()));
+        let old = with_suffix(
+            &target.path,
+            &format!(".{}.old{TEMP_SUFFIX}", std::process::id()),
+        );
         fs::rename(&target.path, &old)?;
         fs::rename(&staging, &target.path)?;
-        fs::remove_dir_all(&old).with_context(|| format!("restored, but the old contents remain in {}", old.display()))?;
+        fs::remove_dir_all(&old).with_context(|| {
+            format!("restored, but the old contents remain in {}", old.display())
+        })?;
     } else {
-        fs::rename(&staging, &target.path)
-            .with_context(|| format!("cannot move the restored tree into {}", target.path.display()))?;
+        fs::rename(&staging, &target.path).with_context(|| {
+            format!(
+                "cannot move the restored tree into {}",
+                target.path.display()
+            )
+        })?;
     }
     atomic::sync_dir(&target.path)?;
     Ok((entries, bytes))
@@ -154,11 +195,20 @@ fn extract_into(backup: &Backup, staging: &Path) -> anyhow::Result<(u64, u64)> {
     let findings = archive::check(&backup.path, Level::Full, &mut extractor)
         .with_context(|| format!("restore of {} failed", backup.id))?;
     if findings.ok() && findings.artifact_sha256.as_deref() != Some(backup.sha256.as_str()) {
-        bail!("{}: the artifact is not the one the record describes (checksum differs)", backup.id);
+        bail!(
+            "{}: the artifact is not the one the record describes (checksum differs)",
+            backup.id
+        );
     }
     if !findings.ok() {
-        bail!("{} failed verification while restoring: {}", backup.id, findings.errors.join("; "));
+        bail!(
+            "{} failed verification while restoring: {}",
+            backup.id,
+            findings.errors.join("; ")
+        );
     }
-    extractor.finish().with_context(|| format!("restore of {} failed", backup.id))?;
+    extractor
+        .finish()
+        .with_context(|| format!("restore of {} failed", backup.id))?;
     Ok((extractor.entries, extractor.bytes))
 }

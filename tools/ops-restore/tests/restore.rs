@@ -19,7 +19,14 @@ fn backed_up() -> (TempDir, PathBuf, Value) {
     let data = tmp.path().join("data");
     sample_tree(&data);
     let backups = tmp.path().join("backups");
-    let record = ops("ops-backup").arg("create").arg(&data).arg("--to").arg(&backups).run().success().record();
+    let record = ops("ops-backup")
+        .arg("create")
+        .arg(&data)
+        .arg("--to")
+        .arg(&backups)
+        .run()
+        .success()
+        .record();
     (tmp, data, record)
 }
 
@@ -28,15 +35,28 @@ fn help_and_bad_arguments() {
     let help = ops("ops-restore").arg("--help").run().success();
     assert!(help.stdout.contains("--to") && help.stdout.contains("--force"));
     ops("ops-restore").arg("x.tar.zst").run().fails_with(2);
-    let out = ops("ops-restore").args(["--to", "x"]).stdin("").run().fails_with(2);
-    assert!(out.stderr.contains("no backup record on stdin"), "{}", out.stderr);
+    let out = ops("ops-restore")
+        .args(["--to", "x"])
+        .stdin("")
+        .run()
+        .fails_with(2);
+    assert!(
+        out.stderr.contains("no backup record on stdin"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
 fn a_restore_reproduces_contents_modes_times_and_links() {
     let (tmp, data, record) = backed_up();
     let target = tmp.path().join("restored");
-    let out = ops("ops-restore").arg(record["path"].as_str().unwrap()).arg("--to").arg(&target).run().success();
+    let out = ops("ops-restore")
+        .arg(record["path"].as_str().unwrap())
+        .arg("--to")
+        .arg(&target)
+        .run()
+        .success();
     let restored = out.record();
     assert_eq!(restored["id"], record["id"]);
     assert_eq!(restored["restore"]["ok"], true);
@@ -49,11 +69,21 @@ fn a_record_on_stdin_works_and_others_pass_through() {
     let (tmp, data, record) = backed_up();
     let target = tmp.path().join("restored");
     let input = format!("{{\"type\":\"note\",\"v\":1}}\n{record}\n");
-    let out = ops("ops-restore").arg("--to").arg(&target).stdin(input).run().success();
+    let out = ops("ops-restore")
+        .arg("--to")
+        .arg(&target)
+        .stdin(input)
+        .run()
+        .success();
     assert_eq!(out.records().len(), 2);
     assert_same_tree(&data, &target);
     let two = format!("{record}\n{record}\n");
-    let out = ops("ops-restore").arg("--to").arg(tmp.path().join("other")).stdin(two).run().fails_with(2);
+    let out = ops("ops-restore")
+        .arg("--to")
+        .arg(tmp.path().join("other"))
+        .stdin(two)
+        .run()
+        .fails_with(2);
     assert!(out.stderr.contains("2 backup records"), "{}", out.stderr);
 }
 
@@ -64,14 +94,34 @@ fn a_non_empty_target_is_refused_unless_forced_and_then_replaced() {
     fs::create_dir(&target).unwrap();
     fs::write(target.join("stale.txt"), "old").unwrap();
     let artifact = record["path"].as_str().unwrap();
-    let out = ops("ops-restore").arg(artifact).arg("--to").arg(&target).run().fails_with(1);
-    assert!(out.stderr.contains("not empty") && out.stderr.contains("--force"), "{}", out.stderr);
+    let out = ops("ops-restore")
+        .arg(artifact)
+        .arg("--to")
+        .arg(&target)
+        .run()
+        .fails_with(1);
+    assert!(
+        out.stderr.contains("not empty") && out.stderr.contains("--force"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(names(&target), ["stale.txt"]);
-    ops("ops-restore").arg(artifact).arg("--to").arg(&target).arg("--force").run().success();
+    ops("ops-restore")
+        .arg(artifact)
+        .arg("--to")
+        .arg(&target)
+        .arg("--force")
+        .run()
+        .success();
     assert_same_tree(&data, &target);
     let empty = tmp.path().join("empty-target");
     fs::create_dir(&empty).unwrap();
-    ops("ops-restore").arg(artifact).arg("--to").arg(&empty).run().success();
+    ops("ops-restore")
+        .arg(artifact)
+        .arg("--to")
+        .arg(&empty)
+        .run()
+        .success();
 }
 
 #[test]
@@ -83,10 +133,19 @@ fn a_corrupt_backup_restores_nothing() {
     bytes[at] ^= 0x40;
     fs::write(&artifact, bytes).unwrap();
     let target = tmp.path().join("restored");
-    let out = ops("ops-restore").arg(&artifact).arg("--to").arg(&target).run().fails_with(1);
+    let out = ops("ops-restore")
+        .arg(&artifact)
+        .arg("--to")
+        .arg(&target)
+        .run()
+        .fails_with(1);
     assert!(out.stderr.contains("nothing was written"), "{}", out.stderr);
     assert!(!target.exists());
-    assert!(!names(tmp.path()).iter().any(|n| n.ends_with(".ops-tmp")), "{:?}", names(tmp.path()));
+    assert!(
+        !names(tmp.path()).iter().any(|n| n.ends_with(".ops-tmp")),
+        "{:?}",
+        names(tmp.path())
+    );
 }
 
 /// One entry of a crafted archive: raw name, kind, link target, content.
@@ -144,15 +203,26 @@ fn craft(dir: &Path, entries: &[Crafted]) -> PathBuf {
         format: "tar.zst".into(),
         mode: "full".into(),
         parent: None,
-        source: Source { kind: "dir".into(), location: "/evil".into() },
+        source: Source {
+            kind: "dir".into(),
+            location: "/evil".into(),
+        },
         tool: "crafted".into(),
         zstd_level: 3,
     };
-    let mut writer = ManifestWriter::create(&dir.join(format!("{id}.manifest.jsonl")), &header).unwrap();
+    let mut writer =
+        ManifestWriter::create(&dir.join(format!("{id}.manifest.jsonl")), &header).unwrap();
     for entry in &manifest_entries {
         writer.entry(entry).unwrap();
     }
-    let summary = Summary { entries: entries.len() as u64, raw_bytes, bytes: len, sha256, changed: 0, skipped: 0 };
+    let summary = Summary {
+        entries: entries.len() as u64,
+        raw_bytes,
+        bytes: len,
+        sha256,
+        changed: 0,
+        skipped: 0,
+    };
     writer.finish(&summary).unwrap().commit().unwrap();
     artifact
 }
@@ -162,11 +232,29 @@ fn assert_refused(entries: &[Crafted], outside: &Path, tmp: &Path) {
     ops("ops-verify").arg(&artifact).run().success();
     let target = tmp.join("work/target");
     fs::create_dir_all(tmp.join("work")).unwrap();
-    let out = ops("ops-restore").arg(&artifact).arg("--to").arg(&target).run().fails_with(1);
-    assert!(out.stderr.contains("refusing to write outside the target") || out.stderr.contains("File exists"), "{}", out.stderr);
+    let out = ops("ops-restore")
+        .arg(&artifact)
+        .arg("--to")
+        .arg(&target)
+        .run()
+        .fails_with(1);
+    assert!(
+        out.stderr.contains("refusing to write outside the target")
+            || out.stderr.contains("File exists"),
+        "{}",
+        out.stderr
+    );
     assert!(!target.exists(), "target created");
-    assert!(names(&tmp.join("work")).is_empty(), "left behind: {:?}", names(&tmp.join("work")));
-    assert!(names(outside).is_empty(), "wrote outside: {:?}", names(outside));
+    assert!(
+        names(&tmp.join("work")).is_empty(),
+        "left behind: {:?}",
+        names(&tmp.join("work"))
+    );
+    assert!(
+        names(outside).is_empty(),
+        "wrote outside: {:?}",
+        names(outside)
+    );
     fs::remove_dir_all(tmp.join("backups")).unwrap();
 }
 
@@ -177,10 +265,25 @@ fn crafted_archives_cannot_write_outside_the_target() {
     fs::create_dir(&outside).unwrap();
     let outside_abs = outside.join("abs.txt");
     let cases: Vec<Vec<Crafted>> = vec![
-        vec![Crafted(b"../../outside/dotdot.txt", Kind::File, b"", b"pwned")],
-        vec![Crafted(outside_abs.as_os_str().as_bytes(), Kind::File, b"", b"pwned")],
+        vec![Crafted(
+            b"../../outside/dotdot.txt",
+            Kind::File,
+            b"",
+            b"pwned",
+        )],
+        vec![Crafted(
+            outside_abs.as_os_str().as_bytes(),
+            Kind::File,
+            b"",
+            b"pwned",
+        )],
         vec![
-            Crafted(b"escape", Kind::Symlink, outside.as_os_str().as_bytes(), b""),
+            Crafted(
+                b"escape",
+                Kind::Symlink,
+                outside.as_os_str().as_bytes(),
+                b"",
+            ),
             Crafted(b"escape/through-link.txt", Kind::File, b"", b"pwned"),
         ],
         vec![
@@ -188,7 +291,12 @@ fn crafted_archives_cannot_write_outside_the_target() {
             Crafted(b"dir", Kind::Symlink, outside.as_os_str().as_bytes(), b""),
             Crafted(b"dir/x.txt", Kind::File, b"", b"pwned"),
         ],
-        vec![Crafted(b"hard", Kind::Hardlink, b"../../outside/victim", b"")],
+        vec![Crafted(
+            b"hard",
+            Kind::Hardlink,
+            b"../../outside/victim",
+            b"",
+        )],
     ];
     for case in &cases {
         assert_refused(case, &outside, tmp.path());

@@ -38,10 +38,16 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
         cli::LevelArg::Quick => Level::Quick,
         cli::LevelArg::Full => Level::Full,
     };
-    let jobs = cli.jobs.unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let jobs = cli
+        .jobs
+        .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
     let from_stdin = cli.paths.is_empty() || cli.paths.iter().any(|p| p.as_os_str() == "-");
     if from_stdin && io::stdin().is_terminal() {
-        return Err(UsageError("give artifacts or backup directories to verify, or pipe backup records in".into()).into());
+        return Err(UsageError(
+            "give artifacts or backup directories to verify, or pipe backup records in".into(),
+        )
+        .into());
     }
     let mut out = Output::stdout(cli.output.mode());
     let mut failed = false;
@@ -53,13 +59,17 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
             let jobs_out = Arc::clone(&jobs_out);
             scope.spawn(move || worker(&jobs_out, level));
         }
-        let mut queue = Queue { pending: VecDeque::new(), jobs: jobs_in, limit: jobs * 2 };
+        let mut queue = Queue {
+            pending: VecDeque::new(),
+            jobs: jobs_in,
+            limit: jobs * 2,
+        };
         let mut emit = |done: Done| -> io::Result<()> {
             match done {
                 Done::Raw(line) => out.raw(&line),
                 Done::Backup(backup) => {
                     failed |= !backup.verification().is_some_and(|v| v.ok);
-                    out.record(&backup)
+                    out.record(backup.as_ref())
                 }
             }
         };
@@ -113,7 +123,7 @@ fn backups_at(path: &Path) -> anyhow::Result<Vec<Backup>> {
 
 enum Done {
     Raw(String),
-    Backup(Backup),
+    Backup(Box<Backup>),
 }
 
 type Job = (Backup, Sender<Done>);
@@ -125,14 +135,22 @@ struct Queue {
 }
 
 impl Queue {
-    fn submit(&mut self, backup: Backup, emit: &mut impl FnMut(Done) -> io::Result<()>) -> io::Result<()> {
+    fn submit(
+        &mut self,
+        backup: Backup,
+        emit: &mut impl FnMut(Done) -> io::Result<()>,
+    ) -> io::Result<()> {
         let (done, slot) = channel();
         let _ = self.jobs.send((backup, done));
         self.pending.push_back(slot);
         self.flush(emit, self.limit)
     }
 
-    fn ready(&mut self, item: Done, emit: &mut impl FnMut(Done) -> io::Result<()>) -> io::Result<()> {
+    fn ready(
+        &mut self,
+        item: Done,
+        emit: &mut impl FnMut(Done) -> io::Result<()>,
+    ) -> io::Result<()> {
         let (done, slot) = channel();
         let _ = done.send(item);
         self.pending.push_back(slot);
@@ -141,9 +159,17 @@ impl Queue {
 
     /// Writes finished slots from the front; blocks while more than `keep`
     /// are pending.
-    fn flush(&mut self, emit: &mut impl FnMut(Done) -> io::Result<()>, keep: usize) -> io::Result<()> {
+    fn flush(
+        &mut self,
+        emit: &mut impl FnMut(Done) -> io::Result<()>,
+        keep: usize,
+    ) -> io::Result<()> {
         while let Some(front) = self.pending.front() {
-            let done = if self.pending.len() > keep { front.recv().ok() } else { front.try_recv().ok() };
+            let done = if self.pending.len() > keep {
+                front.recv().ok()
+            } else {
+                front.try_recv().ok()
+            };
             let Some(done) = done else { break };
             self.pending.pop_front();
             emit(done)?;
@@ -159,16 +185,21 @@ impl Queue {
 fn worker(jobs: &Mutex<Receiver<Job>>, level: Level) {
     loop {
         let job = jobs.lock().ok().and_then(|jobs| jobs.recv().ok());
-        let Some((mut backup, done)) = job else { return };
+        let Some((mut backup, done)) = job else {
+            return;
+        };
         let verification = verify(&backup, level);
         for problem in &verification.errors {
             error(format!("{}: {problem}", backup.id));
         }
         if let Err(err) = catalog::save_verification(&backup, &verification) {
-            warn(format!("{}: cannot keep the verification result beside the artifact: {err}", backup.id));
+            warn(format!(
+                "{}: cannot keep the verification result beside the artifact: {err}",
+                backup.id
+            ));
         }
         backup.annotate("verify", &verification);
-        let _ = done.send(Done::Backup(backup));
+        let _ = done.send(Done::Backup(Box::new(backup)));
     }
 }
 
@@ -176,16 +207,25 @@ fn worker(jobs: &Mutex<Receiver<Job>>, level: Level) {
 pub fn verify(backup: &Backup, level: Level) -> Verification {
     let mut errors = Vec::new();
     if backup.format != ops_backup::create::FORMAT {
-        errors.push(format!("format {:?} is not one this version of ops-verify checks", backup.format));
+        errors.push(format!(
+            "format {:?} is not one this version of ops-verify checks",
+            backup.format
+        ));
     } else if !backup.path.exists() {
         errors.push(format!("artifact {} is missing", backup.path.display()));
     } else {
         match archive::check(&backup.path, level, &mut Discard) {
             Ok(findings) => {
-                let stale = findings.artifact_sha256.as_ref().is_some_and(|sha| *sha != backup.sha256);
+                let stale = findings
+                    .artifact_sha256
+                    .as_ref()
+                    .is_some_and(|sha| *sha != backup.sha256);
                 errors.extend(findings.errors);
                 if stale && errors.is_empty() {
-                    errors.push("the artifact is not the one this record describes (checksum differs)".into());
+                    errors.push(
+                        "the artifact is not the one this record describes (checksum differs)"
+                            .into(),
+                    );
                 }
             }
             Err(err) => errors.push(err.to_string()),

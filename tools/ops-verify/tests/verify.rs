@@ -14,7 +14,14 @@ fn backed_up() -> (TempDir, PathBuf, Value) {
     let data = tmp.path().join("data");
     sample_tree(&data);
     let backups = tmp.path().join("backups");
-    let record = ops("ops-backup").arg("create").arg(&data).arg("--to").arg(&backups).run().success().record();
+    let record = ops("ops-backup")
+        .arg("create")
+        .arg(&data)
+        .arg("--to")
+        .arg(&backups)
+        .run()
+        .success()
+        .record();
     (tmp, backups, record)
 }
 
@@ -31,8 +38,14 @@ fn manifest(record: &Value) -> PathBuf {
 fn help_and_bad_arguments() {
     let help = ops("ops-verify").arg("--help").run().success();
     assert!(help.stdout.contains("--level") && help.stdout.contains("stdin"));
-    ops("ops-verify").args(["--level", "deep", "x"]).run().fails_with(2);
-    ops("ops-verify").args(["--json", "--human", "x"]).run().fails_with(2);
+    ops("ops-verify")
+        .args(["--level", "deep", "x"])
+        .run()
+        .fails_with(2);
+    ops("ops-verify")
+        .args(["--json", "--human", "x"])
+        .run()
+        .fails_with(2);
 }
 
 #[test]
@@ -44,9 +57,20 @@ fn a_good_backup_verifies_and_the_result_is_kept_for_list() {
     assert_eq!(verified["verify"]["level"], "full");
     assert_eq!(verified["verify"]["errors"], Value::Array(vec![]));
     assert_eq!(verified["sha256"], record["sha256"]);
-    let listed = ops("ops-backup").arg("list").arg(&backups).run().success().record();
+    let listed = ops("ops-backup")
+        .arg("list")
+        .arg(&backups)
+        .run()
+        .success()
+        .record();
     assert_eq!(listed["verify"]["ok"], true);
-    let by_dir = ops("ops-verify").arg(&backups).arg("--level").arg("quick").run().success().record();
+    let by_dir = ops("ops-verify")
+        .arg(&backups)
+        .arg("--level")
+        .arg("quick")
+        .run()
+        .success()
+        .record();
     assert_eq!(by_dir["verify"]["level"], "quick");
 }
 
@@ -66,21 +90,40 @@ fn records_on_stdin_are_annotated_and_others_pass_through_in_order() {
 
 #[test]
 fn a_malformed_line_is_an_input_error_naming_the_line() {
-    let out = ops("ops-verify").stdin("{\"type\":\"note\",\"v\":1}\nnot json\n").run().fails_with(2);
+    let out = ops("ops-verify")
+        .stdin("{\"type\":\"note\",\"v\":1}\nnot json\n")
+        .run()
+        .fails_with(2);
     assert!(out.stderr.contains("input line 2"), "{}", out.stderr);
-    let out = ops("ops-verify").stdin("{\"type\":\"backup\",\"v\":1,\"id\":\"x\"}\n").run().fails_with(2);
-    assert!(out.stderr.contains("input line 1: invalid backup record"), "{}", out.stderr);
+    let out = ops("ops-verify")
+        .stdin("{\"type\":\"backup\",\"v\":1,\"id\":\"x\"}\n")
+        .run()
+        .fails_with(2);
+    assert!(
+        out.stderr.contains("input line 1: invalid backup record"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
 fn a_record_whose_artifact_is_missing_fails() {
     let (_tmp, _backups, record) = backed_up();
     fs::remove_file(artifact(&record)).unwrap();
-    let out = ops("ops-verify").stdin(record.to_string()).run().fails_with(1);
+    let out = ops("ops-verify")
+        .stdin(record.to_string())
+        .run()
+        .fails_with(1);
     let verified = out.record();
     assert_eq!(verified["verify"]["ok"], false);
-    assert!(verified["verify"]["errors"][0].as_str().unwrap().contains("is missing"));
-    ops("ops-verify").arg("/nonexistent/backup.tar.zst").run().fails_with(1);
+    assert!(verified["verify"]["errors"][0]
+        .as_str()
+        .unwrap()
+        .contains("is missing"));
+    ops("ops-verify")
+        .arg("/nonexistent/backup.tar.zst")
+        .run()
+        .fails_with(1);
 }
 
 /// Verifies `path`, requires exit 1, and returns what was reported: the
@@ -110,9 +153,11 @@ fn every_flipped_byte_in_artifact_or_manifest_is_caught() {
     let (_tmp, _backups, record) = backed_up();
     for file in [artifact(&record), manifest(&record)] {
         let len = fs::metadata(&file).unwrap().len() as usize;
-        let offsets = pseudo_random(48, len as u64).chunks(3).map(|c| {
-            (usize::from(c[0]) << 16 | usize::from(c[1]) << 8 | usize::from(c[2])) % len
-        }).chain([0, len / 2, len - 1]).collect::<Vec<_>>();
+        let offsets = pseudo_random(48, len as u64)
+            .chunks(3)
+            .map(|c| (usize::from(c[0]) << 16 | usize::from(c[1]) << 8 | usize::from(c[2])) % len)
+            .chain([0, len / 2, len - 1])
+            .collect::<Vec<_>>();
         for offset in offsets {
             let original = flip(&file, offset);
             let reported = verify_fails(&artifact(&record));
@@ -142,8 +187,13 @@ fn truncation_appended_data_and_a_missing_manifest_are_caught() {
     fs::write(manifest(&record), lines.join("\n") + "\n").unwrap();
     assert!(verify_fails(&path).contains("seal"));
     fs::remove_file(manifest(&record)).unwrap();
-    let out = ops("ops-verify").stdin(record.to_string()).run().fails_with(1);
-    assert!(out.record()["verify"]["errors"].to_string().contains("has no manifest"));
+    let out = ops("ops-verify")
+        .stdin(record.to_string())
+        .run()
+        .fails_with(1);
+    assert!(out.record()["verify"]["errors"]
+        .to_string()
+        .contains("has no manifest"));
 }
 
 #[test]
@@ -155,14 +205,39 @@ fn several_artifacts_verify_in_parallel_and_come_out_in_input_order() {
         let src = tmp.path().join(format!("s{i}"));
         fs::create_dir(&src).unwrap();
         fs::write(src.join("f"), pseudo_random(200_000, i)).unwrap();
-        let record = ops("ops-backup").arg("create").arg(&src).arg("--to").arg(&backups).run().success().record();
-        input.push_str(&format!("{record}\n{{\"type\":\"marker\",\"v\":1,\"after\":{i}}}\n"));
+        let record = ops("ops-backup")
+            .arg("create")
+            .arg(&src)
+            .arg("--to")
+            .arg(&backups)
+            .run()
+            .success()
+            .record();
+        input.push_str(&format!(
+            "{record}\n{{\"type\":\"marker\",\"v\":1,\"after\":{i}}}\n"
+        ));
     }
-    let out = ops("ops-verify").args(["--jobs", "3"]).stdin(input.clone()).run().success();
-    let expected: Vec<String> = input.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["type"].to_string()).collect();
-    let got: Vec<String> = out.records().iter().map(|r| r["type"].to_string()).collect();
+    let out = ops("ops-verify")
+        .args(["--jobs", "3"])
+        .stdin(input.clone())
+        .run()
+        .success();
+    let expected: Vec<String> = input
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["type"].to_string())
+        .collect();
+    let got: Vec<String> = out
+        .records()
+        .iter()
+        .map(|r| r["type"].to_string())
+        .collect();
     assert_eq!(got, expected);
-    for (i, r) in out.records().iter().filter(|r| r["type"] == "backup").enumerate() {
+    for (i, r) in out
+        .records()
+        .iter()
+        .filter(|r| r["type"] == "backup")
+        .enumerate()
+    {
         assert_eq!(r["name"], format!("s{i}"));
         assert_eq!(r["verify"]["ok"], true);
     }
@@ -172,11 +247,21 @@ fn several_artifacts_verify_in_parallel_and_come_out_in_input_order() {
 fn one_bad_backup_among_good_ones_fails_the_run_but_all_are_reported() {
     let (_tmp, backups, record) = backed_up();
     let data = backups.parent().unwrap().join("data");
-    ops("ops-backup").arg("create").arg(&data).arg("--to").arg(&backups).run().success();
+    ops("ops-backup")
+        .arg("create")
+        .arg(&data)
+        .arg("--to")
+        .arg(&backups)
+        .run()
+        .success();
     flip(&artifact(&record), 5000);
     let out = ops("ops-backup").arg("list").arg(&backups).run().success();
     let verified = ops("ops-verify").stdin(out.stdout).run().fails_with(1);
-    let oks: Vec<bool> = verified.records().iter().map(|r| r["verify"]["ok"].as_bool().unwrap()).collect();
+    let oks: Vec<bool> = verified
+        .records()
+        .iter()
+        .map(|r| r["verify"]["ok"].as_bool().unwrap())
+        .collect();
     assert_eq!(oks, [false, true]);
     assert!(verified.stderr.contains(record["id"].as_str().unwrap()));
 }
