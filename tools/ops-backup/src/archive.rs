@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread;
 
 use crate::catalog;
@@ -216,12 +216,14 @@ fn check_stream(
     ArtifactRead,
 )> {
     let (sender, receiver) = sync_channel::<Vec<u8>>(4);
+    let (recycle, spare) = sync_channel::<Vec<u8>>(4);
     let decoder = thread::spawn(move || {
         let mut input = BufReader::with_capacity(CHUNK, HashingReader::new(file));
         let mut error = None;
         match zstd::stream::read::Decoder::with_buffer(&mut input) {
             Ok(mut decoder) => loop {
-                let mut chunk = vec![0; CHUNK];
+                let mut chunk = spare.try_recv().unwrap_or_default();
+                chunk.resize(CHUNK, 0);
                 match read_full(&mut decoder, &mut chunk) {
                     Ok(0) => break,
                     Ok(n) => {
@@ -251,6 +253,7 @@ fn check_stream(
     let walked = walk_tar(
         ChannelReader {
             receiver,
+            recycle,
             chunk: Vec::new(),
             pos: 0,
         },
@@ -397,6 +400,7 @@ fn compare_header<R: Read>(expected: &Entry, path: &Path, item: &tar::Entry<R>) 
 /// The decompressed stream, chunk by chunk, from the reader thread.
 struct ChannelReader {
     receiver: Receiver<Vec<u8>>,
+    recycle: SyncSender<Vec<u8>>,
     chunk: Vec<u8>,
     pos: usize,
 }
@@ -421,7 +425,8 @@ impl Read for ChannelReader {
         while self.pos == self.chunk.len() {
             match self.receiver.recv() {
                 Ok(chunk) => {
-                    self.chunk = chunk;
+                    let used = std::mem::replace(&mut self.chunk, chunk);
+                    let _ = self.recycle.try_send(used);
                     self.pos = 0;
                 }
                 Err(_) => return Ok(0),

@@ -8,10 +8,9 @@
 //! artifact, its checksum file and finally the manifest are renamed into
 //! place. A failure or kill leaves only temporary files.
 
-use std::collections::HashMap;
-use std::fs::{self, File};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -19,12 +18,11 @@ use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 use jiff::Timestamp;
 use ops_shared::atomic::AtomicFile;
 use ops_shared::{entry::warn, Backup, Source};
-use sha2::{Digest, Sha256};
 use walkdir::WalkDir;
 
 use crate::catalog;
-use crate::hashing::{hex, HashingWriter};
-use crate::manifest::{Entry, Header, Kind, ManifestWriter, Summary};
+use crate::manifest::{Header, Kind, ManifestWriter, Summary};
+use crate::tar_writer::{AddError, TarWriter};
 
 /// The artifact format this module writes.
 pub const FORMAT: &str = "tar.zst";
@@ -105,8 +103,14 @@ pub fn create(request: &Request) -> anyhow::Result<Backup> {
     let mut manifest = ManifestWriter::create(&catalog::manifest_path(&request.to, &id), &header)
         .map_err(write_error)?;
     let mut archive =
-        ArchiveWriter::new(artifact, request.level, request.threads).map_err(write_error)?;
-    let tally = archive.add_tree(&source, &excludes, &mut manifest, request.skip_unreadable)?;
+        TarWriter::new(artifact, request.level, request.threads).map_err(write_error)?;
+    let tally = archive_tree(
+        &mut archive,
+        &source,
+        &excludes,
+        &mut manifest,
+        request.skip_unreadable,
+    )?;
     if tally.unreadable > 0 {
         bail!(
             "{} file(s) could not be read (see above); no backup was written. \
@@ -223,216 +227,77 @@ struct Tally {
     unreadable: u64,
 }
 
-type Encoder = zstd::stream::write::Encoder<'static, HashingWriter<io::BufWriter<File>>>;
-
-struct ArchiveWriter {
-    file: AtomicFile,
-    tar: tar::Builder<Encoder>,
-    buffer: Vec<u8>,
-    hard_links: HashMap<(u64, u64), PathBuf>,
-}
-
-impl ArchiveWriter {
-    fn new(mut file: AtomicFile, level: i32, threads: u32) -> io::Result<Self> {
-        let out = io::BufWriter::with_capacity(1 << 20, file.file().try_clone()?);
-        let mut encoder = zstd::stream::write::Encoder::new(HashingWriter::new(out), level)?;
-        encoder.include_checksum(true)?;
-        if threads > 1 {
-            encoder.multithread(threads)?;
-        }
-        let tar = tar::Builder::new(encoder);
-        Ok(ArchiveWriter {
-            file,
-            tar,
-            buffer: vec![0; 1 << 20],
-            hard_links: HashMap::new(),
-        })
-    }
-
-    fn add_tree(
-        &mut self,
-        source: &Path,
-        excludes: &Excludes,
-        manifest: &mut ManifestWriter,
-        skip_unreadable: bool,
-    ) -> anyhow::Result<Tally> {
-        let mut tally = Tally::default();
-        let root_is_file = source.is_file();
-        let base = if root_is_file {
-            source.parent().unwrap_or(Path::new("/"))
-        } else {
-            source
-        };
-        let walk = WalkDir::new(source)
-            .follow_links(false)
-            .sort_by_file_name()
-            .into_iter()
-            .filter_entry(|e| {
-                e.depth() == 0 || !excludes.matches(e.path().strip_prefix(base).unwrap_or(e.path()))
-            });
-        for item in walk {
-            let item = match item {
-                Ok(item) => item,
-                Err(err) => {
-                    unreadable(&mut tally, skip_unreadable, &err.to_string());
-                    continue;
-                }
-            };
-            if item.depth() == 0 && !root_is_file {
+/// Walks the source and appends everything to the archive and manifest.
+fn archive_tree(
+    archive: &mut TarWriter,
+    source: &Path,
+    excludes: &Excludes,
+    manifest: &mut ManifestWriter,
+    skip_unreadable: bool,
+) -> anyhow::Result<Tally> {
+    let mut tally = Tally::default();
+    let root_is_file = source.is_file();
+    let base = if root_is_file {
+        source.parent().unwrap_or(Path::new("/"))
+    } else {
+        source
+    };
+    let walk = WalkDir::new(source)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| {
+            e.depth() == 0 || !excludes.matches(e.path().strip_prefix(base).unwrap_or(e.path()))
+        });
+    for item in walk {
+        let item = match item {
+            Ok(item) => item,
+            Err(err) => {
+                unreadable(&mut tally, skip_unreadable, &err.to_string());
                 continue;
             }
-            let relative = item
-                .path()
-                .strip_prefix(base)
-                .unwrap_or(item.path())
-                .to_owned();
-            let meta = match item.metadata() {
-                Ok(meta) => meta,
-                Err(err) => {
-                    unreadable(&mut tally, skip_unreadable, &err.to_string());
-                    continue;
-                }
-            };
-            let entry = match self.add(item.path(), &relative, &meta) {
-                Ok(Some(entry)) => entry,
-                Ok(None) => continue,
-                Err(AddError::Unreadable(err)) => {
-                    let message = format!("cannot read {}: {err}", item.path().display());
-                    unreadable(&mut tally, skip_unreadable, &message);
-                    continue;
-                }
-                Err(AddError::Write(err)) => return Err(err.into()),
-            };
-            if entry.changed {
-                warn(format!(
-                    "{} changed while it was being read; stored as read, marked in the manifest",
-                    item.path().display()
-                ));
-                tally.changed += 1;
-            }
-            tally.entries += 1;
-            tally.raw_bytes += if entry.kind == Kind::File {
-                entry.size
-            } else {
-                0
-            };
-            manifest.entry(&entry)?;
-        }
-        Ok(tally)
-    }
-
-    /// Appends one filesystem object; `None` for what tar should not hold.
-    fn add(
-        &mut self,
-        path: &Path,
-        relative: &Path,
-        meta: &fs::Metadata,
-    ) -> Result<Option<Entry>, AddError> {
-        let file_type = meta.file_type();
-        let mut header = tar::Header::new_gnu();
-        let mode = meta.mode() & 0o7777;
-        let mtime = u64::try_from(meta.mtime()).unwrap_or(0);
-        header.set_mode(mode);
-        header.set_mtime(mtime);
-        header.set_uid(u64::from(meta.uid()));
-        header.set_gid(u64::from(meta.gid()));
-        header.set_size(0);
-        let mut entry = Entry {
-            path: relative.to_owned(),
-            kind: Kind::Dir,
-            size: 0,
-            mode,
-            mtime,
-            sha256: None,
-            target: None,
-            changed: false,
         };
-        if file_type.is_dir() {
-            header.set_entry_type(tar::EntryType::Directory);
-            self.tar
-                .append_data(&mut header, relative, io::empty())
-                .map_err(AddError::Write)?;
-        } else if file_type.is_symlink() {
-            let target = fs::read_link(path).map_err(AddError::Unreadable)?;
-            header.set_entry_type(tar::EntryType::Symlink);
-            self.tar
-                .append_link(&mut header, relative, &target)
-                .map_err(AddError::Write)?;
-            entry.kind = Kind::Symlink;
-            entry.target = Some(target);
-        } else if file_type.is_file() {
-            let inode = (meta.dev(), meta.ino());
-            if meta.nlink() > 1 {
-                if let Some(first) = self.hard_links.get(&inode) {
-                    header.set_entry_type(tar::EntryType::Link);
-                    self.tar
-                        .append_link(&mut header, relative, first)
-                        .map_err(AddError::Write)?;
-                    entry.kind = Kind::Hardlink;
-                    entry.target = Some(first.clone());
-                    return Ok(Some(entry));
-                }
-            }
-            let file = File::open(path).map_err(AddError::Unreadable)?;
-            header.set_entry_type(tar::EntryType::Regular);
-            header.set_size(meta.len());
-            let mut data = FileData {
-                file,
-                remaining: meta.len(),
-                buffer: &mut self.buffer,
-                start: 0,
-                end: 0,
-                hasher: Sha256::new(),
-                short: false,
-            };
-            self.tar
-                .append_data(&mut header, relative, &mut data)
-                .map_err(|err| {
-                    AddError::Write(io::Error::new(
-                        err.kind(),
-                        format!("while archiving {}: {err}", path.display()),
-                    ))
-                })?;
-            let after = data.file.metadata().ok();
-            entry.changed = data.short
-                || after.is_none_or(|after| {
-                    after.len() != meta.len()
-                        || after.mtime() != meta.mtime()
-                        || after.ctime() != meta.ctime()
-                });
-            entry.kind = Kind::File;
-            entry.size = meta.len();
-            entry.sha256 = Some(hex(data.hasher));
-            if meta.nlink() > 1 {
-                self.hard_links.insert(inode, relative.to_owned());
-            }
-        } else {
-            let what = if file_type.is_socket() {
-                "socket"
-            } else if file_type.is_fifo() {
-                "FIFO"
-            } else {
-                "device file"
-            };
-            warn(format!("skipping {what} {}", path.display()));
-            return Ok(None);
+        if item.depth() == 0 && !root_is_file {
+            continue;
         }
-        Ok(Some(entry))
+        let relative = item
+            .path()
+            .strip_prefix(base)
+            .unwrap_or(item.path())
+            .to_owned();
+        let meta = match item.metadata() {
+            Ok(meta) => meta,
+            Err(err) => {
+                unreadable(&mut tally, skip_unreadable, &err.to_string());
+                continue;
+            }
+        };
+        let entry = match archive.add(item.path(), &relative, &meta) {
+            Ok(Some(entry)) => entry,
+            Ok(None) => continue,
+            Err(AddError::Unreadable(err)) => {
+                let message = format!("cannot read {}: {err}", item.path().display());
+                unreadable(&mut tally, skip_unreadable, &message);
+                continue;
+            }
+            Err(AddError::Write(err)) => return Err(err.into()),
+        };
+        if entry.changed {
+            warn(format!(
+                "{} changed while it was being read; stored as read, marked in the manifest",
+                item.path().display()
+            ));
+            tally.changed += 1;
+        }
+        tally.entries += 1;
+        tally.raw_bytes += if entry.kind == Kind::File {
+            entry.size
+        } else {
+            0
+        };
+        manifest.entry(&entry)?;
     }
-
-    /// Finishes the stream; returns the artifact (to commit), its SHA-256
-    /// and size.
-    fn finish(self) -> io::Result<(AtomicFile, String, u64)> {
-        let encoder = self.tar.into_inner()?;
-        let (out, sha256, bytes) = encoder.finish()?.finish();
-        out.into_inner().map_err(io::IntoInnerError::into_error)?;
-        Ok((self.file, sha256, bytes))
-    }
-}
-
-enum AddError {
-    Unreadable(io::Error),
-    Write(io::Error),
+    Ok(tally)
 }
 
 impl From<AddError> for anyhow::Error {
@@ -450,49 +315,5 @@ fn unreadable(tally: &mut Tally, skip: bool, message: &str) {
     } else {
         ops_shared::entry::error(message);
         tally.unreadable += 1;
-    }
-}
-
-/// Exactly `remaining` bytes of a file, hashed, read in large chunks; padded
-/// with zeros if the file shrank while being read (marked `short`).
-struct FileData<'a> {
-    file: File,
-    remaining: u64,
-    buffer: &'a mut Vec<u8>,
-    start: usize,
-    end: usize,
-    hasher: Sha256,
-    short: bool,
-}
-
-impl Read for FileData<'_> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.start == self.end {
-            if self.remaining == 0 {
-                return Ok(0);
-            }
-            let want = self
-                .buffer
-                .len()
-                .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
-            let mut got = if self.short {
-                0
-            } else {
-                self.file.read(&mut self.buffer[..want])?
-            };
-            if got == 0 {
-                self.short = true;
-                self.buffer[..want].fill(0);
-                got = want;
-            }
-            self.hasher.update(&self.buffer[..got]);
-            self.remaining -= got as u64;
-            self.start = 0;
-            self.end = got;
-        }
-        let n = out.len().min(self.end - self.start);
-        out[..n].copy_from_slice(&self.buffer[self.start..self.start + n]);
-        self.start += n;
-        Ok(n)
     }
 }

@@ -11,6 +11,7 @@ mod cli;
 pub mod create;
 pub mod hashing;
 pub mod manifest;
+mod tar_writer;
 
 use std::ffi::OsString;
 

@@ -6,6 +6,7 @@
 //! directory. Directory permissions and times are applied last, deepest
 //! first, so a read-only directory can still be filled.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -18,6 +19,7 @@ use ops_backup::manifest::{Entry, Kind};
 /// Extracts into `root`, which must be a new, empty directory.
 pub struct Extractor {
     root: PathBuf,
+    known_dirs: HashSet<PathBuf>,
     dirs: Vec<(PathBuf, u32, u64)>,
     symlinks: Vec<(PathBuf, PathBuf, u64)>,
     buffer: Vec<u8>,
@@ -29,6 +31,7 @@ impl Extractor {
     pub fn new(root: &Path) -> Self {
         Extractor {
             root: root.to_owned(),
+            known_dirs: HashSet::new(),
             dirs: Vec::new(),
             symlinks: Vec::new(),
             buffer: vec![0; 1 << 20],
@@ -93,11 +96,14 @@ impl EntrySink for Extractor {
     fn entry(&mut self, entry: &Entry, content: &mut dyn Read) -> io::Result<()> {
         let relative = safe_relative(&entry.path)?;
         let dest = self.root.join(&relative);
-        if let Some(parent) = dest.parent() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(parent)?;
+        if let Some(parent) = relative.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if !self.known_dirs.contains(parent) {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(self.root.join(parent))?;
+                self.known_dirs.insert(parent.to_owned());
+            }
         }
         self.entries += 1;
         match entry.kind {
@@ -108,6 +114,7 @@ impl EntrySink for Extractor {
                     }
                     _ => {}
                 }
+                self.known_dirs.insert(relative.clone());
                 self.dirs.push((relative, entry.mode, entry.mtime));
             }
             Kind::File => self.write_file(&dest, entry, content)?,
