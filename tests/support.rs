@@ -13,6 +13,9 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
+#[path = "support/pg.rs"]
+pub mod pg;
+
 /// The directory holding the built binaries: `OPS_BIN_DIR`, or the target
 /// directory this test executable was built into.
 pub fn bin_dir() -> PathBuf {
@@ -108,6 +111,11 @@ impl Run {
 
     pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(mut self, args: I) -> Self {
         self.command.args(args);
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Self {
+        self.command.env(key, value);
         self
     }
 

@@ -72,7 +72,7 @@ impl Findings {
         self.errors.is_empty()
     }
 
-    fn fail(&mut self, message: String) {
+    pub(crate) fn fail(&mut self, message: String) {
         if self.errors.len() < MAX_REPORTED {
             self.errors.push(message);
         } else {
@@ -80,7 +80,7 @@ impl Findings {
         }
     }
 
-    fn close(mut self) -> Self {
+    pub(crate) fn close(mut self) -> Self {
         if self.hidden > 0 {
             self.errors
                 .push(format!("... and {} more problems", self.hidden));
@@ -160,7 +160,6 @@ fn compare_summary(
     level: Level,
     findings: &mut Findings,
 ) {
-    findings.artifact_sha256 = read.digest.as_ref().map(|(sha256, _)| sha256.clone());
     if let Some(error) = &read.error {
         findings.fail(format!(
             "artifact {} cannot be read to the end: {error}",
@@ -168,18 +167,8 @@ fn compare_summary(
         ));
     }
     if let Some((sha256, bytes)) = &read.digest {
-        if *bytes != summary.bytes {
-            findings.fail(format!(
-                "artifact is {bytes} bytes, the manifest says {} (truncated or appended to)",
-                summary.bytes
-            ));
-        }
-        if *sha256 != summary.sha256 {
-            findings.fail(format!(
-                "artifact checksum mismatch: manifest says {}, artifact is {sha256}",
-                summary.sha256
-            ));
-        }
+        findings.artifact_sha256 = Some(sha256.clone());
+        compare_artifact(artifact, summary, sha256, *bytes, findings);
     }
     if level == Level::Full {
         if findings.entries != summary.entries {
@@ -194,6 +183,29 @@ fn compare_summary(
                 findings.raw_bytes, summary.raw_bytes
             ));
         }
+    }
+}
+
+/// The artifact as read against the manifest's size and checksum, and the
+/// `sha256sum` checksum file beside it, if any.
+pub(crate) fn compare_artifact(
+    artifact: &Path,
+    summary: &Summary,
+    sha256: &str,
+    bytes: u64,
+    findings: &mut Findings,
+) {
+    if bytes != summary.bytes {
+        findings.fail(format!(
+            "artifact is {bytes} bytes, the manifest says {} (truncated or appended to)",
+            summary.bytes
+        ));
+    }
+    if sha256 != summary.sha256 {
+        findings.fail(format!(
+            "artifact checksum mismatch: manifest says {}, artifact is {sha256}",
+            summary.sha256
+        ));
     }
     let checksum_file = catalog::checksum_path(artifact);
     if let Ok(text) = std::fs::read_to_string(&checksum_file) {

@@ -2,15 +2,18 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use ops_shared::OutputArgs;
 
-/// Back up directories and files into zstd-compressed, SHA-256-checked
-/// artifacts, and list the backups in a directory.
+/// Back up directories, files and PostgreSQL databases into zstd-compressed,
+/// SHA-256-checked artifacts, and list the backups in a directory.
 ///
-/// Each backup is `<name>_<YYYYMMDD_HHMMSS>.tar.zst` (UTC) plus its manifest
-/// and a sha256sum checksum file; it extracts with `tar --zstd -xf`. A
-/// `backup` record is written on stdout for every backup made or listed.
+/// A directory or file becomes `<name>_<YYYYMMDD_HHMMSS>.tar.zst` (UTC),
+/// which extracts with `tar --zstd -xf`; a database becomes a consistent
+/// pg_dump, `<db>_<YYYYMMDD_HHMMSS>.sql.zst` (restores with `zstd -dc FILE |
+/// psql`) or `.dump` (pg_restore). Each has a manifest and a sha256sum
+/// checksum file beside it. A `backup` record is written on stdout for every
+/// backup made or listed.
 #[derive(Debug, Parser)]
 #[command(name = "ops-backup", version, max_term_width = 100)]
 pub struct Cli {
@@ -28,7 +31,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// The directory or file to back up.
+    /// The directory or file to back up, or a database: postgres://USER@HOST:PORT/DB
+    /// (`postgres:` alone takes everything from PGHOST, PGDATABASE, ... and ~/.pgpass).
     pub source: PathBuf,
     /// The backup directory to write into (created, owner-only, if missing; its parent must exist).
     #[arg(long, value_name = "DIR")]
@@ -49,6 +53,10 @@ pub struct CreateArgs {
     /// Warn about files that cannot be read and leave them out, instead of failing.
     #[arg(long)]
     pub skip_unreadable: bool,
+    /// For databases: plain SQL compressed with zstd (.sql.zst), or pg_dump's
+    /// custom format stored as is (.dump, for pg_restore -j).
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -60,6 +68,12 @@ pub struct ListArgs {
     pub dirs: Vec<PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum FormatArg {
+    Plain,
+    Custom,
 }
 
 fn parse_name(name: &str) -> Result<String, String> {

@@ -9,19 +9,16 @@
 //! place. A failure or kill leaves only temporary files.
 
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
-use jiff::Timestamp;
-use ops_shared::atomic::AtomicFile;
 use ops_shared::{entry::warn, Backup, Source};
 use walkdir::WalkDir;
 
 use crate::catalog;
-use crate::manifest::{Header, Kind, ManifestWriter, Summary};
+use crate::manifest::{Kind, ManifestWriter, Summary};
+use crate::pending::{PendingBackup, Plan};
 use crate::tar_writer::{AddError, TarWriter};
 
 /// The artifact format this module writes.
@@ -60,7 +57,6 @@ pub fn create(request: &Request) -> anyhow::Result<Backup> {
         )
     };
     let excludes = Excludes::new(&request.excludes)?;
-    prepare_target(&request.to)?;
     let name = match &request.name {
         Some(name) => name.clone(),
         None => catalog::series_name(
@@ -69,46 +65,24 @@ pub fn create(request: &Request) -> anyhow::Result<Backup> {
                 .map_or("root".into(), |n| n.to_string_lossy()),
         ),
     };
-    let time =
-        Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH);
-    let (id, artifact) = reserve(&request.to, &name, time)?;
-    let header = Header {
-        v: 1,
-        id: id.clone(),
-        name,
-        time,
-        artifact: format!("{id}.{FORMAT}"),
-        format: FORMAT.into(),
-        mode: "full".into(),
-        parent: None,
+    let (mut pending, artifact) = PendingBackup::start(Plan {
+        to: &request.to,
+        name: &name,
+        format: FORMAT,
         source: Source {
             kind: kind.into(),
             location: ops_shared::redact::redact(&source.to_string_lossy()),
         },
-        tool: format!("ops-backup {}", env!("CARGO_PKG_VERSION")),
-        zstd_level: request.level,
-    };
-    let artifact_path = request.to.join(&header.artifact);
-    let write_error = |err: io::Error| {
-        let hint = if err.raw_os_error() == Some(libc::ENOSPC) {
-            "; free space or choose another --to directory"
-        } else {
-            ""
-        };
-        anyhow::anyhow!(
-            "writing backup {} failed: {err}{hint}",
-            artifact_path.display()
-        )
-    };
-    let mut manifest = ManifestWriter::create(&catalog::manifest_path(&request.to, &id), &header)
-        .map_err(write_error)?;
-    let mut archive =
-        TarWriter::new(artifact, request.level, request.threads).map_err(write_error)?;
+        level: request.level,
+        database: None,
+    })?;
+    let mut archive = TarWriter::new(artifact, request.level, request.threads)
+        .map_err(|e| pending.write_error(e))?;
     let tally = archive_tree(
         &mut archive,
         &source,
         &excludes,
-        &mut manifest,
+        &mut pending.manifest,
         request.skip_unreadable,
     )?;
     if tally.unreadable > 0 {
@@ -118,60 +92,16 @@ pub fn create(request: &Request) -> anyhow::Result<Backup> {
             tally.unreadable
         );
     }
-    let (artifact, sha256, bytes) = archive.finish().map_err(write_error)?;
+    let (artifact, sha256, bytes) = archive.finish().map_err(|e| pending.write_error(e))?;
     let summary = Summary {
         entries: tally.entries,
         raw_bytes: tally.raw_bytes,
         bytes,
-        sha256: sha256.clone(),
+        sha256,
         changed: tally.changed,
         skipped: tally.skipped,
     };
-    let manifest = manifest.finish(&summary).map_err(write_error)?;
-    let mut checksum =
-        AtomicFile::replace(&catalog::checksum_path(&artifact_path)).map_err(write_error)?;
-    writeln!(checksum.file(), "{sha256}  {}", header.artifact).map_err(write_error)?;
-    artifact.commit().map_err(write_error)?;
-    checksum.commit().map_err(write_error)?;
-    manifest.commit().map_err(write_error)?;
-    Ok(catalog::record(&request.to, &header, &summary))
-}
-
-fn prepare_target(to: &Path) -> anyhow::Result<()> {
-    match fs::metadata(to) {
-        Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => bail!("--to {} is not a directory", to.display()),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => fs::DirBuilder::new()
-            .mode(0o700)
-            .create(to)
-            .with_context(|| {
-                format!("cannot create backup directory {}; create its parent first or pick another --to", to.display())
-            }),
-        Err(err) => Err(err).with_context(|| format!("cannot use backup directory {}", to.display())),
-    }
-}
-
-/// Picks the first free id for this series and second, holding its
-/// artifact's temporary name so no other run can take it.
-fn reserve(to: &Path, name: &str, time: Timestamp) -> anyhow::Result<(String, AtomicFile)> {
-    for attempt in 1..1000 {
-        let id = catalog::backup_id(name, time, attempt);
-        if catalog::manifest_path(to, &id).exists() {
-            continue;
-        }
-        match AtomicFile::create_new(&to.join(format!("{id}.{FORMAT}"))) {
-            Ok(file) => return Ok((id, file)),
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(err) => {
-                return Err(err)
-                    .with_context(|| format!("cannot write to backup directory {}", to.display()))
-            }
-        }
-    }
-    bail!(
-        "more than 999 backups of {name} in one second in {}",
-        to.display()
-    )
+    pending.commit(artifact, summary)
 }
 
 /// `--exclude` patterns: a pattern with a `/` matches the path relative to

@@ -1,22 +1,26 @@
-//! ops-backup: back up directories and files into checked `tar.zst`
-//! artifacts, and list backup directories.
+//! ops-backup: back up directories, files and PostgreSQL databases into
+//! checked artifacts, and list backup directories.
 //!
-//! This crate owns the directory backup format: [`create`] writes it,
-//! [`archive`] reads it back checked (for ops-verify and ops-restore), and
-//! [`catalog`] turns a backup directory back into records.
+//! This crate owns the backup formats: [`create`] writes directory backups
+//! and [`archive`] reads them back checked; [`pg`] does both for database
+//! dumps; ops-verify and ops-restore use these readers. [`catalog`] turns a
+//! backup directory back into records.
 
 pub mod archive;
+pub mod artifact;
 pub mod catalog;
 mod cli;
 pub mod create;
 pub mod hashing;
 pub mod manifest;
+mod pending;
+pub mod pg;
 mod tar_writer;
 
 use std::ffi::OsString;
 
 use clap::CommandFactory;
-use ops_shared::{entry::warn, Output, Status};
+use ops_shared::{entry::warn, Output, Status, UsageError};
 
 pub use cli::Cli;
 
@@ -32,20 +36,48 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
     };
     match cli.command {
         cli::Command::Create(args) => {
-            let request = create::Request {
-                source: args.source,
-                to: args.to,
-                name: args.name,
-                level: args.level,
-                threads: if args.threads == 0 {
-                    default_threads()
-                } else {
-                    args.threads
-                },
-                excludes: args.exclude,
-                skip_unreadable: args.skip_unreadable,
+            let threads = if args.threads == 0 {
+                default_threads()
+            } else {
+                args.threads
             };
-            let backup = create::create(&request)?;
+            let source = args.source.to_string_lossy();
+            let backup = if pg::is_postgres(&source) {
+                if !args.exclude.is_empty() || args.skip_unreadable {
+                    return Err(UsageError(
+                        "--exclude and --skip-unreadable apply to directories, not databases"
+                            .into(),
+                    )
+                    .into());
+                }
+                pg::dump::dump(&pg::dump::Request {
+                    target: pg::PgTarget::parse(&source)?,
+                    to: args.to,
+                    name: args.name,
+                    format: match args.format {
+                        Some(cli::FormatArg::Custom) => pg::DumpFormat::Custom,
+                        _ => pg::DumpFormat::Plain,
+                    },
+                    level: args.level,
+                    threads,
+                })?
+            } else {
+                if args.format.is_some() {
+                    return Err(UsageError(
+                        "--format applies to databases; directories are always tar.zst".into(),
+                    )
+                    .into());
+                }
+                create::create(&create::Request {
+                    source: args.source,
+                    to: args.to,
+                    name: args.name,
+                    level: args.level,
+                    threads,
+                    excludes: args.exclude,
+                    skip_unreadable: args.skip_unreadable,
+                })?
+            };
             let mut out = Output::stdout(args.output.mode());
             out.record(&backup)?;
             out.finish()?;

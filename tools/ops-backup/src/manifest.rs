@@ -46,6 +46,36 @@ pub struct Header {
     /// The program and version that wrote it.
     pub tool: String,
     pub zstd_level: i32,
+    /// What the dump came from (database backups only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseInfo>,
+}
+
+/// The server and dump a database backup came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DatabaseInfo {
+    pub dbname: String,
+    pub server_version: String,
+    pub pg_dump_version: String,
+    /// `pg_database_size` when the dump was taken.
+    pub size_bytes: u64,
+}
+
+/// One table of a database backup and its row count in the dump's snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Table {
+    pub schema: String,
+    pub name: String,
+    /// `table`, or `partitioned` for a parent whose rows live in partitions.
+    pub kind: String,
+    pub rows: u64,
+}
+
+impl Table {
+    /// `schema.name`, as people write it.
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
 }
 
 /// What kind of thing an entry is.
@@ -107,6 +137,7 @@ pub struct Summary {
 enum Line {
     Manifest(Header),
     Entry(Entry),
+    Table(Table),
     Summary(Summary),
     Seal { sha256: String },
 }
@@ -137,6 +168,11 @@ impl ManifestWriter {
     /// Appends one entry.
     pub fn entry(&mut self, entry: &Entry) -> io::Result<()> {
         self.line(&Line::Entry(entry.clone()))
+    }
+
+    /// Appends one table (database backups).
+    pub fn table(&mut self, table: &Table) -> io::Result<()> {
+        self.line(&Line::Table(table.clone()))
     }
 
     /// Writes the summary and the seal; the caller commits the file.
@@ -231,6 +267,20 @@ impl ManifestReader {
             Some(_) => Err(self.damaged("unexpected line between entries".into())),
             None => Err(self.damaged("ends before its summary (truncated)".into())),
         }
+    }
+
+    /// The tables of a database backup, up to the summary.
+    pub fn tables(&mut self) -> Result<Vec<Table>, ManifestError> {
+        let mut tables = Vec::new();
+        while self.summary.is_none() {
+            match self.next_line()? {
+                Some(Line::Table(table)) => tables.push(table),
+                Some(Line::Summary(summary)) => self.summary = Some(summary),
+                Some(_) => return Err(self.damaged("unexpected line between tables".into())),
+                None => return Err(self.damaged("ends before its summary (truncated)".into())),
+            }
+        }
+        Ok(tables)
     }
 
     /// Reads to the end and checks the seal; returns the summary.
@@ -345,6 +395,7 @@ fn placeholder_header() -> Header {
         },
         tool: String::new(),
         zstd_level: 0,
+        database: None,
     }
 }
 

@@ -2,29 +2,23 @@
 //! hashes every file for the manifest and the whole artifact for its
 //! checksum.
 //!
-//! The work is a pipeline, like `tar | zstd` but in one process, so every
-//! core stays busy: this thread walks, reads and hashes files and frames
-//! them as tar; a compressor thread feeds zstd, whose workers compress; a
-//! writer thread hashes the compressed stream and writes it.
+//! This thread walks, reads and hashes files and frames them as tar; the
+//! [`ArtifactWriter`] compresses, hashes and writes on threads of its own,
+//! like `tar | zstd` but in one process.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::thread::{self, JoinHandle};
 
 use ops_shared::atomic::AtomicFile;
 use ops_shared::entry::warn;
 use sha2::{Digest, Sha256};
 
+use crate::artifact::{ArtifactWriter, CHUNK};
 use crate::hashing::hex;
 use crate::manifest::{Entry, Kind};
-
-const CHUNK: usize = 1 << 20;
-/// Chunks queued between two stages: bounds memory, smooths out stalls.
-const IN_FLIGHT: usize = 4;
 
 /// Why an object could not be added.
 pub enum AddError {
@@ -36,8 +30,7 @@ pub enum AddError {
 }
 
 pub struct TarWriter {
-    file: AtomicFile,
-    tar: tar::Builder<Pipe<Compressor>>,
+    tar: tar::Builder<ArtifactWriter>,
     buffer: Vec<u8>,
     hard_links: HashMap<(u64, u64), PathBuf>,
 }
@@ -46,23 +39,10 @@ impl TarWriter {
     /// Starts the archive in `file` (a reserved temporary file).
     ///
     /// Fails if zstd rejects the level or thread count.
-    pub fn new(mut file: AtomicFile, level: i32, threads: u32) -> io::Result<Self> {
-        let written = Pipe::start(HashedFile {
-            file: file.file().try_clone()?,
-            hasher: Sha256::new(),
-            bytes: 0,
-        });
-        let mut encoder = zstd::stream::write::Encoder::new(written, level)?;
-        encoder.include_checksum(true)?;
-        if threads > 1 {
-            encoder.multithread(threads)?;
-            // zstd's default job size at level 3 (8 MiB) makes its buffers
-            // alone exceed 100 MiB; 4 MiB halves that at no cost in speed.
-            encoder.set_parameter(zstd::zstd_safe::CParameter::JobSize(4 << 20))?;
-        }
+    pub fn new(file: AtomicFile, level: i32, threads: u32) -> io::Result<Self> {
+        let out = ArtifactWriter::compressed(file, level, threads)?;
         Ok(TarWriter {
-            file,
-            tar: tar::Builder::new(Pipe::start(Compressor { encoder })),
+            tar: tar::Builder::new(out),
             buffer: vec![0; CHUNK],
             hard_links: HashMap::new(),
         })
@@ -198,129 +178,6 @@ impl TarWriter {
     /// Ends the stream; returns the artifact (to commit), its SHA-256 and
     /// size.
     pub fn finish(self) -> io::Result<(AtomicFile, String, u64)> {
-        let (sha256, bytes) = self.tar.into_inner()?.finish()?;
-        Ok((self.file, sha256, bytes))
-    }
-}
-
-/// The far end of a [`Pipe`]: consumes chunks on the pipe's thread.
-trait Stage: Send + 'static {
-    type Output: Send + 'static;
-    fn consume(&mut self, chunk: &[u8]) -> io::Result<()>;
-    fn end(self) -> io::Result<Self::Output>;
-}
-
-/// Compresses what reaches it.
-struct Compressor {
-    encoder: zstd::stream::write::Encoder<'static, Pipe<HashedFile>>,
-}
-
-impl Stage for Compressor {
-    type Output = (String, u64);
-
-    fn consume(&mut self, chunk: &[u8]) -> io::Result<()> {
-        self.encoder.write_all(chunk)
-    }
-
-    fn end(self) -> io::Result<(String, u64)> {
-        self.encoder.finish()?.finish()
-    }
-}
-
-/// Hashes and writes what reaches it; ends with the SHA-256 and size.
-struct HashedFile {
-    file: File,
-    hasher: Sha256,
-    bytes: u64,
-}
-
-impl Stage for HashedFile {
-    type Output = (String, u64);
-
-    fn consume(&mut self, chunk: &[u8]) -> io::Result<()> {
-        self.hasher.update(chunk);
-        self.bytes += chunk.len() as u64;
-        self.file.write_all(chunk)
-    }
-
-    fn end(self) -> io::Result<(String, u64)> {
-        Ok((hex(self.hasher), self.bytes))
-    }
-}
-
-/// A writer whose bytes are handed, 1 MiB at a time, to a [`Stage`]
-/// running on a thread of its own.
-struct Pipe<S: Stage> {
-    buffer: Vec<u8>,
-    chunks: Option<SyncSender<Vec<u8>>>,
-    spare: Receiver<Vec<u8>>,
-    thread: Option<JoinHandle<io::Result<S::Output>>>,
-}
-
-impl<S: Stage> Pipe<S> {
-    fn start(mut stage: S) -> Self {
-        let (chunks, incoming) = sync_channel::<Vec<u8>>(IN_FLIGHT);
-        let (recycle, spare) = sync_channel::<Vec<u8>>(IN_FLIGHT + 2);
-        let thread = thread::spawn(move || {
-            for chunk in incoming {
-                stage.consume(&chunk)?;
-                let _ = recycle.try_send(chunk);
-            }
-            stage.end()
-        });
-        Pipe {
-            buffer: Vec::with_capacity(CHUNK),
-            chunks: Some(chunks),
-            spare,
-            thread: Some(thread),
-        }
-    }
-
-    fn send(&mut self) -> io::Result<()> {
-        let mut next = self
-            .spare
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
-        next.clear();
-        let full = std::mem::replace(&mut self.buffer, next);
-        let sent = self.chunks.as_ref().map(|chunks| chunks.send(full));
-        match sent {
-            Some(Ok(())) => Ok(()),
-            _ => Err(self
-                .join()
-                .err()
-                .unwrap_or_else(|| io::Error::other("the pipeline stopped"))),
-        }
-    }
-
-    fn join(&mut self) -> io::Result<S::Output> {
-        self.chunks = None;
-        match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(result)) => result,
-            _ => Err(io::Error::other("a pipeline thread failed")),
-        }
-    }
-
-    /// Hands over what is buffered and waits for the stage to end.
-    fn finish(mut self) -> io::Result<S::Output> {
-        if !self.buffer.is_empty() {
-            self.send()?;
-        }
-        self.join()
-    }
-}
-
-impl<S: Stage> Write for Pipe<S> {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let taken = data.len().min(CHUNK - self.buffer.len());
-        self.buffer.extend_from_slice(&data[..taken]);
-        if self.buffer.len() == CHUNK {
-            self.send()?;
-        }
-        Ok(taken)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        self.tar.into_inner()?.finish()
     }
 }

@@ -5,6 +5,7 @@
 //! into a temporary directory beside the target and renamed into place.
 
 mod cli;
+mod database;
 mod extract;
 
 use std::ffi::OsString;
@@ -77,8 +78,38 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
     for line in &passed_through {
         out.raw(line)?;
     }
-    let target = Target::plan(&cli.to, cli.force)?;
     let mut backup = backup;
+    let to = cli.to.to_string_lossy();
+    if ops_backup::pg::is_postgres(&to) {
+        if ops_backup::pg::DumpFormat::of(&backup.format).is_none() {
+            bail!(
+                "{} is a {} backup; restore it into a directory, not a database",
+                backup.id,
+                backup.format
+            );
+        }
+        let choices = database::Choices {
+            clean: cli.clean,
+            yes: cli.yes,
+            jobs: cli.jobs,
+        };
+        let restored = database::restore(&backup.path, &to, &choices)?;
+        for mismatch in &restored.mismatches {
+            ops_shared::entry::error(format!("{}: {mismatch}", backup.id));
+        }
+        let ok = restored.ok;
+        backup.annotate("restore", restored);
+        out.record(&backup)?;
+        out.finish()?;
+        return Ok(Status::problem_if(!ok));
+    }
+    if ops_backup::pg::DumpFormat::of(&backup.format).is_some() {
+        bail!(
+            "{} is a database dump; restore it with --to postgres://USER@HOST/DB",
+            backup.id
+        );
+    }
+    let target = Target::plan(&cli.to, cli.force)?;
     let (entries, bytes) = restore(&backup, &target)?;
     backup.annotate(
         "restore",

@@ -209,6 +209,7 @@ fn craft(dir: &Path, entries: &[Crafted]) -> PathBuf {
         },
         tool: "crafted".into(),
         zstd_level: 3,
+        database: None,
     };
     let mut writer =
         ManifestWriter::create(&dir.join(format!("{id}.manifest.jsonl")), &header).unwrap();

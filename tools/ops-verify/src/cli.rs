@@ -7,7 +7,8 @@ use ops_shared::OutputArgs;
 
 /// Prove that backups are intact: in one read of each artifact, check its
 /// SHA-256, decompress the whole stream and check every entry against the
-/// manifest.
+/// manifest (a database dump: that it is complete); with --restore-test,
+/// prove a database backup restores.
 ///
 /// Takes artifacts and backup directories as arguments, or `backup` records
 /// on stdin (other records pass through unchanged). Writes each backup
@@ -24,6 +25,12 @@ pub struct Cli {
     /// and check every entry.
     #[arg(long, value_enum, default_value_t = LevelArg::Full)]
     pub level: LevelArg,
+    /// Also restore each database backup into a scratch database with a
+    /// unique name, compare every table's row count with the manifest, and
+    /// drop it again (also on failure or Ctrl-C). The server defaults to the
+    /// backup's source; give another as --restore-test=URL.
+    #[arg(long, value_name = "URL", num_args = 0..=1, require_equals = true)]
+    pub restore_test: Option<Option<String>>,
     /// How many artifacts to verify at once [default: the number of cores].
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,

@@ -18,7 +18,7 @@ use std::thread;
 use clap::CommandFactory;
 use jiff::Timestamp;
 use ops_backup::archive::{self, Discard, Level};
-use ops_backup::{catalog, manifest};
+use ops_backup::{catalog, manifest, pg};
 use ops_shared::entry::{error, warn};
 use ops_shared::{read_records, Backup, Output, Record, Status, UsageError, Verification};
 
@@ -34,9 +34,12 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
     let Some(cli) = ops_shared::entry::parse_args::<Cli>(args)? else {
         return Ok(Status::Success);
     };
-    let level = match cli.level {
-        cli::LevelArg::Quick => Level::Quick,
-        cli::LevelArg::Full => Level::Full,
+    let depth = Depth {
+        level: match cli.level {
+            cli::LevelArg::Quick => Level::Quick,
+            cli::LevelArg::Full => Level::Full,
+        },
+        restore_test: cli.restore_test.clone(),
     };
     let jobs = cli
         .jobs
@@ -57,7 +60,8 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
         let jobs_out = Arc::new(Mutex::new(jobs_out));
         for _ in 0..jobs {
             let jobs_out = Arc::clone(&jobs_out);
-            scope.spawn(move || worker(&jobs_out, level));
+            let depth = depth.clone();
+            scope.spawn(move || worker(&jobs_out, &depth));
         }
         let mut queue = Queue {
             pending: VecDeque::new(),
@@ -182,13 +186,13 @@ impl Queue {
     }
 }
 
-fn worker(jobs: &Mutex<Receiver<Job>>, level: Level) {
+fn worker(jobs: &Mutex<Receiver<Job>>, depth: &Depth) {
     loop {
         let job = jobs.lock().ok().and_then(|jobs| jobs.recv().ok());
         let Some((mut backup, done)) = job else {
             return;
         };
-        let verification = verify(&backup, level);
+        let verification = verify(&backup, depth);
         for problem in &verification.errors {
             error(format!("{}: {problem}", backup.id));
         }
@@ -203,10 +207,21 @@ fn worker(jobs: &Mutex<Receiver<Job>>, level: Level) {
     }
 }
 
+/// How thoroughly to verify.
+#[derive(Clone, Debug)]
+pub struct Depth {
+    pub level: Level,
+    /// `Some(server)` restores database backups into a scratch database on
+    /// that server (`None`: the backup's own server).
+    pub restore_test: Option<Option<String>>,
+}
+
 /// Verifies one backup; every problem found is in the result's errors.
-pub fn verify(backup: &Backup, level: Level) -> Verification {
+pub fn verify(backup: &Backup, depth: &Depth) -> Verification {
     let mut errors = Vec::new();
-    if backup.format != ops_backup::create::FORMAT {
+    let mut level = depth.level.name();
+    let dump = pg::DumpFormat::of(&backup.format);
+    if backup.format != ops_backup::create::FORMAT && dump.is_none() {
         errors.push(format!(
             "format {:?} is not one this version of ops-verify checks",
             backup.format
@@ -214,7 +229,11 @@ pub fn verify(backup: &Backup, level: Level) -> Verification {
     } else if !backup.path.exists() {
         errors.push(format!("artifact {} is missing", backup.path.display()));
     } else {
-        match archive::check(&backup.path, level, &mut Discard) {
+        let findings = match dump {
+            Some(_) => Ok(pg::check::verify(&backup.path, depth.level)),
+            None => archive::check(&backup.path, depth.level, &mut Discard),
+        };
+        match findings {
             Ok(findings) => {
                 let stale = findings
                     .artifact_sha256
@@ -230,10 +249,14 @@ pub fn verify(backup: &Backup, level: Level) -> Verification {
             }
             Err(err) => errors.push(err.to_string()),
         }
+        if let (Some(server), Some(_), true) = (&depth.restore_test, dump, errors.is_empty()) {
+            level = "restore";
+            errors.extend(pg::check::restore_test(&backup.path, server.as_deref()).errors);
+        }
     }
     Verification {
         ok: errors.is_empty(),
-        level: level.name().into(),
+        level: level.into(),
         time: Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH),
         errors,
     }

@@ -1,0 +1,211 @@
+//! Where an artifact's bytes go: compressed (or not), hashed and written to
+//! its temporary file, each on a thread of its own so the producer (tar
+//! framing, pg_dump's output) never waits on them.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::thread::{self, JoinHandle};
+
+use ops_shared::atomic::AtomicFile;
+use sha2::{Digest, Sha256};
+
+use crate::hashing::hex;
+
+/// The size of the chunks handed between threads.
+pub const CHUNK: usize = 1 << 20;
+/// Chunks queued between two stages: bounds memory, smooths out stalls.
+const IN_FLIGHT: usize = 4;
+
+/// Writes an artifact; [`ArtifactWriter::finish`] returns the file to
+/// commit with its SHA-256 and size.
+pub struct ArtifactWriter {
+    file: AtomicFile,
+    out: Output,
+}
+
+enum Output {
+    Compressed(Pipe<Compressor>),
+    Plain(Pipe<HashedFile>),
+}
+
+impl ArtifactWriter {
+    /// zstd at `level` with `threads` workers (1: single-threaded).
+    ///
+    /// Fails if zstd rejects the settings or the file cannot be shared.
+    pub fn compressed(mut file: AtomicFile, level: i32, threads: u32) -> io::Result<Self> {
+        let written = Pipe::start(HashedFile::new(file.file().try_clone()?));
+        let mut encoder = zstd::stream::write::Encoder::new(written, level)?;
+        encoder.include_checksum(true)?;
+        if threads > 1 {
+            encoder.multithread(threads)?;
+            // zstd's default job size at level 3 (8 MiB) makes its buffers
+            // alone exceed 100 MiB; 4 MiB halves that at no cost in speed.
+            encoder.set_parameter(zstd::zstd_safe::CParameter::JobSize(4 << 20))?;
+        }
+        let out = Output::Compressed(Pipe::start(Compressor { encoder }));
+        Ok(ArtifactWriter { file, out })
+    }
+
+    /// Stored as it comes (already compressed data such as pg_dump -Fc).
+    ///
+    /// Fails if the file cannot be shared with the writer thread.
+    pub fn plain(mut file: AtomicFile) -> io::Result<Self> {
+        let out = Output::Plain(Pipe::start(HashedFile::new(file.file().try_clone()?)));
+        Ok(ArtifactWriter { file, out })
+    }
+
+    /// Ends the stream: the artifact (to commit), its SHA-256 and size.
+    pub fn finish(self) -> io::Result<(AtomicFile, String, u64)> {
+        let (sha256, bytes) = match self.out {
+            Output::Compressed(pipe) => pipe.finish()?,
+            Output::Plain(pipe) => pipe.finish()?,
+        };
+        Ok((self.file, sha256, bytes))
+    }
+}
+
+impl Write for ArtifactWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        match &mut self.out {
+            Output::Compressed(pipe) => pipe.write(data),
+            Output::Plain(pipe) => pipe.write(data),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The far end of a [`Pipe`]: consumes chunks on the pipe's thread.
+trait Stage: Send + 'static {
+    type Output: Send + 'static;
+    fn consume(&mut self, chunk: &[u8]) -> io::Result<()>;
+    fn end(self) -> io::Result<Self::Output>;
+}
+
+/// Compresses what reaches it.
+struct Compressor {
+    encoder: zstd::stream::write::Encoder<'static, Pipe<HashedFile>>,
+}
+
+impl Stage for Compressor {
+    type Output = (String, u64);
+
+    fn consume(&mut self, chunk: &[u8]) -> io::Result<()> {
+        self.encoder.write_all(chunk)
+    }
+
+    fn end(self) -> io::Result<(String, u64)> {
+        self.encoder.finish()?.finish()
+    }
+}
+
+/// Hashes and writes what reaches it; ends with the SHA-256 and size.
+struct HashedFile {
+    file: File,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl HashedFile {
+    fn new(file: File) -> Self {
+        HashedFile {
+            file,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }
+    }
+}
+
+impl Stage for HashedFile {
+    type Output = (String, u64);
+
+    fn consume(&mut self, chunk: &[u8]) -> io::Result<()> {
+        self.hasher.update(chunk);
+        self.bytes += chunk.len() as u64;
+        self.file.write_all(chunk)
+    }
+
+    fn end(self) -> io::Result<(String, u64)> {
+        Ok((hex(self.hasher), self.bytes))
+    }
+}
+
+/// A writer whose bytes are handed, 1 MiB at a time, to a [`Stage`]
+/// running on a thread of its own.
+struct Pipe<S: Stage> {
+    buffer: Vec<u8>,
+    chunks: Option<SyncSender<Vec<u8>>>,
+    spare: Receiver<Vec<u8>>,
+    thread: Option<JoinHandle<io::Result<S::Output>>>,
+}
+
+impl<S: Stage> Pipe<S> {
+    fn start(mut stage: S) -> Self {
+        let (chunks, incoming) = sync_channel::<Vec<u8>>(IN_FLIGHT);
+        let (recycle, spare) = sync_channel::<Vec<u8>>(IN_FLIGHT + 2);
+        let thread = thread::spawn(move || {
+            for chunk in incoming {
+                stage.consume(&chunk)?;
+                let _ = recycle.try_send(chunk);
+            }
+            stage.end()
+        });
+        Pipe {
+            buffer: Vec::with_capacity(CHUNK),
+            chunks: Some(chunks),
+            spare,
+            thread: Some(thread),
+        }
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        let mut next = self
+            .spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+        next.clear();
+        let full = std::mem::replace(&mut self.buffer, next);
+        let sent = self.chunks.as_ref().map(|chunks| chunks.send(full));
+        match sent {
+            Some(Ok(())) => Ok(()),
+            _ => Err(self
+                .join()
+                .err()
+                .unwrap_or_else(|| io::Error::other("the pipeline stopped"))),
+        }
+    }
+
+    fn join(&mut self) -> io::Result<S::Output> {
+        self.chunks = None;
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            _ => Err(io::Error::other("a pipeline thread failed")),
+        }
+    }
+
+    /// Hands over what is buffered and waits for the stage to end.
+    fn finish(mut self) -> io::Result<S::Output> {
+        if !self.buffer.is_empty() {
+            self.send()?;
+        }
+        self.join()
+    }
+}
+
+impl<S: Stage> Write for Pipe<S> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let taken = data.len().min(CHUNK - self.buffer.len());
+        self.buffer.extend_from_slice(&data[..taken]);
+        if self.buffer.len() == CHUNK {
+            self.send()?;
+        }
+        Ok(taken)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,158 @@
+//! A backup being written, whatever its kind: the target directory made
+//! ready, an id reserved, the manifest started, and at the end the commit
+//! that makes the backup exist (artifact, checksum file, manifest last).
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use jiff::Timestamp;
+use ops_shared::atomic::AtomicFile;
+use ops_shared::{Backup, Source};
+
+use crate::catalog;
+use crate::manifest::{DatabaseInfo, Header, ManifestWriter, Summary};
+
+/// What every backup's header needs to know up front.
+pub struct Plan<'a> {
+    pub to: &'a Path,
+    pub name: &'a str,
+    pub format: &'a str,
+    pub source: Source,
+    pub level: i32,
+    pub database: Option<DatabaseInfo>,
+}
+
+/// A reserved id with its manifest under way; the artifact's temporary
+/// file is handed out separately to whatever writes it.
+pub struct PendingBackup {
+    pub header: Header,
+    to: PathBuf,
+    artifact_path: PathBuf,
+    pub manifest: ManifestWriter,
+}
+
+impl PendingBackup {
+    /// Makes the target directory ready and reserves the next free id for
+    /// this series and second.
+    ///
+    /// Fails if the directory cannot be created or written.
+    pub fn start(plan: Plan) -> anyhow::Result<(Self, AtomicFile)> {
+        prepare_target(plan.to)?;
+        let time =
+            Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH);
+        let (id, artifact) = reserve(plan.to, plan.name, plan.format, time)?;
+        let header = Header {
+            v: 1,
+            id: id.clone(),
+            name: plan.name.to_owned(),
+            time,
+            artifact: format!("{id}.{}", plan.format),
+            format: plan.format.to_owned(),
+            mode: "full".into(),
+            parent: None,
+            source: plan.source,
+            tool: format!("ops-backup {}", env!("CARGO_PKG_VERSION")),
+            zstd_level: plan.level,
+            database: plan.database,
+        };
+        let artifact_path = plan.to.join(&header.artifact);
+        let manifest = ManifestWriter::create(&catalog::manifest_path(plan.to, &id), &header)
+            .map_err(|err| write_error(&artifact_path, err))?;
+        let pending = PendingBackup {
+            header,
+            to: plan.to.to_owned(),
+            artifact_path,
+            manifest,
+        };
+        Ok((pending, artifact))
+    }
+
+    /// A write failure, said in the user's terms (a full disk gets a hint).
+    pub fn write_error(&self, err: io::Error) -> anyhow::Error {
+        write_error(&self.artifact_path, err)
+    }
+
+    /// Makes the backup exist: summary and seal, then artifact, checksum
+    /// file and manifest are committed in that order.
+    ///
+    /// Fails on write errors; nothing is then left under a final name
+    /// except, at worst, an artifact without a manifest.
+    pub fn commit(self, artifact: AtomicFile, summary: Summary) -> anyhow::Result<Backup> {
+        let manifest = self
+            .manifest
+            .finish(&summary)
+            .map_err(|e| write_error(&self.artifact_path, e))?;
+        let fail = |err| write_error(&self.artifact_path, err);
+        let mut checksum =
+            AtomicFile::replace(&catalog::checksum_path(&self.artifact_path)).map_err(fail)?;
+        writeln!(
+            checksum.file(),
+            "{}  {}",
+            summary.sha256,
+            self.header.artifact
+        )
+        .map_err(fail)?;
+        artifact.commit().map_err(fail)?;
+        checksum.commit().map_err(fail)?;
+        manifest.commit().map_err(fail)?;
+        Ok(catalog::record(&self.to, &self.header, &summary))
+    }
+}
+
+fn write_error(artifact: &Path, err: io::Error) -> anyhow::Error {
+    let hint = if err.raw_os_error() == Some(libc::ENOSPC) {
+        "; free space or choose another --to directory"
+    } else {
+        ""
+    };
+    anyhow::anyhow!("writing backup {} failed: {err}{hint}", artifact.display())
+}
+
+fn prepare_target(to: &Path) -> anyhow::Result<()> {
+    match fs::metadata(to) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => bail!("--to {} is not a directory", to.display()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            fs::DirBuilder::new().mode(0o700).create(to).with_context(|| {
+                format!(
+                    "cannot create backup directory {}; create its parent first or pick another --to",
+                    to.display()
+                )
+            })
+        }
+        Err(err) => {
+            Err(err).with_context(|| format!("cannot use backup directory {}", to.display()))
+        }
+    }
+}
+
+/// Picks the first free id for this series and second, holding its
+/// artifact's temporary name so no other run can take it.
+fn reserve(
+    to: &Path,
+    name: &str,
+    format: &str,
+    time: Timestamp,
+) -> anyhow::Result<(String, AtomicFile)> {
+    for attempt in 1..1000 {
+        let id = catalog::backup_id(name, time, attempt);
+        if catalog::manifest_path(to, &id).exists() {
+            continue;
+        }
+        match AtomicFile::create_new(&to.join(format!("{id}.{format}"))) {
+            Ok(file) => return Ok((id, file)),
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(err) => {
+                return Err(err)
+                    .with_context(|| format!("cannot write to backup directory {}", to.display()))
+            }
+        }
+    }
+    bail!(
+        "more than 999 backups of {name} in one second in {}",
+        to.display()
+    )
+}
