@@ -134,6 +134,9 @@ impl PgCluster {
             data = data.display(),
             dir = dir.display(),
         );
+        // The watchdog outlives this process on purpose: it stops the
+        // cluster once the test binary has exited.
+        #[allow(clippy::zombie_processes)]
         Command::new("sh")
             .arg("-c")
             .arg(stop)
@@ -297,7 +300,10 @@ impl PgCluster {
 
     /// Names of databases starting with `prefix`.
     pub fn databases_like(&self, prefix: &str) -> Vec<String> {
-        let names = self.psql("postgres", &format!("SELECT datname FROM pg_database WHERE datname LIKE '{prefix}%' ORDER BY 1"));
+        let names = self.psql(
+            "postgres",
+            &format!("SELECT datname FROM pg_database WHERE datname LIKE '{prefix}%' ORDER BY 1"),
+        );
         names.lines().map(str::to_owned).collect()
     }
 }

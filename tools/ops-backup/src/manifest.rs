@@ -135,7 +135,7 @@ pub struct Summary {
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 enum Line {
-    Manifest(Header),
+    Manifest(Box<Header>),
     Entry(Entry),
     Table(Table),
     Summary(Summary),
@@ -161,7 +161,7 @@ impl ManifestWriter {
             buffer: Vec::with_capacity(1 << 16),
             hasher: Sha256::new(),
         };
-        writer.line(&Line::Manifest(header.clone()))?;
+        writer.line(&Line::Manifest(Box::new(header.clone())))?;
         Ok(writer)
     }
 
@@ -241,7 +241,7 @@ impl ManifestReader {
             summary: None,
         };
         match reader.next_line()? {
-            Some(Line::Manifest(header)) if header.v == 1 => reader.header = header,
+            Some(Line::Manifest(header)) if header.v == 1 => reader.header = *header,
             Some(Line::Manifest(header)) => {
                 return Err(reader.damaged(format!(
                     "version {} is newer than this tool reads (1)",
@@ -362,6 +362,7 @@ pub fn read_outline(path: &Path) -> Result<(Header, Summary), ManifestError> {
     let Ok(Line::Manifest(header)) = serde_json::from_str(&first) else {
         return Err(fail(1, "does not start with a manifest header"));
     };
+    let header = *header;
     let len = file.metadata().map_err(io_err)?.len();
     let tail_len = len.min(4096);
     file.seek(SeekFrom::Start(len - tail_len)).map_err(io_err)?;

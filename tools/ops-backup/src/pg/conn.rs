@@ -281,16 +281,16 @@ fn split_pgpass(line: &str) -> Vec<String> {
     let mut fields = vec![String::new()];
     let mut chars = line.chars();
     while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                if let Some(next) = chars.next() {
-                    fields.last_mut().map(|f| f.push(next));
-                }
+        let c = match c {
+            '\\' => chars.next().unwrap_or('\\'),
+            ':' if fields.len() < 5 => {
+                fields.push(String::new());
+                continue;
             }
-            ':' if fields.len() < 5 => fields.push(String::new()),
-            _ => {
-                fields.last_mut().map(|f| f.push(c));
-            }
+            c => c,
+        };
+        if let Some(field) = fields.last_mut() {
+            field.push(c);
         }
     }
     fields

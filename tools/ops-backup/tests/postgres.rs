@@ -1,0 +1,306 @@
+//! ops-backup create with a database: what works, and every way it can
+//! fail, each with exit 1, a clear message, no artifact under a final name
+//! and no password anywhere.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use ops_tests::pg::{cluster, SECRET_PASSWORD, SECRET_USER};
+use ops_tests::{is_root, names, ops, Outcome};
+use tempfile::tempdir;
+
+fn small_db(name: &str) {
+    let pg = cluster();
+    pg.create_db(name);
+    pg.psql(name, "CREATE TABLE items (id int PRIMARY KEY, label text); INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 2500) g; CREATE TABLE empty_one (x int);");
+}
+
+/// Exit 1, the message, nothing left in the backup directory, no password.
+fn assert_failed_cleanly(out: &Outcome, message: &str, backups: &Path) {
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains(message),
+        "expected {message:?} in {}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains(SECRET_PASSWORD) && !out.stdout.contains(SECRET_PASSWORD),
+        "{out:?}"
+    );
+    assert!(
+        names(backups).is_empty(),
+        "left behind: {:?}",
+        names(backups)
+    );
+}
+
+#[test]
+fn a_database_becomes_a_checked_dump_with_row_counts() {
+    small_db("shop");
+    let tmp = tempdir().unwrap();
+    let record = ops("ops-backup")
+        .args(["create", &cluster().url("shop"), "--to"])
+        .arg(tmp.path())
+        .run()
+        .success()
+        .record();
+    let id = record["id"].as_str().unwrap();
+    assert!(id.starts_with("shop_"), "{id}");
+    assert_eq!(record["source"]["kind"], "postgres");
+    assert_eq!(record["format"], "sql.zst");
+    let manifest = fs::read_to_string(tmp.path().join(format!("{id}.manifest.jsonl"))).unwrap();
+    assert!(
+        manifest.contains(
+            r#"{"type":"table","schema":"public","name":"items","kind":"table","rows":2500}"#
+        ),
+        "{manifest}"
+    );
+    assert!(
+        manifest.contains(r#""name":"empty_one","kind":"table","rows":0"#),
+        "{manifest}"
+    );
+    assert!(
+        manifest.contains("\"server_version\":\"") && manifest.contains("\"pg_dump_version\":\""),
+        "{manifest}"
+    );
+    let artifact = tmp.path().join(format!("{id}.sql.zst"));
+    assert_eq!(
+        fs::metadata(&artifact).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let sql = Command::new("zstd")
+        .arg("-dc")
+        .arg(&artifact)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&sql.stdout).contains("PostgreSQL database dump complete"));
+    let named = ops("ops-backup")
+        .args([
+            "create",
+            &cluster().url("shop"),
+            "--name",
+            "nightly",
+            "--format",
+            "custom",
+            "--to",
+        ])
+        .arg(tmp.path())
+        .run()
+        .success()
+        .record();
+    assert!(
+        named["id"].as_str().unwrap().starts_with("nightly_")
+            && named["path"].as_str().unwrap().ends_with(".dump")
+    );
+}
+
+#[test]
+fn libpq_environment_and_pgpass_work() {
+    small_db("envdb");
+    let pg = cluster();
+    let tmp = tempdir().unwrap();
+    let record = ops("ops-backup")
+        .args(["create", "postgres:", "--to"])
+        .arg(tmp.path().join("b"))
+        .env("PGHOST", &pg.socket_dir)
+        .env("PGPORT", pg.port.to_string())
+        .env("PGUSER", "postgres")
+        .env("PGDATABASE", "envdb")
+        .run()
+        .success()
+        .record();
+    assert_eq!(record["name"], "envdb");
+    let url = format!("postgres://{SECRET_USER}@127.0.0.1:{}/envdb", pg.port);
+    ops("ops-backup")
+        .args(["create", &url, "--to"])
+        .arg(tmp.path().join("b"))
+        .env("PGPASSWORD", SECRET_PASSWORD)
+        .run()
+        .success();
+    let home = tmp.path().join("home");
+    fs::create_dir(&home).unwrap();
+    fs::write(
+        home.join(".pgpass"),
+        format!("127.0.0.1:{}:*:{SECRET_USER}:{SECRET_PASSWORD}\n", pg.port),
+    )
+    .unwrap();
+    fs::set_permissions(home.join(".pgpass"), fs::Permissions::from_mode(0o600)).unwrap();
+    let out = ops("ops-backup")
+        .args(["create", &url, "--to"])
+        .arg(tmp.path().join("b"))
+        .env("HOME", &home)
+        .run()
+        .success();
+    for name in names(&tmp.path().join("b")) {
+        let text = fs::read(tmp.path().join("b").join(&name)).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&text).contains(SECRET_PASSWORD),
+            "password in {name}"
+        );
+    }
+    assert!(!out.stdout.contains(SECRET_PASSWORD));
+}
+
+#[test]
+fn an_unreachable_server_is_named_with_host_and_port() {
+    let tmp = tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://{SECRET_USER}:{SECRET_PASSWORD}@127.0.0.1:{port}/app");
+    let out = ops("ops-backup")
+        .args(["create", &url, "--to"])
+        .arg(tmp.path())
+        .run();
+    assert_failed_cleanly(
+        &out,
+        &format!("database not reachable at 127.0.0.1:{port}"),
+        tmp.path(),
+    );
+}
+
+#[test]
+fn wrong_credentials_and_missing_databases_say_so() {
+    small_db("authdb");
+    let pg = cluster();
+    let tmp = tempdir().unwrap();
+    let out = ops("ops-backup")
+        .args([
+            "create",
+            &pg.secret_url("authdb", "not-the-password"),
+            "--to",
+        ])
+        .arg(tmp.path())
+        .run();
+    assert_failed_cleanly(
+        &out,
+        &format!("authentication failed for user {SECRET_USER}"),
+        tmp.path(),
+    );
+    assert!(!out.stderr.contains("not-the-password"), "{}", out.stderr);
+    let out = ops("ops-backup")
+        .args(["create", &pg.url("no_such_db"), "--to"])
+        .arg(tmp.path())
+        .run();
+    assert_failed_cleanly(&out, "database no_such_db does not exist", tmp.path());
+}
+
+/// A directory with a fake `pg_dump` first in PATH.
+fn fake_pg_dump(dir: &Path, script: &str) -> String {
+    fs::create_dir_all(dir).unwrap();
+    let path = dir.join("pg_dump");
+    fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    format!("{}:{}", dir.display(), std::env::var("PATH").unwrap())
+}
+
+#[test]
+fn a_missing_or_too_old_pg_dump_is_explained() {
+    small_db("toolsdb");
+    let tmp = tempdir().unwrap();
+    let url = cluster().url("toolsdb");
+    let out = ops("ops-backup")
+        .args(["create", &url, "--to"])
+        .arg(tmp.path().join("b"))
+        .env("PATH", "/nonexistent")
+        .run();
+    assert_failed_cleanly(
+        &out,
+        "pg_dump not found in PATH; install the PostgreSQL client tools",
+        &tmp.path().join("b"),
+    );
+    let path = fake_pg_dump(
+        &tmp.path().join("bin"),
+        "echo 'pg_dump (PostgreSQL) 9.6.24'",
+    );
+    let out = ops("ops-backup")
+        .args(["create", &url, "--to"])
+        .arg(tmp.path().join("b"))
+        .env("PATH", path)
+        .run();
+    assert_failed_cleanly(
+        &out,
+        "pg_dump 9.6.24 is older than the server",
+        &tmp.path().join("b"),
+    );
+    assert!(out.stderr.contains("postgresql-client-1"), "{}", out.stderr);
+}
+
+#[test]
+fn a_pg_dump_killed_midway_leaves_no_backup() {
+    let pg = cluster();
+    pg.create_db("killdb");
+    pg.psql(
+        "killdb",
+        "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 200000) g",
+    );
+    let tmp = tempdir().unwrap();
+    let script = "if [ \"$1\" = --version ]; then exec /usr/bin/pg_dump --version; fi\n/usr/bin/pg_dump \"$@\" | head -c 100000\nkill -9 $$";
+    let path = fake_pg_dump(&tmp.path().join("bin"), script);
+    let backups = tmp.path().join("b");
+    let out = ops("ops-backup")
+        .args(["create", &pg.url("killdb"), "--to"])
+        .arg(&backups)
+        .env("PATH", path)
+        .run();
+    assert_failed_cleanly(&out, "pg_dump was killed by signal 9", &backups);
+}
+
+#[test]
+fn a_full_disk_during_the_dump_leaves_no_backup() {
+    if !is_root() {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    }
+    let pg = cluster();
+    pg.create_db("bigdump");
+    pg.psql("bigdump", "CREATE TABLE t AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS v FROM generate_series(1, 300000) g");
+    let tmp = tempdir().unwrap();
+    let small = tmp.path().join("small");
+    fs::create_dir(&small).unwrap();
+    assert!(Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&small)
+        .status()
+        .unwrap()
+        .success());
+    let out = ops("ops-backup")
+        .args(["create", &pg.url("bigdump"), "--to"])
+        .arg(small.join("b"))
+        .run();
+    let left = names(&small.join("b"));
+    Command::new("umount").arg(&small).status().unwrap();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("No space left on device"),
+        "{}",
+        out.stderr
+    );
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn database_only_and_directory_only_flags_are_refused() {
+    let tmp = tempdir().unwrap();
+    ops("ops-backup")
+        .args([
+            "create",
+            "postgres://x@localhost/db",
+            "--exclude",
+            "*.log",
+            "--to",
+        ])
+        .arg(tmp.path())
+        .run()
+        .fails_with(2);
+    ops("ops-backup")
+        .args(["create", ".", "--format", "custom", "--to"])
+        .arg(tmp.path())
+        .run()
+        .fails_with(2);
+}

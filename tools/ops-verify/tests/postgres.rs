@@ -1,0 +1,242 @@
+//! ops-verify on database dumps: quick and full checks, --restore-test,
+//! per-table mismatches, failed restores and Ctrl-C, always dropping the
+//! scratch database.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ops_backup::hashing::HashingWriter;
+use ops_tests::ops;
+use ops_tests::pg::cluster;
+use serde_json::Value;
+use tempfile::tempdir;
+
+fn backup(db: &str, dir: &Path, format: &str) -> Value {
+    ops("ops-backup")
+        .args(["create", &cluster().url(db), "--format", format, "--to"])
+        .arg(dir)
+        .run()
+        .success()
+        .record()
+}
+
+fn manifest_path(record: &Value) -> PathBuf {
+    let artifact = PathBuf::from(record["path"].as_str().unwrap());
+    artifact.with_file_name(format!("{}.manifest.jsonl", record["id"].as_str().unwrap()))
+}
+
+/// Rewrites a manifest's lines and seals it again, as someone who
+/// controls the backup directory could.
+fn reseal(record: &Value, edit: impl Fn(&mut Value)) {
+    let path = manifest_path(record);
+    let text = fs::read_to_string(&path).unwrap();
+    let mut body = String::new();
+    for line in text.lines().filter(|l| !l.contains("\"type\":\"seal\"")) {
+        let mut value: Value = serde_json::from_str(line).unwrap();
+        edit(&mut value);
+        body.push_str(&serde_json::to_string(&value).unwrap());
+        body.push('\n');
+    }
+    let mut hashing = HashingWriter::new(std::io::sink());
+    hashing.write_all(body.as_bytes()).unwrap();
+    let (_, sha256, _) = hashing.finish();
+    body.push_str(&format!("{{\"type\":\"seal\",\"sha256\":\"{sha256}\"}}\n"));
+    fs::write(path, body).unwrap();
+}
+
+#[test]
+fn dumps_verify_quick_and_full_and_damage_is_caught() {
+    let pg = cluster();
+    pg.create_db("vdb");
+    pg.psql(
+        "vdb",
+        "CREATE TABLE a (id int); INSERT INTO a SELECT generate_series(1, 3000);",
+    );
+    let tmp = tempdir().unwrap();
+    for format in ["plain", "custom"] {
+        let record = backup("vdb", tmp.path(), format);
+        let artifact = record["path"].as_str().unwrap();
+        for level in ["quick", "full"] {
+            let out = ops("ops-verify")
+                .args([artifact, "--level", level])
+                .run()
+                .success()
+                .record();
+            assert_eq!(out["verify"]["level"], level);
+        }
+        let mut bytes = fs::read(artifact).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x10;
+        fs::write(artifact, bytes).unwrap();
+        let out = ops("ops-verify").arg(artifact).run().fails_with(1).record();
+        assert!(
+            out["verify"]["errors"]
+                .to_string()
+                .contains("checksum mismatch"),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn a_plain_dump_without_its_end_marker_is_incomplete() {
+    let pg = cluster();
+    pg.create_db("markerdb");
+    pg.psql(
+        "markerdb",
+        "CREATE TABLE a (id int); INSERT INTO a VALUES (1);",
+    );
+    let tmp = tempdir().unwrap();
+    let record = backup("markerdb", tmp.path(), "plain");
+    let artifact = PathBuf::from(record["path"].as_str().unwrap());
+    let sql = Command::new("zstd")
+        .arg("-dc")
+        .arg(&artifact)
+        .output()
+        .unwrap()
+        .stdout;
+    let sql = String::from_utf8(sql).unwrap();
+    let cut = &sql[..sql.find("-- PostgreSQL database dump complete").unwrap()];
+    let mut zstd = Command::new("zstd")
+        .args(["-q", "-c"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    zstd.stdin
+        .take()
+        .unwrap()
+        .write_all(cut.as_bytes())
+        .unwrap();
+    let compressed = zstd.wait_with_output().unwrap().stdout;
+    fs::write(&artifact, &compressed).unwrap();
+    let mut hashing = HashingWriter::new(std::io::sink());
+    hashing.write_all(&compressed).unwrap();
+    let (_, sha256, bytes) = hashing.finish();
+    fs::remove_file(format!("{}.sha256", artifact.display())).unwrap();
+    reseal(&record, |line| {
+        if line["type"] == "summary" {
+            line["sha256"] = Value::from(sha256.clone());
+            line["bytes"] = Value::from(bytes);
+            line["raw_bytes"] = Value::from(cut.len());
+        }
+    });
+    let mut record = record.clone();
+    record["sha256"] = Value::from(sha256.clone());
+    let out = ops("ops-verify")
+        .stdin(record.to_string())
+        .run()
+        .fails_with(1)
+        .record();
+    assert_eq!(
+        out["verify"]["errors"],
+        serde_json::json!(["dump is incomplete: no end-of-dump marker"]),
+        "{out}"
+    );
+}
+
+#[test]
+fn restore_test_reports_every_table_whose_count_differs() {
+    let pg = cluster();
+    pg.create_db("countdb");
+    pg.psql("countdb", "CREATE TABLE a (id int); CREATE TABLE b (id int); INSERT INTO a SELECT generate_series(1, 10); INSERT INTO b SELECT generate_series(1, 20);");
+    let tmp = tempdir().unwrap();
+    let record = backup("countdb", tmp.path(), "plain");
+    reseal(&record, |line| {
+        if line["type"] == "table" {
+            line["rows"] = Value::from(line["rows"].as_u64().unwrap() + 1);
+        }
+    });
+    let out = ops("ops-verify")
+        .arg(record["path"].as_str().unwrap())
+        .arg("--restore-test")
+        .run()
+        .fails_with(1)
+        .record();
+    assert_eq!(out["verify"]["level"], "restore");
+    assert_eq!(
+        out["verify"]["errors"],
+        serde_json::json!([
+            "public.a: 11 rows in the backup, 10 after restore",
+            "public.b: 21 rows in the backup, 20 after restore"
+        ])
+    );
+    assert!(pg.databases_like("ops_verify_countdb").is_empty());
+}
+
+#[test]
+fn a_restore_that_fails_still_drops_the_scratch_database() {
+    let pg = cluster();
+    pg.psql(
+        "postgres",
+        "DROP ROLE IF EXISTS gone_role; CREATE ROLE gone_role",
+    );
+    pg.create_db("gonedb");
+    pg.psql(
+        "gonedb",
+        "CREATE TABLE owned (id int); ALTER TABLE owned OWNER TO gone_role;",
+    );
+    let tmp = tempdir().unwrap();
+    let record = backup("gonedb", tmp.path(), "plain");
+    pg.psql("postgres", "DROP DATABASE gonedb WITH (FORCE)");
+    pg.psql("postgres", "DROP ROLE gone_role");
+    let out = ops("ops-verify")
+        .arg(record["path"].as_str().unwrap())
+        .arg("--restore-test")
+        .run()
+        .fails_with(1)
+        .record();
+    let errors = out["verify"]["errors"].to_string();
+    assert!(
+        errors.contains("restore failed") && errors.contains("gone_role"),
+        "{errors}"
+    );
+    assert!(
+        pg.databases_like("ops_verify_gonedb").is_empty(),
+        "scratch database left behind"
+    );
+}
+
+#[test]
+fn ctrl_c_during_a_restore_test_drops_the_scratch_database() {
+    let pg = cluster();
+    pg.create_db("slowdb");
+    pg.psql("slowdb", "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 1500000) g; CREATE INDEX ON t (v);");
+    let tmp = tempdir().unwrap();
+    let record = backup("slowdb", tmp.path(), "plain");
+    let mut child = Command::new(ops_tests::bin_dir().join("ops-verify"))
+        .arg(record["path"].as_str().unwrap())
+        .arg("--restore-test")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while pg.databases_like("ops_verify_slowdb").is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no scratch database appeared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        pg.databases_like("ops_verify_slowdb").is_empty(),
+        "scratch database left behind"
+    );
+}
