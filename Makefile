@@ -4,11 +4,13 @@ CARGO      ?= cargo
 PREFIX     ?= /usr/local
 BACKUP_DIR ?= backups
 SOURCE     ?= data
+# Set DATABASE_URL to make backup-now dump that database instead of SOURCE.
+DATABASE_URL ?=
 BIN        := target/release
 
 TOOLS := ops-backup ops-verify ops-restore
 
-.PHONY: all build demo test lint man bench install backup-now backups-ls verify clean
+.PHONY: all build demo test lint man bench install backup-now backups-ls verify restore-test clean
 
 all: build
 
@@ -31,13 +33,14 @@ lint:
 man:
 	OPS_UPDATE_MAN=1 $(CARGO) test -q -p ops-tests --test man
 
-## bench: ours against tar|zstd, sha256sum+zstd -t and tar -x, side by side
+## bench: ours against tar|zstd, sha256sum+zstd -t, tar -x, pg_dump|zstd and zstd -dc|psql
 bench: build
 	OPS_BIN=$(BIN) scripts/bench.sh
+	OPS_BIN=$(BIN) scripts/bench-pg.sh
 
-## backup-now: back up $(SOURCE) into $(BACKUP_DIR) and verify it
+## backup-now: back up $(DATABASE_URL) (or $(SOURCE)) into $(BACKUP_DIR) and verify it
 backup-now: build
-	$(BIN)/ops-backup create $(SOURCE) --to $(BACKUP_DIR) | $(BIN)/ops-verify --human
+	$(BIN)/ops-backup create "$(or $(DATABASE_URL),$(SOURCE))" --to $(BACKUP_DIR) | $(BIN)/ops-verify --human
 
 ## backups-ls: the backups in $(BACKUP_DIR)
 backups-ls: build
@@ -46,6 +49,10 @@ backups-ls: build
 ## verify: verify every backup in $(BACKUP_DIR)
 verify: build
 	$(BIN)/ops-verify $(BACKUP_DIR) --human
+
+## restore-test: restore the newest backup in $(BACKUP_DIR) into a scratch database
+restore-test: build
+	$(BIN)/ops-backup list $(BACKUP_DIR) | tail -n 1 | $(BIN)/ops-verify --restore-test --human
 
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man7
