@@ -278,3 +278,52 @@ pub fn is_root() -> bool {
         .map(|m| m.uid() == 0)
         .unwrap_or(false)
 }
+
+/// A sample tree (see [`sample_tree`]) backed up once: the temporary
+/// directory holding both, the tree, and the backup record.
+pub fn backed_up_sample() -> (tempfile::TempDir, PathBuf, Value) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    sample_tree(&data);
+    let record = ops("ops-backup")
+        .arg("create")
+        .arg(&data)
+        .arg("--to")
+        .arg(tmp.path().join("backups"))
+        .run()
+        .success()
+        .record();
+    (tmp, data, record)
+}
+
+/// A 1 MiB tmpfs mounted at a new directory, unmounted on drop: a disk
+/// that fills up. `None` (with a note) when not root, who alone can mount.
+pub struct SmallDisk {
+    pub path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    pub fn mount() -> Option<Self> {
+        if !is_root() {
+            eprintln!("skipped: mounting a small tmpfs needs root");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("small");
+        fs::create_dir(&path).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(mounted.success(), "mount tmpfs failed");
+        Some(SmallDisk { path, _dir: dir })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}

@@ -393,19 +393,10 @@ fn a_killed_backup_leaves_only_a_temporary_file() {
 
 #[test]
 fn a_full_disk_fails_with_a_clear_error_and_leaves_nothing() {
-    if !is_root() {
-        eprintln!("skipped: mounting a small tmpfs needs root");
+    let Some(disk) = ops_tests::SmallDisk::mount() else {
         return;
-    }
+    };
     let tmp = tempdir().unwrap();
-    let small = tmp.path().join("small");
-    fs::create_dir(&small).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-        .arg(&small)
-        .status()
-        .unwrap();
-    assert!(mounted.success(), "mount tmpfs failed");
     fs::write(
         tmp.path().join("noise.bin"),
         ops_tests::pseudo_random(4 << 20, 3),
@@ -415,15 +406,14 @@ fn a_full_disk_fails_with_a_clear_error_and_leaves_nothing() {
         .arg("create")
         .arg(tmp.path().join("noise.bin"))
         .arg("--to")
-        .arg(small.join("b"))
+        .arg(disk.path.join("b"))
         .run();
-    let left = names(&small.join("b"));
-    Command::new("umount").arg(&small).status().unwrap();
     assert_eq!(out.code, 1, "{out:?}");
     assert!(
         out.stderr.contains("No space left on device") && out.stderr.contains("free space"),
         "{}",
         out.stderr
     );
+    let left = names(&disk.path.join("b"));
     assert!(left.is_empty(), "left behind: {left:?}");
 }

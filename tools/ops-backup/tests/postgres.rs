@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use ops_tests::pg::{cluster, SECRET_PASSWORD, SECRET_USER};
-use ops_tests::{is_root, names, ops, Outcome};
+use ops_tests::{names, ops, Outcome};
 use tempfile::tempdir;
 
 fn small_db(name: &str) {
@@ -253,35 +253,21 @@ fn a_pg_dump_killed_midway_leaves_no_backup() {
 
 #[test]
 fn a_full_disk_during_the_dump_leaves_no_backup() {
-    if !is_root() {
-        eprintln!("skipped: mounting a small tmpfs needs root");
+    let Some(disk) = ops_tests::SmallDisk::mount() else {
         return;
-    }
+    };
     let pg = cluster();
     pg.create_db("bigdump");
-    pg.psql("bigdump", "CREATE TABLE t AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS v FROM generate_series(1, 300000) g");
-    let tmp = tempdir().unwrap();
-    let small = tmp.path().join("small");
-    fs::create_dir(&small).unwrap();
-    assert!(Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-        .arg(&small)
-        .status()
-        .unwrap()
-        .success());
+    pg.psql(
+        "bigdump",
+        "CREATE TABLE t AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS v FROM generate_series(1, 300000) g",
+    );
+    let backups = disk.path.join("b");
     let out = ops("ops-backup")
         .args(["create", &pg.url("bigdump"), "--to"])
-        .arg(small.join("b"))
+        .arg(&backups)
         .run();
-    let left = names(&small.join("b"));
-    Command::new("umount").arg(&small).status().unwrap();
-    assert_eq!(out.code, 1, "{out:?}");
-    assert!(
-        out.stderr.contains("No space left on device"),
-        "{}",
-        out.stderr
-    );
-    assert!(left.is_empty(), "left behind: {left:?}");
+    assert_failed_cleanly(&out, "No space left on device", &backups);
 }
 
 #[test]

@@ -10,25 +10,9 @@ use std::path::{Path, PathBuf};
 use ops_backup::hashing::HashingWriter;
 use ops_backup::manifest::{Entry, Header, Kind, ManifestWriter, Summary};
 use ops_shared::Source;
-use ops_tests::{assert_same_tree, names, ops, sample_tree};
-use serde_json::Value;
-use tempfile::{tempdir, TempDir};
+use ops_tests::{assert_same_tree, backed_up_sample, names, ops};
 
-fn backed_up() -> (TempDir, PathBuf, Value) {
-    let tmp = tempdir().unwrap();
-    let data = tmp.path().join("data");
-    sample_tree(&data);
-    let backups = tmp.path().join("backups");
-    let record = ops("ops-backup")
-        .arg("create")
-        .arg(&data)
-        .arg("--to")
-        .arg(&backups)
-        .run()
-        .success()
-        .record();
-    (tmp, data, record)
-}
+use tempfile::tempdir;
 
 #[test]
 fn help_and_bad_arguments() {
@@ -49,7 +33,7 @@ fn help_and_bad_arguments() {
 
 #[test]
 fn a_restore_reproduces_contents_modes_times_and_links() {
-    let (tmp, data, record) = backed_up();
+    let (tmp, data, record) = backed_up_sample();
     let target = tmp.path().join("restored");
     let out = ops("ops-restore")
         .arg(record["path"].as_str().unwrap())
@@ -66,7 +50,7 @@ fn a_restore_reproduces_contents_modes_times_and_links() {
 
 #[test]
 fn a_record_on_stdin_works_and_others_pass_through() {
-    let (tmp, data, record) = backed_up();
+    let (tmp, data, record) = backed_up_sample();
     let target = tmp.path().join("restored");
     let input = format!("{{\"type\":\"note\",\"v\":1}}\n{record}\n");
     let out = ops("ops-restore")
@@ -89,7 +73,7 @@ fn a_record_on_stdin_works_and_others_pass_through() {
 
 #[test]
 fn a_non_empty_target_is_refused_unless_forced_and_then_replaced() {
-    let (tmp, data, record) = backed_up();
+    let (tmp, data, record) = backed_up_sample();
     let target = tmp.path().join("restored");
     fs::create_dir(&target).unwrap();
     fs::write(target.join("stale.txt"), "old").unwrap();
@@ -126,7 +110,7 @@ fn a_non_empty_target_is_refused_unless_forced_and_then_replaced() {
 
 #[test]
 fn a_corrupt_backup_restores_nothing() {
-    let (tmp, _data, record) = backed_up();
+    let (tmp, _data, record) = backed_up_sample();
     let artifact = PathBuf::from(record["path"].as_str().unwrap());
     let mut bytes = fs::read(&artifact).unwrap();
     let at = bytes.len() * 3 / 4;

@@ -5,25 +5,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use ops_tests::{ops, pseudo_random, sample_tree};
+use ops_tests::{backed_up_sample, ops, pseudo_random};
 use serde_json::Value;
-use tempfile::{tempdir, TempDir};
-
-fn backed_up() -> (TempDir, PathBuf, Value) {
-    let tmp = tempdir().unwrap();
-    let data = tmp.path().join("data");
-    sample_tree(&data);
-    let backups = tmp.path().join("backups");
-    let record = ops("ops-backup")
-        .arg("create")
-        .arg(&data)
-        .arg("--to")
-        .arg(&backups)
-        .run()
-        .success()
-        .record();
-    (tmp, backups, record)
-}
+use tempfile::tempdir;
 
 fn artifact(record: &Value) -> PathBuf {
     PathBuf::from(record["path"].as_str().unwrap())
@@ -50,7 +34,8 @@ fn help_and_bad_arguments() {
 
 #[test]
 fn a_good_backup_verifies_and_the_result_is_kept_for_list() {
-    let (_tmp, backups, record) = backed_up();
+    let (_tmp, _data, record) = backed_up_sample();
+    let backups = artifact(&record).parent().unwrap().to_owned();
     let out = ops("ops-verify").arg(artifact(&record)).run().success();
     let verified = out.record();
     assert_eq!(verified["verify"]["ok"], true);
@@ -76,7 +61,7 @@ fn a_good_backup_verifies_and_the_result_is_kept_for_list() {
 
 #[test]
 fn records_on_stdin_are_annotated_and_others_pass_through_in_order() {
-    let (_tmp, _backups, record) = backed_up();
+    let (_tmp, _data, record) = backed_up_sample();
     let note = r#"{"type":"note","v":1,"text":"keep me",  "odd spacing":true}"#;
     let input = format!("{note}\n{record}\n{note}\n");
     let out = ops("ops-verify").stdin(input).run().success();
@@ -108,7 +93,7 @@ fn a_malformed_line_is_an_input_error_naming_the_line() {
 
 #[test]
 fn a_record_whose_artifact_is_missing_fails() {
-    let (_tmp, _backups, record) = backed_up();
+    let (_tmp, _data, record) = backed_up_sample();
     fs::remove_file(artifact(&record)).unwrap();
     let out = ops("ops-verify")
         .stdin(record.to_string())
@@ -150,7 +135,7 @@ fn flip(path: &Path, offset: usize) -> Vec<u8> {
 
 #[test]
 fn every_flipped_byte_in_artifact_or_manifest_is_caught() {
-    let (_tmp, _backups, record) = backed_up();
+    let (_tmp, _data, record) = backed_up_sample();
     for file in [artifact(&record), manifest(&record)] {
         let len = fs::metadata(&file).unwrap().len() as usize;
         let offsets = pseudo_random(48, len as u64)
@@ -170,7 +155,7 @@ fn every_flipped_byte_in_artifact_or_manifest_is_caught() {
 
 #[test]
 fn truncation_appended_data_and_a_missing_manifest_are_caught() {
-    let (_tmp, _backups, record) = backed_up();
+    let (_tmp, _data, record) = backed_up_sample();
     let path = artifact(&record);
     let original = fs::read(&path).unwrap();
     fs::write(&path, &original[..original.len() - 100]).unwrap();
@@ -245,8 +230,8 @@ fn several_artifacts_verify_in_parallel_and_come_out_in_input_order() {
 
 #[test]
 fn one_bad_backup_among_good_ones_fails_the_run_but_all_are_reported() {
-    let (_tmp, backups, record) = backed_up();
-    let data = backups.parent().unwrap().join("data");
+    let (_tmp, data, record) = backed_up_sample();
+    let backups = artifact(&record).parent().unwrap().to_owned();
     ops("ops-backup")
         .arg("create")
         .arg(&data)
