@@ -29,8 +29,8 @@ run "ops-backup list backups | ops-verify | grep -c '\"ok\":true'"
 run "ops-backup list backups | tail -n 1 | ops-restore --to restored --human"
 run "diff -r data restored && echo 'restored tree is identical'"
 run "cd backups && sha256sum -c ./*.sha256 && cd .."
-run "mkdir plain && tar --zstd -xf backups/\$(ls backups | grep -m1 'tar.zst\$') -C plain && ls plain"
+run "mkdir plain && tar --zstd -xf \"\$(find backups -name '*.tar.zst' | sort | head -n 1)\" -C plain && ls plain"
 step "flip one byte of the newest artifact and verify again"
-newest=$(ls backups/*.tar.zst | tail -n 1)
+newest=$(find backups -name '*.tar.zst' | sort | tail -n 1)
 printf '\001' | dd of="$newest" bs=1 seek=5000 conv=notrunc status=none
 ops-verify "$newest" --human || echo "(ops-verify exited $?: the damage was caught)"
