@@ -69,9 +69,14 @@ pub struct Request {
 /// artifact is left under a final name.
 pub fn dump(request: &Request) -> anyhow::Result<Backup> {
     let target = &request.target;
+    // Debian's pg_dump is a Perl wrapper that takes a while to start:
+    // ask for its version while we connect.
+    let pg_dump = thread::spawn(PgDump::locate);
     let mut client = target.connect()?;
     let server = tools::server_version(target, &mut client)?;
-    let pg_dump = PgDump::locate()?;
+    let pg_dump = pg_dump
+        .join()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("checking pg_dump failed")))?;
     pg_dump.check_can_dump(&server)?;
     let size: i64 = client
         .query_one("SELECT pg_database_size(current_database())", &[])
