@@ -417,3 +417,30 @@ fn a_full_disk_fails_with_a_clear_error_and_leaves_nothing() {
     let left = names(&disk.path.join("b"));
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+#[test]
+fn a_target_directory_that_is_not_writable_fails_cleanly() {
+    let tmp = tempdir().unwrap();
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let data = tmp.path().join("data");
+    fs::create_dir(&data).unwrap();
+    fs::write(data.join("f.txt"), "x").unwrap();
+    fs::set_permissions(&data, fs::Permissions::from_mode(0o755)).unwrap();
+    let locked = tmp.path().join("locked");
+    fs::create_dir(&locked).unwrap();
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o555)).unwrap();
+    let out = as_unprivileged(&[
+        "create".as_ref(),
+        data.as_os_str(),
+        "--to".as_ref(),
+        locked.as_os_str(),
+    ])
+    .fails_with(1);
+    assert!(
+        out.stderr.contains("cannot write to backup directory")
+            && out.stderr.contains("Permission denied"),
+        "{}",
+        out.stderr
+    );
+    assert!(names(&locked).is_empty());
+}
