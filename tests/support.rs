@@ -15,6 +15,8 @@ use serde_json::Value;
 
 #[path = "support/pg.rs"]
 pub mod pg;
+#[path = "support/sled_db.rs"]
+pub mod sled_db;
 
 /// The directory holding the built binaries: `OPS_BIN_DIR`, or the target
 /// directory this test executable was built into.

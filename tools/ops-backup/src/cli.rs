@@ -12,7 +12,8 @@ use ops_shared::OutputArgs;
 /// which extracts with `tar --zstd -xf`; a database becomes a consistent
 /// pg_dump, `<db>_<YYYYMMDD_HHMMSS>.sql.zst` (restores with `zstd -dc FILE |
 /// psql`) or `.dump` (pg_restore). Each has a manifest and a sha256sum
-/// checksum file beside it. A `backup` record is written on stdout for every
+/// checksum file beside it. A sled database becomes `<name>_<...>.sled.zst`
+/// (every tree, with sled's checksum). A `backup` record is written on stdout for every
 /// backup made or listed.
 #[derive(Debug, Parser)]
 #[command(name = "ops-backup", version, max_term_width = 100)]
@@ -31,8 +32,9 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// The directory or file to back up, or a database: postgres://USER@HOST:PORT/DB
-    /// (`postgres:` alone takes everything from PGHOST, PGDATABASE, ... and ~/.pgpass).
+    /// The directory or file to back up; a database, postgres://USER@HOST:PORT/DB
+    /// (`postgres:` alone takes everything from PGHOST, PGDATABASE, ... and ~/.pgpass);
+    /// or a sled database, sled:PATH (a sled directory is also recognised by itself).
     pub source: PathBuf,
     /// The backup directory to write into (created, owner-only, if missing; its parent must exist).
     #[arg(long, value_name = "DIR")]

@@ -75,6 +75,7 @@ pub fn create(request: &Request) -> anyhow::Result<Backup> {
         },
         level: request.level,
         database: None,
+        sled: None,
     })?;
     let mut archive = TarWriter::new(artifact, request.level, request.threads)
         .map_err(|e| pending.write_error(e))?;

@@ -3,7 +3,8 @@
 //!
 //! This crate owns the backup formats: [`create`] writes directory backups
 //! and [`archive`] reads them back checked; [`pg`] does both for database
-//! dumps; ops-verify and ops-restore use these readers. [`catalog`] turns a
+//! dumps and [`sleddb`] for sled databases; ops-verify and ops-restore use
+//! these readers. [`catalog`] turns a
 //! backup directory back into records.
 
 pub mod archive;
@@ -15,6 +16,7 @@ pub mod hashing;
 pub mod manifest;
 mod pending;
 pub mod pg;
+pub mod sleddb;
 mod tar_writer;
 
 use std::ffi::OsString;
@@ -58,6 +60,21 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
                         Some(cli::FormatArg::Custom) => pg::DumpFormat::Custom,
                         _ => pg::DumpFormat::Plain,
                     },
+                    level: args.level,
+                    threads,
+                })?
+            } else if let Some(path) = sleddb::sled_path(&source) {
+                if !args.exclude.is_empty() || args.skip_unreadable || args.format.is_some() {
+                    return Err(UsageError(
+                        "--exclude, --skip-unreadable and --format do not apply to sled databases"
+                            .into(),
+                    )
+                    .into());
+                }
+                sleddb::backup::backup(&sleddb::backup::Request {
+                    path,
+                    to: args.to,
+                    name: args.name,
                     level: args.level,
                     threads,
                 })?

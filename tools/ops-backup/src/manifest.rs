@@ -49,6 +49,20 @@ pub struct Header {
     /// What the dump came from (database backups only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<DatabaseInfo>,
+    /// What the sled database held (sled backups only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sled: Option<SledInfo>,
+}
+
+/// A sled database when it was backed up.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SledInfo {
+    /// sled's own `Db::checksum` (CRC32 of every tree name, key and value).
+    pub checksum: u32,
+    pub size_on_disk: u64,
+    pub trees: u64,
+    /// Whether sled had to recover the database when it was opened.
+    pub recovered: bool,
 }
 
 /// The server and dump a database backup came from.
@@ -397,6 +411,7 @@ fn placeholder_header() -> Header {
         tool: String::new(),
         zstd_level: 0,
         database: None,
+        sled: None,
     }
 }
 

@@ -13,7 +13,7 @@ use ops_shared::atomic::AtomicFile;
 use ops_shared::{Backup, Source};
 
 use crate::catalog;
-use crate::manifest::{DatabaseInfo, Header, ManifestWriter, Summary};
+use crate::manifest::{DatabaseInfo, Header, ManifestWriter, SledInfo, Summary};
 
 /// What every backup's header needs to know up front.
 pub struct Plan<'a> {
@@ -23,6 +23,7 @@ pub struct Plan<'a> {
     pub source: Source,
     pub level: i32,
     pub database: Option<DatabaseInfo>,
+    pub sled: Option<SledInfo>,
 }
 
 /// A reserved id with its manifest under way; the artifact's temporary
@@ -57,6 +58,7 @@ impl PendingBackup {
             tool: format!("ops-backup {}", env!("CARGO_PKG_VERSION")),
             zstd_level: plan.level,
             database: plan.database,
+            sled: plan.sled,
         };
         let artifact_path = plan.to.join(&header.artifact);
         let manifest = ManifestWriter::create(&catalog::manifest_path(plan.to, &id), &header)

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use clap::CommandFactory;
 use ops_backup::archive::{self, Level};
-use ops_backup::{catalog, manifest};
+use ops_backup::{catalog, manifest, sleddb};
 use ops_shared::atomic::{self, with_suffix, TEMP_SUFFIX};
 use ops_shared::{read_records, Backup, Output, Record, Status, UsageError};
 use serde::Serialize;
@@ -179,7 +179,8 @@ impl Target {
 }
 
 fn restore(backup: &Backup, target: &Target) -> anyhow::Result<(u64, u64)> {
-    if backup.format != ops_backup::create::FORMAT {
+    let sled = backup.format == sleddb::backup::FORMAT;
+    if backup.format != ops_backup::create::FORMAT && !sled {
         bail!(
             "{}: format {:?} is not one this version of ops-restore restores",
             backup.id,
@@ -191,7 +192,12 @@ fn restore(backup: &Backup, target: &Target) -> anyhow::Result<(u64, u64)> {
         &format!(".{}{TEMP_SUFFIX}", std::process::id()),
     );
     fs::create_dir(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
-    let extracted = extract_into(backup, &staging);
+    let extracted = if sled {
+        sleddb::backup::restore_into(&backup.path, &staging)
+            .with_context(|| format!("restore of {} failed", backup.id))
+    } else {
+        extract_into(backup, &staging)
+    };
     let (entries, bytes) = match extracted {
         Ok(counts) => counts,
         Err(err) => {

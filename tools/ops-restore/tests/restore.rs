@@ -194,6 +194,7 @@ fn craft(dir: &Path, entries: &[Crafted]) -> PathBuf {
         tool: "crafted".into(),
         zstd_level: 3,
         database: None,
+        sled: None,
     };
     let mut writer =
         ManifestWriter::create(&dir.join(format!("{id}.manifest.jsonl")), &header).unwrap();

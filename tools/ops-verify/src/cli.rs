@@ -28,7 +28,8 @@ pub struct Cli {
     /// Also restore each database backup into a scratch database with a
     /// unique name, compare every table's row count with the manifest, and
     /// drop it again (also on failure or Ctrl-C). The server defaults to the
-    /// backup's source; give another as --restore-test=URL.
+    /// backup's source; give another as --restore-test=URL. A sled backup is
+    /// imported into a temporary database and sled's checksum compared.
     #[arg(long, value_name = "URL", num_args = 0..=1, require_equals = true)]
     pub restore_test: Option<Option<String>>,
     /// How many artifacts to verify at once [default: the number of cores].

@@ -18,7 +18,7 @@ use std::thread;
 use clap::CommandFactory;
 use jiff::Timestamp;
 use ops_backup::archive::{self, Discard, Level};
-use ops_backup::{catalog, manifest, pg};
+use ops_backup::{catalog, manifest, pg, sleddb};
 use ops_shared::entry::{error, warn};
 use ops_shared::{read_records, Backup, Output, Record, Status, UsageError, Verification};
 
@@ -221,7 +221,8 @@ pub fn verify(backup: &Backup, depth: &Depth) -> Verification {
     let mut errors = Vec::new();
     let mut level = depth.level.name();
     let dump = pg::DumpFormat::of(&backup.format);
-    if backup.format != ops_backup::create::FORMAT && dump.is_none() {
+    let sled = backup.format == sleddb::backup::FORMAT;
+    if backup.format != ops_backup::create::FORMAT && dump.is_none() && !sled {
         errors.push(format!(
             "format {:?} is not one this version of ops-verify checks",
             backup.format
@@ -231,6 +232,7 @@ pub fn verify(backup: &Backup, depth: &Depth) -> Verification {
     } else {
         let findings = match dump {
             Some(_) => Ok(pg::check::verify(&backup.path, depth.level)),
+            None if sled => Ok(sleddb::backup::verify(&backup.path, depth.level)),
             None => archive::check(&backup.path, depth.level, &mut Discard),
         };
         match findings {
@@ -249,9 +251,14 @@ pub fn verify(backup: &Backup, depth: &Depth) -> Verification {
             }
             Err(err) => errors.push(err.to_string()),
         }
-        if let (Some(server), Some(_), true) = (&depth.restore_test, dump, errors.is_empty()) {
-            level = "restore";
-            errors.extend(pg::check::restore_test(&backup.path, server.as_deref()).errors);
+        if let (Some(server), true) = (&depth.restore_test, errors.is_empty()) {
+            if dump.is_some() {
+                level = "restore";
+                errors.extend(pg::check::restore_test(&backup.path, server.as_deref()).errors);
+            } else if sled {
+                level = "restore";
+                errors.extend(sleddb::backup::restore_test(&backup.path).errors);
+            }
         }
     }
     Verification {

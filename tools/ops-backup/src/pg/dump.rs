@@ -101,6 +101,7 @@ pub fn dump(request: &Request) -> anyhow::Result<Backup> {
             pg_dump_version: pg_dump.version.text.clone(),
             size_bytes: u64::try_from(size).unwrap_or(0),
         }),
+        sled: None,
     })?;
     let out = match request.format {
         DumpFormat::Plain => ArtifactWriter::compressed(artifact, request.level, request.threads),

@@ -1,0 +1,57 @@
+//! Real sled databases for tests: several trees (one with a binary name),
+//! binary keys and values, values of several MiB, and fragmentation from
+//! insert/delete churn.
+
+use std::path::Path;
+
+use crate::pseudo_random;
+
+/// Builds the test database at `path`; returns sled's checksum of it.
+pub fn churned_db(path: &Path) -> u32 {
+    let db = sled::open(path).unwrap();
+    let trees: [&[u8]; 4] = [b"users", b"sessions", b"\xff\x00binary-tree", b"blobs"];
+    for (t, name) in trees.iter().enumerate() {
+        let tree = db.open_tree(name).unwrap();
+        for i in 0..2000u32 {
+            let key = [&i.to_be_bytes()[..], &[0, 255, t as u8]].concat();
+            tree.insert(
+                key,
+                pseudo_random(100 + (i as usize % 300), u64::from(i) + t as u64),
+            )
+            .unwrap();
+        }
+    }
+    let blobs = db.open_tree(b"blobs").unwrap();
+    for i in 0..3u64 {
+        blobs
+            .insert(format!("big-{i}"), pseudo_random((3 << 20) + i as usize, i))
+            .unwrap();
+    }
+    db.insert(b"default-key", b"default-value".to_vec())
+        .unwrap();
+    let churn = db.open_tree(b"sessions").unwrap();
+    for round in 0..6u64 {
+        for i in 0..1500u32 {
+            churn
+                .insert(
+                    format!("tmp-{i}"),
+                    pseudo_random(2000, round * 10_000 + u64::from(i)),
+                )
+                .unwrap();
+        }
+        db.flush().unwrap();
+        for i in 0..1500u32 {
+            churn.remove(format!("tmp-{i}")).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let checksum = db.checksum().unwrap();
+    db.flush().unwrap();
+    checksum
+}
+
+/// sled's checksum of the database at `path` (opened and closed again).
+pub fn checksum(path: &Path) -> u32 {
+    let db = sled::open(path).unwrap();
+    db.checksum().unwrap()
+}

@@ -1,0 +1,190 @@
+//! ops-backup, ops-verify and ops-restore with sled databases.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use ops_tests::sled_db::{checksum, churned_db};
+use ops_tests::{names, ops};
+use tempfile::tempdir;
+
+#[test]
+fn a_sled_database_backs_up_verifies_and_restores_with_its_checksum() {
+    let tmp = tempdir().unwrap();
+    let db = tmp.path().join("db");
+    let sum = churned_db(&db);
+    let backups = tmp.path().join("backups");
+    let record = ops("ops-backup")
+        .arg("create")
+        .arg(format!("sled:{}", db.display()))
+        .arg("--to")
+        .arg(&backups)
+        .run()
+        .success()
+        .record();
+    let id = record["id"].as_str().unwrap();
+    assert!(id.starts_with("db_"), "{id}");
+    assert_eq!(record["format"], "sled.zst");
+    assert_eq!(record["source"]["kind"], "sled");
+    let manifest = fs::read_to_string(backups.join(format!("{id}.manifest.jsonl"))).unwrap();
+    assert!(
+        manifest.contains(&format!("\"checksum\":{sum}")),
+        "{manifest}"
+    );
+    assert!(
+        manifest.contains(r#""name":"hex:ff0062696e6172792d74726565","kind":"tree","rows":2000"#),
+        "{manifest}"
+    );
+    assert!(
+        manifest.contains(r#""name":"blobs","kind":"tree","rows":2003"#),
+        "{manifest}"
+    );
+
+    let artifact = PathBuf::from(record["path"].as_str().unwrap());
+    for level in ["quick", "full"] {
+        ops("ops-verify")
+            .arg(&artifact)
+            .args(["--level", level])
+            .run()
+            .success();
+    }
+    let tested = ops("ops-verify")
+        .arg(&artifact)
+        .arg("--restore-test")
+        .run()
+        .success()
+        .record();
+    assert_eq!(tested["verify"]["level"], "restore");
+
+    let restored = tmp.path().join("restored");
+    let out = ops("ops-restore")
+        .arg(&artifact)
+        .arg("--to")
+        .arg(&restored)
+        .run()
+        .success()
+        .record();
+    assert_eq!(out["restore"]["ok"], true);
+    assert_eq!(checksum(&restored), sum);
+    ops("ops-restore")
+        .arg(&artifact)
+        .arg("--to")
+        .arg(&restored)
+        .run()
+        .fails_with(1);
+    ops("ops-restore")
+        .arg(&artifact)
+        .arg("--to")
+        .arg(&restored)
+        .arg("--force")
+        .run()
+        .success();
+    assert_eq!(checksum(&restored), sum);
+
+    let plain = ops("ops-backup")
+        .arg("create")
+        .arg(&db)
+        .arg("--to")
+        .arg(&backups)
+        .run()
+        .success()
+        .record();
+    assert_eq!(
+        plain["format"], "sled.zst",
+        "a sled directory is recognised by itself"
+    );
+}
+
+#[test]
+fn a_database_held_by_another_process_is_refused_with_its_pid() {
+    let tmp = tempdir().unwrap();
+    let db = tmp.path().join("live");
+    churned_db(&db);
+    let mut holder = Command::new("flock")
+        .arg(db.join("db"))
+        .args(["sleep", "30"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let backups = tmp.path().join("backups");
+    let out = ops("ops-backup")
+        .arg("create")
+        .arg(format!("sled:{}", db.display()))
+        .arg("--to")
+        .arg(&backups)
+        .run()
+        .fails_with(1);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert!(
+        out.stderr.contains("is in use by another process (pid "),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("stop the application"),
+        "{}",
+        out.stderr
+    );
+    assert!(names(&backups).is_empty());
+}
+
+#[test]
+fn damaged_sled_backups_and_non_databases_are_caught() {
+    let tmp = tempdir().unwrap();
+    let db = tmp.path().join("db");
+    churned_db(&db);
+    let backups = tmp.path().join("backups");
+    let record = ops("ops-backup")
+        .arg("create")
+        .arg(format!("sled:{}", db.display()))
+        .arg("--to")
+        .arg(&backups)
+        .run()
+        .success()
+        .record();
+    let artifact = PathBuf::from(record["path"].as_str().unwrap());
+    let original = fs::read(&artifact).unwrap();
+    fs::write(&artifact, &original[..original.len() / 2]).unwrap();
+    let out = ops("ops-verify")
+        .arg(&artifact)
+        .run()
+        .fails_with(1)
+        .record();
+    assert!(
+        out["verify"]["errors"].to_string().contains("truncated"),
+        "{out}"
+    );
+    let target = tmp.path().join("restored");
+    let out = ops("ops-restore")
+        .arg(&artifact)
+        .arg("--to")
+        .arg(&target)
+        .run()
+        .fails_with(1);
+    assert!(out.stderr.contains("nothing was written"), "{}", out.stderr);
+    assert!(!target.exists());
+    assert!(!names(tmp.path()).iter().any(|n| n.ends_with(".ops-tmp")));
+    let mut flipped = original.clone();
+    let at = flipped.len() / 3;
+    flipped[at] ^= 0x08;
+    fs::write(&artifact, flipped).unwrap();
+    ops("ops-verify").arg(&artifact).run().fails_with(1);
+
+    fs::create_dir(tmp.path().join("notdb")).unwrap();
+    let out = ops("ops-backup")
+        .arg("create")
+        .arg(format!("sled:{}", tmp.path().join("notdb").display()))
+        .arg("--to")
+        .arg(&backups)
+        .run()
+        .fails_with(1);
+    assert!(
+        out.stderr.contains("is not a sled database"),
+        "{}",
+        out.stderr
+    );
+}
