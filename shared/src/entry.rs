@@ -56,10 +56,20 @@ pub fn main(
     run: impl FnOnce(Vec<OsString>) -> anyhow::Result<Status>,
 ) -> ExitCode {
     let _ = TOOL.set(tool.to_owned());
+    std::panic::set_hook(Box::new(|info| {
+        let _ = writeln!(
+            io::stderr(),
+            "{}: internal error: {}",
+            tool_name(),
+            panic_text(info.payload())
+        );
+    }));
     let args: Vec<OsString> = std::env::args_os().collect();
-    match run(args) {
-        Ok(status) => ExitCode::from(status.code()),
-        Err(err) => ExitCode::from(report(tool, usage_code, &err)),
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || run(args))) {
+        Ok(Ok(status)) => ExitCode::from(status.code()),
+        Ok(Err(err)) => ExitCode::from(report(tool, usage_code, &err)),
+        // ops-health (usage code 3) says "unknown"; the others "failed".
+        Err(_) => ExitCode::from(if usage_code == 3 { 3 } else { 1 }),
     }
 }
 
@@ -88,6 +98,15 @@ pub fn warn(message: impl std::fmt::Display) {
 /// Prints `ops-x: error: ...` on stderr for a problem the tool moves past.
 pub fn error(message: impl std::fmt::Display) {
     let _ = writeln!(io::stderr(), "{}: error: {message}", tool_name());
+}
+
+/// The message a panic carried.
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 fn tool_name() -> &'static str {

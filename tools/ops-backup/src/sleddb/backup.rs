@@ -38,6 +38,11 @@ pub struct Request {
 pub fn backup(request: &Request) -> anyhow::Result<Backup> {
     let path = std::fs::canonicalize(&request.path)
         .with_context(|| format!("cannot back up {}", request.path.display()))?;
+    super::guarded(&path, || backup_from(&path, request))
+}
+
+fn backup_from(path: &Path, request: &Request) -> anyhow::Result<Backup> {
+    let path = path.to_owned();
     let db = super::open(&path)?;
     let checksum = db
         .checksum()

@@ -104,6 +104,21 @@ fn open_dir(path: &Path) -> Result<sled::Db, SledError> {
     })
 }
 
+/// Runs `work` on the database at `path`, turning a panic inside sled
+/// (which some damaged files cause) into an error that says so.
+///
+/// Fails with whatever `work` fails with, or with the panic as an error.
+pub fn guarded<T>(path: &Path, work: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+        Ok(result) => result,
+        Err(payload) => bail!(
+            "sled failed reading {} (is it damaged?): {}",
+            path.display(),
+            ops_shared::entry::panic_text(payload.as_ref())
+        ),
+    }
+}
+
 /// The name of a tree as text: itself when UTF-8, else `hex:` and its bytes.
 pub fn tree_label(name: &[u8]) -> String {
     match std::str::from_utf8(name) {

@@ -1,0 +1,181 @@
+//! Compacting a sled database: plan (measure), then rebuild and swap.
+//!
+//! The rebuild happens in a sibling directory while the old database stays
+//! open and locked. The two directories are then exchanged in one
+//! `renameat2(RENAME_EXCHANGE)`, so the original path always names a
+//! complete database: the old one before the exchange, the new one (with
+//! the same checksum) after it. Only then is the old copy removed.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use ops_backup::sleddb;
+use ops_shared::atomic::{with_suffix, TEMP_SUFFIX};
+use ops_shared::record::Compact;
+use ops_shared::Record;
+
+/// What a compaction would do, measured before anything changes.
+pub struct Plan {
+    pub path: PathBuf,
+    pub before_bytes: u64,
+    pub live_bytes: u64,
+    pub reclaimable_share: f64,
+    pub rebuild: bool,
+    pub reason: String,
+}
+
+/// Measures the database at `path`.
+///
+/// Fails if it is not a sled database, is in use, or cannot be read.
+pub fn plan(path: &Path, min_reclaim: f64, force: bool) -> anyhow::Result<Plan> {
+    let db = sleddb::open(path)?;
+    let mut live_bytes = 0;
+    for name in db.tree_names() {
+        for item in db.open_tree(&name)?.iter() {
+            let (key, value) = item.with_context(|| format!("reading {}", path.display()))?;
+            live_bytes += (key.len() + value.len()) as u64;
+        }
+    }
+    drop(db);
+    let before_bytes = disk_usage(path);
+    let reclaimable = before_bytes.saturating_sub(live_bytes);
+    let share = if before_bytes == 0 {
+        0.0
+    } else {
+        reclaimable as f64 * 100.0 / before_bytes as f64
+    };
+    let (rebuild, reason) = if force {
+        (true, "--force".to_owned())
+    } else if share >= min_reclaim {
+        (
+            true,
+            format!("{share:.0}% reclaimable, at least --min-reclaim {min_reclaim}%"),
+        )
+    } else {
+        (
+            false,
+            format!("{share:.0}% reclaimable, under --min-reclaim {min_reclaim}%"),
+        )
+    };
+    Ok(Plan {
+        path: path.to_owned(),
+        before_bytes,
+        live_bytes,
+        reclaimable_share: share,
+        rebuild,
+        reason,
+    })
+}
+
+impl Plan {
+    /// The record for this plan when it is not carried out.
+    pub fn record(&self, dry_run: bool) -> Compact {
+        let action = match (dry_run, self.rebuild) {
+            (true, true) => "would-rebuild",
+            (_, false) => "skipped",
+            (false, true) => "rebuilt",
+        };
+        let mut record = Compact {
+            target: format!("sled:{}", self.path.display()),
+            kind: "sled".into(),
+            action: action.into(),
+            before_bytes: self.before_bytes,
+            after_bytes: if dry_run && self.rebuild {
+                self.live_bytes
+            } else {
+                self.before_bytes
+            },
+            extra: serde_json::Map::new(),
+        };
+        record.annotate("live_bytes", self.live_bytes);
+        record.annotate(
+            "reclaimable_percent",
+            (self.reclaimable_share * 10.0).round() / 10.0,
+        );
+        record.annotate("reason", &self.reason);
+        record
+    }
+
+    /// Rebuilds and swaps; the record with the bytes after.
+    ///
+    /// Fails, leaving the original database in place and untouched, if the
+    /// rebuilt copy does not match it.
+    pub fn execute(&self, keep_old: bool) -> anyhow::Result<Compact> {
+        let started = Instant::now();
+        let path = &self.path;
+        let sibling = with_suffix(path, &format!(".compact{TEMP_SUFFIX}"));
+        if sibling.exists() {
+            fs::remove_dir_all(&sibling)
+                .with_context(|| format!("cannot remove the leftover {}", sibling.display()))?;
+        }
+        let old = sleddb::open(path)?;
+        let checksum = old.checksum()?;
+        failpoint("opened");
+        let rebuilt = sleddb::create(&sibling)?;
+        sleddb::copy(&old, &rebuilt)?;
+        if rebuilt.checksum()? != checksum {
+            drop(rebuilt);
+            let _ = fs::remove_dir_all(&sibling);
+            bail!(
+                "the rebuilt copy of {} does not match it; nothing was changed",
+                path.display()
+            );
+        }
+        drop(rebuilt);
+        failpoint("rebuilt");
+        exchange(path, &sibling)?;
+        failpoint("swapped");
+        drop(old);
+        let after_bytes = disk_usage(path);
+        if keep_old {
+            let stamp = jiff::Timestamp::now().strftime("%Y%m%d_%H%M%S");
+            let kept = with_suffix(path, &format!(".old-{stamp}"));
+            fs::rename(&sibling, &kept)?;
+        } else {
+            fs::remove_dir_all(&sibling).with_context(|| {
+                format!(
+                    "compacted, but the old copy remains in {}",
+                    sibling.display()
+                )
+            })?;
+        }
+        let mut record = self.record(false);
+        record.after_bytes = after_bytes;
+        record.annotate("checksum", checksum);
+        record.annotate(
+            "seconds",
+            (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+        );
+        Ok(record)
+    }
+}
+
+/// Swaps two directories atomically and makes the swap durable.
+fn exchange(a: &Path, b: &Path) -> anyhow::Result<()> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE)
+        .with_context(|| format!("cannot swap {} with its rebuilt copy", a.display()))?;
+    ops_shared::atomic::sync_dir(a)?;
+    Ok(())
+}
+
+/// Bytes of every file in the database directory.
+pub fn disk_usage(path: &Path) -> u64 {
+    walkdir::WalkDir::new(path)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Crash tests stop the process here when `OPS_FAILPOINT` names the step:
+/// an abort, like a `kill -9`, runs no cleanup.
+fn failpoint(step: &str) {
+    if std::env::var("OPS_FAILPOINT").is_ok_and(|wanted| wanted == step) {
+        std::process::abort();
+    }
+}

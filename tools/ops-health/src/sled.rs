@@ -1,0 +1,114 @@
+//! `--sled PATH`: what `grit db stats` and `grit db check` told, in one
+//! check record.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use ops_backup::sleddb::{self, SledError};
+use ops_shared::record::{human_bytes, Check};
+
+/// Checks one database; never fails: every outcome is a check record.
+pub fn check(path: &Path, deep: bool) -> Check {
+    let checked = sleddb::guarded(path, || Ok(inspect(path, deep)));
+    checked.unwrap_or_else(|err| {
+        record(
+            &path.display().to_string(),
+            "crit",
+            err.to_string(),
+            BTreeMap::new(),
+        )
+    })
+}
+
+fn inspect(path: &Path, deep: bool) -> Check {
+    let target = path.display().to_string();
+    let mut metrics = BTreeMap::new();
+    if !path.exists() {
+        return record(&target, "crit", format!("{target} does not exist"), metrics);
+    }
+    let db = match sleddb::open(path) {
+        Ok(db) => db,
+        Err(SledError::InUse { holder, .. }) => {
+            metrics.insert("size_on_disk_bytes".into(), disk_usage(path) as f64);
+            metrics.insert("in_use".into(), 1.0);
+            if let Some(pid) = sleddb::lock_holder(path) {
+                metrics.insert("holder_pid".into(), f64::from(pid));
+            }
+            let message = format!("in use by another process{holder}; contents not inspected");
+            return record(&target, "ok", message, metrics);
+        }
+        Err(err) => return record(&target, "crit", err.to_string(), metrics),
+    };
+    let size = db.size_on_disk().unwrap_or_else(|_| disk_usage(path));
+    let names = db.tree_names();
+    let mut keys = 0u64;
+    let mut problem = None;
+    for name in &names {
+        match db.open_tree(name) {
+            Ok(tree) => keys += tree.len() as u64,
+            Err(err) => {
+                problem = Some(format!(
+                    "tree {} cannot be opened: {err}",
+                    sleddb::tree_label(name)
+                ))
+            }
+        }
+    }
+    metrics.insert("size_on_disk_bytes".into(), size as f64);
+    metrics.insert("trees".into(), names.len() as f64);
+    metrics.insert("keys".into(), keys as f64);
+    metrics.insert(
+        "recovered".into(),
+        if db.was_recovered() { 1.0 } else { 0.0 },
+    );
+    metrics.insert("in_use".into(), 0.0);
+    if deep && problem.is_none() {
+        match db.checksum() {
+            Ok(sum) => {
+                metrics.insert("checksum".into(), f64::from(sum));
+            }
+            Err(err) => problem = Some(format!("reading every key failed: {err}")),
+        }
+    }
+    if let Some(problem) = problem {
+        return record(&target, "crit", problem, metrics);
+    }
+    if keys == 0 && size > 1 << 20 {
+        // sled recovers a damaged log by dropping what follows the damage,
+        // so a database that lost everything still opens.
+        let message = format!(
+            "no keys, but {} on disk: sled may have discarded damaged data when it opened it; \
+             check the application and restore from a backup if data is missing",
+            human_bytes(size)
+        );
+        return record(&target, "warn", message, metrics);
+    }
+    let message = format!(
+        "{} trees, {keys} keys, {} on disk{}",
+        names.len(),
+        human_bytes(size),
+        if deep { ", every key read" } else { "" }
+    );
+    record(&target, "ok", message, metrics)
+}
+
+fn record(target: &str, status: &str, message: String, metrics: BTreeMap<String, f64>) -> Check {
+    Check {
+        check: "sled".into(),
+        target: target.into(),
+        status: status.into(),
+        message,
+        metrics,
+        extra: serde_json::Map::new(),
+    }
+}
+
+fn disk_usage(path: &Path) -> u64 {
+    walkdir::WalkDir::new(path)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
