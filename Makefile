@@ -8,7 +8,7 @@ SOURCE     ?= data
 DATABASE_URL ?=
 BIN        := target/release
 
-TOOLS := ops-backup ops-verify ops-restore
+TOOLS := ops-backup ops-verify ops-restore ops-compact ops-health
 
 .PHONY: all build demo test lint man bench install backup-now backups-ls verify restore-test clean
 

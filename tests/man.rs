@@ -12,6 +12,8 @@ fn pages() -> Vec<(String, Vec<u8>)> {
         ops_backup::command(),
         ops_verify::command(),
         ops_restore::command(),
+        ops_compact::command(),
+        ops_health::command(),
     ] {
         let name = command.get_name().to_owned();
         for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {

@@ -188,3 +188,62 @@ fn damaged_sled_backups_and_non_databases_are_caught() {
         out.stderr
     );
 }
+
+#[test]
+fn a_corrupted_database_or_an_unwritable_target_fails_cleanly() {
+    let tmp = tempdir().unwrap();
+    let db = tmp.path().join("db");
+    churned_db(&db);
+    let backups = tmp.path().join("backups");
+    let record = ops("ops-backup")
+        .arg("create")
+        .arg(format!("sled:{}", db.display()))
+        .arg("--to")
+        .arg(&backups)
+        .run()
+        .success()
+        .record();
+
+    let conf = db.join("conf");
+    let mut bytes = fs::read(&conf).unwrap();
+    bytes[14] ^= 0x01;
+    fs::write(&conf, bytes).unwrap();
+    let out = ops("ops-backup")
+        .arg("create")
+        .arg(format!("sled:{}", db.display()))
+        .arg("--to")
+        .arg(tmp.path().join("b2"))
+        .run()
+        .fails_with(1);
+    assert!(
+        out.stderr.contains("cannot open sled database") || out.stderr.contains("is it damaged?"),
+        "{}",
+        out.stderr
+    );
+    assert!(names(&tmp.path().join("b2")).is_empty());
+
+    let locked = tmp.path().join("locked");
+    fs::create_dir(&locked).unwrap();
+    let target = locked.join("restored");
+    let readonly = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs"])
+        .arg(&locked)
+        .status();
+    if !readonly.is_ok_and(|s| s.success()) {
+        eprintln!("skipped the unwritable target: mounting a read-only tmpfs needs root");
+        return;
+    }
+    let out = ops("ops-restore")
+        .arg(record["path"].as_str().unwrap())
+        .arg("--to")
+        .arg(&target)
+        .run();
+    Command::new("umount").arg(&locked).status().unwrap();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("Read-only file system"),
+        "{}",
+        out.stderr
+    );
+    assert!(!target.exists());
+}
