@@ -45,7 +45,8 @@ pub struct CreateArgs {
     /// zstd compression level, 1 (fastest) to 19 (smallest).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     pub level: i32,
-    /// Compression threads; 0 uses every core.
+    /// Compression threads; 0 uses every core (one for sled, whose reading is
+    /// the bottleneck).
     #[arg(long, default_value_t = 0)]
     pub threads: u32,
     /// Leave out paths matching GLOB (repeatable). A GLOB with a `/` matches the

@@ -76,7 +76,8 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
                     to: args.to,
                     name: args.name,
                     level: args.level,
-                    threads,
+                    // Reading sled is the bottleneck; more threads only cost memory.
+                    threads: if args.threads == 0 { 1 } else { args.threads },
                 })?
             } else {
                 if args.format.is_some() {

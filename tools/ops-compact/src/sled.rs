@@ -30,14 +30,8 @@ pub struct Plan {
 ///
 /// Fails if it is not a sled database, is in use, or cannot be read.
 pub fn plan(path: &Path, min_reclaim: f64, force: bool) -> anyhow::Result<Plan> {
-    let db = sleddb::open(path)?;
-    let mut live_bytes = 0;
-    for name in db.tree_names() {
-        for item in db.open_tree(&name)?.iter() {
-            let (key, value) = item.with_context(|| format!("reading {}", path.display()))?;
-            live_bytes += (key.len() + value.len()) as u64;
-        }
-    }
+    let (db, contents) = sleddb::checksum(path, sleddb::open(path)?)?;
+    let live_bytes = contents.bytes();
     drop(db);
     let before_bytes = disk_usage(path);
     let reclaimable = before_bytes.saturating_sub(live_bytes);
@@ -111,19 +105,16 @@ impl Plan {
                 .with_context(|| format!("cannot remove the leftover {}", sibling.display()))?;
         }
         let old = sleddb::open(path)?;
-        let checksum = old.checksum()?;
         failpoint("opened");
-        let rebuilt = sleddb::create(&sibling)?;
-        sleddb::copy(&old, &rebuilt)?;
-        if rebuilt.checksum()? != checksum {
-            drop(rebuilt);
+        let (old, contents, copied) = sleddb::copy(path, old, &sibling)?;
+        let checksum = contents.checksum;
+        if copied != checksum {
             let _ = fs::remove_dir_all(&sibling);
             bail!(
                 "the rebuilt copy of {} does not match it; nothing was changed",
                 path.display()
             );
         }
-        drop(rebuilt);
         failpoint("rebuilt");
         exchange(path, &sibling)?;
         failpoint("swapped");

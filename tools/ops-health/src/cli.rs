@@ -17,7 +17,8 @@ pub struct Cli {
     /// critical (repeatable).
     #[arg(long, value_name = "PATH", required = true)]
     pub sled: Vec<PathBuf>,
-    /// Also read every key and value (sled's checksum), which finds damage.
+    /// Also report sled's checksum of every key and value (all are read in
+    /// any case, to count the keys).
     #[arg(long)]
     pub deep: bool,
     #[command(flatten)]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use ops_shared::{Backup, Source};
 
-use super::stream::{self, Contents, Discard, Import};
+use super::stream::{self, Contents, Discard};
 use super::tree_label;
 use crate::archive::{Findings, Level};
 use crate::artifact::{ArtifactWriter, CHUNK};
@@ -43,10 +43,10 @@ pub fn backup(request: &Request) -> anyhow::Result<Backup> {
 
 fn backup_from(path: &Path, request: &Request) -> anyhow::Result<Backup> {
     let path = path.to_owned();
-    let db = super::open(&path)?;
-    let checksum = db
-        .checksum()
-        .context("reading the database for its checksum")?;
+    // The header, written first, holds the checksum: a first pass reads it,
+    // and the export must match it.
+    let (db, before) = super::checksum(&path, super::open(&path)?)?;
+    let checksum = before.checksum;
     let name = match &request.name {
         Some(name) => name.clone(),
         None => catalog::series_name(
@@ -77,7 +77,7 @@ fn backup_from(path: &Path, request: &Request) -> anyhow::Result<Backup> {
             .map_err(|e| pending.write_error(e))?,
         bytes: 0,
     };
-    let contents = stream::write(&db, &mut out)?;
+    let (_db, contents) = stream::write(&path, db, &mut out)?;
     if contents.checksum != checksum {
         bail!("the database changed while it was being backed up; no backup was written");
     }
@@ -223,23 +223,21 @@ fn compare_contents(manifest: &SledManifest, read: &Contents, findings: &mut Fin
 /// Fails on a damaged backup, a write error, or a checksum mismatch.
 pub fn restore_into(artifact: &Path, target: &Path) -> anyhow::Result<(u64, u64)> {
     let manifest = read_manifest(artifact)?;
-    let db = super::create(target)?;
+    let mut importer = super::Importer::create(target)?;
     let mut findings = Findings::default();
-    let contents = check(artifact, Level::Full, &mut findings, &mut Import::new(&db))?;
+    let contents = check(artifact, Level::Full, &mut findings, &mut importer)?;
     let findings = findings.close();
     if !findings.ok() {
         bail!("{}", findings.errors.join("; "));
     }
-    db.flush()?;
-    let checksum = db.checksum()?;
+    let checksum = importer.finish()?;
     if checksum != manifest.info.checksum {
         bail!(
             "restored database's checksum {checksum} differs from the manifest's {}",
             manifest.info.checksum
         );
     }
-    let contents = contents.map(|c| (c.keys(), c.bytes())).unwrap_or_default();
-    Ok(contents)
+    Ok(contents.map(|c| (c.keys(), c.bytes())).unwrap_or_default())
 }
 
 /// Imports into a temporary database, compares sled's checksum with the

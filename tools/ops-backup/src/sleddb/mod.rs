@@ -130,25 +130,177 @@ pub fn tree_label(name: &[u8]) -> String {
     }
 }
 
-/// Copies every tree of `from` into `to`, which must be empty; the number
-/// of keys and bytes of keys and values copied.
+/// How much data is read or written between reopenings of a database:
+/// sled 0.34 keeps every page it has touched in memory until the database
+/// is closed, whatever its cache capacity, so long walks reopen it.
+const SLICE: u64 = 32 << 20;
+
+/// One step of a walk.
+pub enum Visit<'a> {
+    Tree(&'a [u8]),
+    Entry(&'a [u8], &'a [u8]),
+}
+
+/// Walks every tree of the database at `path` (open as `db`) in the order
+/// sled's `Db::checksum` does (tree names sorted, keys in order), reopening
+/// it every [`SLICE`] bytes; returns the database, open again, and what
+/// was read, whose checksum equals `Db::checksum`.
+///
+/// Fails on a read error, when reopening fails (another process took the
+/// database in between), or when `visit` fails.
+pub fn walk(
+    path: &Path,
+    mut db: sled::Db,
+    visit: &mut dyn FnMut(Visit) -> anyhow::Result<()>,
+) -> anyhow::Result<(sled::Db, stream::Contents)> {
+    use std::ops::Bound;
+    let mut names: Vec<Vec<u8>> = db.tree_names().into_iter().map(|n| n.to_vec()).collect();
+    names.sort();
+    let mut hasher = crc32fast::Hasher::new();
+    let mut trees = Vec::with_capacity(names.len());
+    let mut since = 0;
+    for name in names {
+        hasher.update(&name);
+        visit(Visit::Tree(&name))?;
+        let mut stats = stream::TreeStats {
+            name: name.clone(),
+            keys: 0,
+            bytes: 0,
+        };
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let tree = db.open_tree(&name)?;
+            let entries = match &after {
+                Some(key) => {
+                    tree.range::<&[u8], _>((Bound::Excluded(key.as_slice()), Bound::Unbounded))
+                }
+                None => tree.iter(),
+            };
+            let mut finished = true;
+            for item in entries {
+                let (key, value) =
+                    item.with_context(|| format!("reading tree {}", tree_label(&name)))?;
+                hasher.update(&key);
+                hasher.update(&value);
+                visit(Visit::Entry(&key, &value))?;
+                let size = (key.len() + value.len()) as u64;
+                stats.keys += 1;
+                stats.bytes += size;
+                since += size;
+                if since >= SLICE {
+                    since = 0;
+                    after = Some(key.to_vec());
+                    finished = false;
+                    break;
+                }
+            }
+            if finished {
+                break;
+            }
+            drop(tree);
+            drop(db);
+            db = open_dir(path)?;
+        }
+        trees.push(stats);
+    }
+    Ok((
+        db,
+        stream::Contents {
+            trees,
+            checksum: hasher.finalize(),
+        },
+    ))
+}
+
+/// sled's checksum of a database, read in bounded memory.
+///
+/// Fails as [`walk`] does.
+pub fn checksum(path: &Path, db: sled::Db) -> anyhow::Result<(sled::Db, stream::Contents)> {
+    walk(path, db, &mut |_| Ok(()))
+}
+
+/// Fills a new database, reopening it every [`SLICE`] bytes.
+pub struct Importer {
+    path: PathBuf,
+    db: Option<sled::Db>,
+    tree: Option<(Vec<u8>, sled::Tree)>,
+    since: u64,
+}
+
+impl Importer {
+    /// Creates the database at `path`.
+    ///
+    /// Fails if it cannot be created.
+    pub fn create(path: &Path) -> Result<Self, SledError> {
+        let db = create(path)?;
+        Ok(Importer {
+            path: path.to_owned(),
+            db: Some(db),
+            tree: None,
+            since: 0,
+        })
+    }
+
+    /// Starts filling tree `name`.
+    pub fn tree(&mut self, name: &[u8]) -> anyhow::Result<()> {
+        let db = self.db.as_ref().context("database closed")?;
+        self.tree = Some((name.to_vec(), db.open_tree(name)?));
+        Ok(())
+    }
+
+    /// Inserts one entry into the current tree.
+    ///
+    /// Fails on a write error, or if the key was already there.
+    pub fn insert(&mut self, key: &[u8], value: &[u8]) -> anyhow::Result<()> {
+        let Some((name, tree)) = &self.tree else {
+            bail!("entry outside a tree")
+        };
+        if tree.insert(key, value)?.is_some() {
+            bail!("duplicate key in tree {}", tree_label(name));
+        }
+        self.since += (key.len() + value.len()) as u64;
+        if self.since >= SLICE {
+            self.since = 0;
+            let name = name.clone();
+            self.tree = None;
+            if let Some(db) = self.db.take() {
+                db.flush()?;
+            }
+            let db = open_dir(&self.path)?;
+            self.tree = Some((name.clone(), db.open_tree(&name)?));
+            self.db = Some(db);
+        }
+        Ok(())
+    }
+
+    /// Flushes and closes the database; its checksum, read back.
+    ///
+    /// Fails on a write or read error.
+    pub fn finish(mut self) -> anyhow::Result<u32> {
+        self.tree = None;
+        let db = self.db.take().context("database closed")?;
+        db.flush()?;
+        let (db, contents) = checksum(&self.path, db)?;
+        drop(db);
+        Ok(contents.checksum)
+    }
+}
+
+/// Copies every tree of the database at `from` (open as `db`) into a new
+/// database at `to`; returns `from` open again, the source's contents and
+/// the copy's checksum.
 ///
 /// Fails on any read or write error.
-pub fn copy(from: &sled::Db, to: &sled::Db) -> anyhow::Result<(u64, u64)> {
-    let (mut keys, mut bytes) = (0, 0);
-    for name in from.tree_names() {
-        let source = from.open_tree(&name)?;
-        let target = to.open_tree(&name)?;
-        for item in source.iter() {
-            let (key, value) =
-                item.with_context(|| format!("reading tree {}", tree_label(&name)))?;
-            keys += 1;
-            bytes += (key.len() + value.len()) as u64;
-            if target.insert(key, value)?.is_some() {
-                bail!("the target database is not empty");
-            }
-        }
-    }
-    to.flush()?;
-    Ok((keys, bytes))
+pub fn copy(
+    from: &Path,
+    db: sled::Db,
+    to: &Path,
+) -> anyhow::Result<(sled::Db, stream::Contents, u32)> {
+    let mut target = Importer::create(to)?;
+    let (db, contents) = walk(from, db, &mut |step| match step {
+        Visit::Tree(name) => target.tree(name),
+        Visit::Entry(key, value) => target.insert(key, value),
+    })?;
+    let copied = target.finish()?;
+    Ok((db, contents, copied))
 }

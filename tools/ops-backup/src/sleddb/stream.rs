@@ -11,12 +11,10 @@
 //! ```
 //! Integers are little-endian.
 
-use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
+use std::path::Path;
 
 use anyhow::{bail, Context};
-
-use super::tree_label;
 
 const MAGIC: &[u8] = b"OPS-SLED\x00\x01";
 const TREE: u8 = 1;
@@ -50,48 +48,43 @@ impl Contents {
     }
 }
 
-/// Writes every tree of `db` to `out`.
+/// Writes every tree of the database at `path` (open as `db`) to `out`;
+/// returns the database, open again, and what was written.
 ///
 /// Fails on a read error in the database or a write error.
-pub fn write(db: &sled::Db, out: &mut impl Write) -> anyhow::Result<Contents> {
+pub fn write(
+    path: &Path,
+    db: sled::Db,
+    out: &mut impl Write,
+) -> anyhow::Result<(sled::Db, Contents)> {
     out.write_all(MAGIC)?;
-    let names: BTreeMap<Vec<u8>, ()> = db
-        .tree_names()
-        .into_iter()
-        .map(|n| (n.to_vec(), ()))
-        .collect();
-    let mut hasher = crc32fast::Hasher::new();
-    let mut trees = Vec::with_capacity(names.len());
-    for name in names.into_keys() {
-        let tree = db.open_tree(&name)?;
-        hasher.update(&name);
-        frame(out, TREE, &[&name])?;
-        let mut stats = TreeStats {
-            name: name.clone(),
-            keys: 0,
-            bytes: 0,
-        };
-        for item in tree.iter() {
-            let (key, value) =
-                item.with_context(|| format!("reading tree {}", tree_label(&name)))?;
-            hasher.update(&key);
-            hasher.update(&value);
-            frame(out, ENTRY, &[&key, &value])?;
-            stats.keys += 1;
-            stats.bytes += (key.len() + value.len()) as u64;
+    let mut keys_in_tree: Option<u64> = None;
+    let (db, contents) = super::walk(path, db, &mut |step| {
+        match step {
+            super::Visit::Tree(name) => {
+                if let Some(keys) = keys_in_tree.replace(0) {
+                    out.write_all(&[TREE_END])?;
+                    out.write_all(&keys.to_le_bytes())?;
+                }
+                frame(out, TREE, &[name])?;
+            }
+            super::Visit::Entry(key, value) => {
+                frame(out, ENTRY, &[key, value])?;
+                if let Some(keys) = keys_in_tree.as_mut() {
+                    *keys += 1;
+                }
+            }
         }
+        Ok(())
+    })?;
+    if let Some(keys) = keys_in_tree {
         out.write_all(&[TREE_END])?;
-        out.write_all(&stats.keys.to_le_bytes())?;
-        trees.push(stats);
+        out.write_all(&keys.to_le_bytes())?;
     }
-    let keys: u64 = trees.iter().map(|t| t.keys).sum();
     out.write_all(&[END])?;
-    out.write_all(&(trees.len() as u64).to_le_bytes())?;
-    out.write_all(&keys.to_le_bytes())?;
-    Ok(Contents {
-        trees,
-        checksum: hasher.finalize(),
-    })
+    out.write_all(&(contents.trees.len() as u64).to_le_bytes())?;
+    out.write_all(&contents.keys().to_le_bytes())?;
+    Ok((db, contents))
 }
 
 fn frame(out: &mut impl Write, tag: u8, parts: &[&[u8]]) -> io::Result<()> {
@@ -124,30 +117,14 @@ impl Sink for Discard {
     }
 }
 
-/// Inserts everything into a database, which should be empty.
-pub struct Import<'a> {
-    pub db: &'a sled::Db,
-    tree: Option<sled::Tree>,
-}
-
-impl<'a> Import<'a> {
-    pub fn new(db: &'a sled::Db) -> Self {
-        Import { db, tree: None }
-    }
-}
-
-impl Sink for Import<'_> {
+/// Inserts everything into a new database.
+impl Sink for super::Importer {
     fn tree(&mut self, name: &[u8]) -> anyhow::Result<()> {
-        self.tree = Some(self.db.open_tree(name)?);
-        Ok(())
+        super::Importer::tree(self, name)
     }
 
     fn entry(&mut self, key: Vec<u8>, value: Vec<u8>) -> anyhow::Result<()> {
-        let Some(tree) = &self.tree else {
-            bail!("entry outside a tree")
-        };
-        tree.insert(key, value)?;
-        Ok(())
+        self.insert(&key, &value)
     }
 }
 
