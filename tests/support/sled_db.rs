@@ -30,7 +30,7 @@ pub fn churned_db(path: &Path) -> u32 {
     db.insert(b"default-key", b"default-value".to_vec())
         .unwrap();
     let churn = db.open_tree(b"sessions").unwrap();
-    for round in 0..6u64 {
+    for round in 0..14u64 {
         for i in 0..1500u32 {
             churn
                 .insert(
