@@ -133,7 +133,12 @@ impl Record for Backup {
         let verified = match self.verification() {
             None => "-".to_owned(),
             Some(v) if v.ok => format!("ok ({}, {})", v.level, short_time(v.time)),
-            Some(v) => format!("FAILED: {}", v.errors.first().map_or("", String::as_str)),
+            Some(v) => {
+                let first = v.errors.first().map_or("", String::as_str);
+                let short: String = first.chars().take(60).collect();
+                let more = if short.len() < first.len() { "…" } else { "" };
+                format!("FAILED: {short}{more}")
+            }
         };
         vec![
             self.id.clone(),
