@@ -55,3 +55,31 @@ pub fn checksum(path: &Path) -> u32 {
     let db = sled::open(path).unwrap();
     db.checksum().unwrap()
 }
+
+/// Another process holding a database's lock, as a running application
+/// does (flock(1) on sled's `db` file); released on drop.
+pub struct LockHolder(std::process::Child);
+
+impl LockHolder {
+    pub fn hold(db: &Path) -> Self {
+        let child = std::process::Command::new("flock")
+            .arg(db.join("db"))
+            .args(["sleep", "60"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        LockHolder(child)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for LockHolder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -3,10 +3,9 @@
 
 use std::fs;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-use ops_tests::sled_db::{checksum, churned_db};
+use ops_tests::sled_db::{checksum, churned_db, LockHolder};
 use ops_tests::{names, ops};
 use tempfile::tempdir;
 
@@ -102,13 +101,7 @@ fn a_database_held_by_another_process_is_refused_with_its_pid() {
     let tmp = tempdir().unwrap();
     let db = tmp.path().join("live");
     churned_db(&db);
-    let mut holder = Command::new("flock")
-        .arg(db.join("db"))
-        .args(["sleep", "30"])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let holder = LockHolder::hold(&db);
     let backups = tmp.path().join("backups");
     let out = ops("ops-backup")
         .arg("create")
@@ -117,10 +110,11 @@ fn a_database_held_by_another_process_is_refused_with_its_pid() {
         .arg(&backups)
         .run()
         .fails_with(1);
-    holder.kill().unwrap();
-    holder.wait().unwrap();
     assert!(
-        out.stderr.contains("is in use by another process (pid "),
+        out.stderr.contains(&format!(
+            "is in use by another process (pid {})",
+            holder.pid()
+        )),
         "{}",
         out.stderr
     );

@@ -33,7 +33,7 @@ pub fn plan(path: &Path, min_reclaim: f64, force: bool) -> anyhow::Result<Plan> 
     let (db, contents) = sleddb::checksum(path, sleddb::open(path)?)?;
     let live_bytes = contents.bytes();
     drop(db);
-    let before_bytes = disk_usage(path);
+    let before_bytes = sleddb::disk_usage(path);
     let reclaimable = before_bytes.saturating_sub(live_bytes);
     let share = if before_bytes == 0 {
         0.0
@@ -119,7 +119,7 @@ impl Plan {
         exchange(path, &sibling)?;
         failpoint("swapped");
         drop(old);
-        let after_bytes = disk_usage(path);
+        let after_bytes = sleddb::disk_usage(path);
         if keep_old {
             let stamp = jiff::Timestamp::now().strftime("%Y%m%d_%H%M%S");
             let kept = with_suffix(path, &format!(".old-{stamp}"));
@@ -150,17 +150,6 @@ fn exchange(a: &Path, b: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot swap {} with its rebuilt copy", a.display()))?;
     ops_shared::atomic::sync_dir(a)?;
     Ok(())
-}
-
-/// Bytes of every file in the database directory.
-pub fn disk_usage(path: &Path) -> u64 {
-    walkdir::WalkDir::new(path)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter_map(|e| e.metadata().ok())
-        .filter(|m| m.is_file())
-        .map(|m| m.len())
-        .sum()
 }
 
 /// Crash tests stop the process here when `OPS_FAILPOINT` names the step:

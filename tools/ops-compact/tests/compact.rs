@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use ops_tests::sled_db::{checksum, churned_db};
+use ops_tests::sled_db::{checksum, churned_db, LockHolder};
 use ops_tests::{names, ops};
 use tempfile::tempdir;
 
@@ -114,15 +114,8 @@ fn a_database_in_use_is_left_alone() {
     let tmp = tempdir().unwrap();
     let db = tmp.path().join("db");
     churned_db(&db);
-    let mut holder = Command::new("flock")
-        .arg(db.join("db"))
-        .args(["sleep", "30"])
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let _holder = LockHolder::hold(&db);
     let out = ops("ops-compact").arg(target(&db)).run();
-    holder.kill().unwrap();
-    holder.wait().unwrap();
     assert_eq!(out.code, 1, "{out:?}");
     assert!(
         out.stderr.contains("in use by another process"),

@@ -29,7 +29,7 @@ fn inspect(path: &Path, deep: bool) -> Check {
     let db = match sleddb::open(path) {
         Ok(db) => db,
         Err(SledError::InUse { holder, .. }) => {
-            metrics.insert("size_on_disk_bytes".into(), disk_usage(path) as f64);
+            metrics.insert("size_on_disk_bytes".into(), sleddb::disk_usage(path) as f64);
             metrics.insert("in_use".into(), 1.0);
             if let Some(pid) = sleddb::lock_holder(path) {
                 metrics.insert("holder_pid".into(), f64::from(pid));
@@ -39,7 +39,9 @@ fn inspect(path: &Path, deep: bool) -> Check {
         }
         Err(err) => return record(&target, "crit", err.to_string(), metrics),
     };
-    let size = db.size_on_disk().unwrap_or_else(|_| disk_usage(path));
+    let size = db
+        .size_on_disk()
+        .unwrap_or_else(|_| sleddb::disk_usage(path));
     let recovered = db.was_recovered();
     let mut problem = None;
     let (trees, keys) = match sleddb::checksum(path, db) {
@@ -94,14 +96,4 @@ fn record(target: &str, status: &str, message: String, metrics: BTreeMap<String,
         metrics,
         extra: serde_json::Map::new(),
     }
-}
-
-fn disk_usage(path: &Path) -> u64 {
-    walkdir::WalkDir::new(path)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter_map(|e| e.metadata().ok())
-        .filter(|m| m.is_file())
-        .map(|m| m.len())
-        .sum()
 }

@@ -3,10 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::fs;
-use std::process::Command;
 
 use ops_tests::ops;
-use ops_tests::sled_db::churned_db;
+use ops_tests::sled_db::{churned_db, LockHolder};
 use tempfile::tempdir;
 
 #[test]
@@ -54,21 +53,17 @@ fn a_database_in_use_is_reported_with_its_holder_not_as_critical() {
     let tmp = tempdir().unwrap();
     let db = tmp.path().join("db");
     churned_db(&db);
-    let mut holder = Command::new("flock")
-        .arg(db.join("db"))
-        .args(["sleep", "30"])
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let out = ops("ops-health").arg("--sled").arg(&db).run();
-    let holder_pid = holder.id();
-    holder.kill().unwrap();
-    holder.wait().unwrap();
-    let check = out.success().record();
+    let holder = LockHolder::hold(&db);
+    let check = ops("ops-health")
+        .arg("--sled")
+        .arg(&db)
+        .run()
+        .success()
+        .record();
     assert_eq!(check["status"], "ok");
     assert_eq!(check["metrics"]["in_use"], 1.0);
     let pid = check["metrics"]["holder_pid"].as_f64().unwrap() as u32;
-    assert!(pid == holder_pid || pid > 0, "{check}");
+    assert_eq!(pid, holder.pid(), "{check}");
     assert!(
         check["message"]
             .as_str()

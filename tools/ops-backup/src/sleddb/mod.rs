@@ -119,6 +119,17 @@ pub fn guarded<T>(path: &Path, work: impl FnOnce() -> anyhow::Result<T>) -> anyh
     }
 }
 
+/// Bytes of every file in a database directory.
+pub fn disk_usage(path: &Path) -> u64 {
+    walkdir::WalkDir::new(path)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
 /// The name of a tree as text: itself when UTF-8, else `hex:` and its bytes.
 pub fn tree_label(name: &[u8]) -> String {
     match std::str::from_utf8(name) {
