@@ -101,6 +101,7 @@ pub fn create(request: &Request) -> anyhow::Result<Backup> {
         sha256,
         changed: tally.changed,
         skipped: tally.skipped,
+        content_checksum: None,
     };
     pending.commit(artifact, summary)
 }

@@ -54,11 +54,9 @@ pub struct Header {
     pub sled: Option<SledInfo>,
 }
 
-/// A sled database when it was backed up.
+/// A sled database when it was backed up (its checksum is in the summary).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SledInfo {
-    /// sled's own `Db::checksum` (CRC32 of every tree name, key and value).
-    pub checksum: u32,
     pub size_on_disk: u64,
     pub trees: u64,
     /// Whether sled had to recover the database when it was opened.
@@ -144,6 +142,10 @@ pub struct Summary {
     pub changed: u64,
     /// Files left out because they could not be read (`--skip-unreadable`).
     pub skipped: u64,
+    /// The content's checksum in the source's own terms, where it has one:
+    /// sled's `Db::checksum` (CRC32 of every tree name, key and value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_checksum: Option<u32>,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -29,7 +29,7 @@ fn a_sled_database_backs_up_verifies_and_restores_with_its_checksum() {
     assert_eq!(record["source"]["kind"], "sled");
     let manifest = fs::read_to_string(backups.join(format!("{id}.manifest.jsonl"))).unwrap();
     assert!(
-        manifest.contains(&format!("\"checksum\":{sum}")),
+        manifest.contains(&format!("\"content_checksum\":{sum}")),
         "{manifest}"
     );
     assert!(

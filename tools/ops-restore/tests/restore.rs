@@ -208,6 +208,7 @@ fn craft(dir: &Path, entries: &[Crafted]) -> PathBuf {
         sha256,
         changed: 0,
         skipped: 0,
+        content_checksum: None,
     };
     writer.finish(&summary).unwrap().commit().unwrap();
     artifact

@@ -145,6 +145,7 @@ pub fn dump(request: &Request) -> anyhow::Result<Backup> {
         sha256,
         changed: 0,
         skipped: 0,
+        content_checksum: None,
     };
     pending.commit(artifact, summary)
 }

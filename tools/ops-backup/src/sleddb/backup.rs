@@ -43,10 +43,7 @@ pub fn backup(request: &Request) -> anyhow::Result<Backup> {
 
 fn backup_from(path: &Path, request: &Request) -> anyhow::Result<Backup> {
     let path = path.to_owned();
-    // The header, written first, holds the checksum: a first pass reads it,
-    // and the export must match it.
-    let (db, before) = super::checksum(&path, super::open(&path)?)?;
-    let checksum = before.checksum;
+    let db = super::open(&path)?;
     let name = match &request.name {
         Some(name) => name.clone(),
         None => catalog::series_name(
@@ -66,7 +63,6 @@ fn backup_from(path: &Path, request: &Request) -> anyhow::Result<Backup> {
         level: request.level,
         database: None,
         sled: Some(SledInfo {
-            checksum,
             size_on_disk: db.size_on_disk().unwrap_or(0),
             trees: db.tree_names().len() as u64,
             recovered: db.was_recovered(),
@@ -78,9 +74,6 @@ fn backup_from(path: &Path, request: &Request) -> anyhow::Result<Backup> {
         bytes: 0,
     };
     let (_db, contents) = stream::write(&path, db, &mut out)?;
-    if contents.checksum != checksum {
-        bail!("the database changed while it was being backed up; no backup was written");
-    }
     let raw_bytes = out.bytes;
     let (artifact, sha256, bytes) = out.inner.finish().map_err(|e| pending.write_error(e))?;
     for tree in &contents.trees {
@@ -102,6 +95,7 @@ fn backup_from(path: &Path, request: &Request) -> anyhow::Result<Backup> {
         sha256,
         changed: 0,
         skipped: 0,
+        content_checksum: Some(contents.checksum),
     };
     pending.commit(artifact, summary)
 }
@@ -125,21 +119,22 @@ impl Write for Counting {
 }
 
 struct SledManifest {
-    info: SledInfo,
+    /// sled's checksum of the content, from the summary.
+    checksum: u32,
     trees: Vec<Table>,
     summary: Summary,
 }
 
 fn read_manifest(artifact: &Path) -> anyhow::Result<SledManifest> {
     let mut reader = ManifestReader::open(&catalog::manifest_of(artifact)?)?;
-    let header = reader.header.clone();
+    let is_sled = reader.header.sled.is_some();
     let trees = reader.tables()?;
     let summary = reader.finish()?;
-    let Some(info) = header.sled else {
+    let (true, Some(checksum)) = (is_sled, summary.content_checksum) else {
         bail!("{} is not a sled backup", artifact.display())
     };
     Ok(SledManifest {
-        info,
+        checksum,
         trees,
         summary,
     })
@@ -190,10 +185,10 @@ fn decode(input: &mut impl Read, sink: &mut dyn stream::Sink) -> anyhow::Result<
 }
 
 fn compare_contents(manifest: &SledManifest, read: &Contents, findings: &mut Findings) {
-    if read.checksum != manifest.info.checksum {
+    if read.checksum != manifest.checksum {
         findings.fail(format!(
             "content checksum {} does not match the manifest's {}",
-            read.checksum, manifest.info.checksum
+            read.checksum, manifest.checksum
         ));
     }
     for (index, tree) in manifest.trees.iter().enumerate() {
@@ -231,10 +226,10 @@ pub fn restore_into(artifact: &Path, target: &Path) -> anyhow::Result<(u64, u64)
         bail!("{}", findings.errors.join("; "));
     }
     let checksum = importer.finish()?;
-    if checksum != manifest.info.checksum {
+    if checksum != manifest.checksum {
         bail!(
             "restored database's checksum {checksum} differs from the manifest's {}",
-            manifest.info.checksum
+            manifest.checksum
         );
     }
     Ok(contents.map(|c| (c.keys(), c.bytes())).unwrap_or_default())
