@@ -59,6 +59,26 @@ pub fn lock_holder(path: &Path) -> Option<u32> {
     })
 }
 
+/// Opens again a database this process just closed. sled releases its
+/// lock only once deferred cleanup has run, so a moment of "in use" is our
+/// own handle going away: wait for it, up to a few seconds.
+fn reopen(path: &Path) -> Result<sled::Db, SledError> {
+    open_waiting(path, 5000)
+}
+
+fn open_waiting(path: &Path, patience_ms: u64) -> Result<sled::Db, SledError> {
+    let mut waited = 0;
+    loop {
+        match open_dir(path) {
+            Err(SledError::InUse { .. }) if waited < patience_ms => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                waited += 10;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Opens an existing database with a small cache, so memory stays bounded
 /// however large it is.
 ///
@@ -70,7 +90,9 @@ pub fn open(path: &Path) -> Result<sled::Db, SledError> {
             path: path.display().to_string(),
         });
     }
-    open_dir(path)
+    // A second's patience covers this process's own handle closing just
+    // before (ops-compact plans, then executes).
+    open_waiting(path, 1000)
 }
 
 /// Creates a new database at `path` (for restore and compaction).
@@ -210,7 +232,7 @@ pub fn walk(
             }
             drop(tree);
             drop(db);
-            db = open_dir(path)?;
+            db = reopen(path)?;
         }
         trees.push(stats);
     }
@@ -277,7 +299,7 @@ impl Importer {
             if let Some(db) = self.db.take() {
                 db.flush()?;
             }
-            let db = open_dir(&self.path)?;
+            let db = reopen(&self.path)?;
             self.tree = Some((name.clone(), db.open_tree(&name)?));
             self.db = Some(db);
         }
