@@ -407,6 +407,8 @@ fn handle_interrupts() {
                 drop_database(&server, &name);
             }
             ops_shared::entry::error("interrupted; scratch databases dropped");
+            // The one exit outside the entry helper: the main thread may be
+            // blocked in a query for a long time, and the cleanup is done.
             std::process::exit(130);
         });
     });
