@@ -9,6 +9,24 @@ use ops_tests::sled_db::{checksum, churned_db, LockHolder};
 use ops_tests::{names, ops};
 use tempfile::tempdir;
 
+/// A churned database backed up once: the temporary directory, the
+/// database, the backup directory and the backup record.
+fn backed_up_db() -> (tempfile::TempDir, PathBuf, PathBuf, serde_json::Value) {
+    let tmp = tempdir().unwrap();
+    let db = tmp.path().join("db");
+    churned_db(&db);
+    let backups = tmp.path().join("backups");
+    let record = ops("ops-backup")
+        .arg("create")
+        .arg(format!("sled:{}", db.display()))
+        .arg("--to")
+        .arg(&backups)
+        .run()
+        .success()
+        .record();
+    (tmp, db, backups, record)
+}
+
 #[test]
 fn a_sled_database_backs_up_verifies_and_restores_with_its_checksum() {
     let tmp = tempdir().unwrap();
@@ -128,18 +146,7 @@ fn a_database_held_by_another_process_is_refused_with_its_pid() {
 
 #[test]
 fn damaged_sled_backups_and_non_databases_are_caught() {
-    let tmp = tempdir().unwrap();
-    let db = tmp.path().join("db");
-    churned_db(&db);
-    let backups = tmp.path().join("backups");
-    let record = ops("ops-backup")
-        .arg("create")
-        .arg(format!("sled:{}", db.display()))
-        .arg("--to")
-        .arg(&backups)
-        .run()
-        .success()
-        .record();
+    let (tmp, _db, backups, record) = backed_up_db();
     let artifact = PathBuf::from(record["path"].as_str().unwrap());
     let original = fs::read(&artifact).unwrap();
     fs::write(&artifact, &original[..original.len() / 2]).unwrap();
@@ -185,18 +192,7 @@ fn damaged_sled_backups_and_non_databases_are_caught() {
 
 #[test]
 fn a_corrupted_database_or_an_unwritable_target_fails_cleanly() {
-    let tmp = tempdir().unwrap();
-    let db = tmp.path().join("db");
-    churned_db(&db);
-    let backups = tmp.path().join("backups");
-    let record = ops("ops-backup")
-        .arg("create")
-        .arg(format!("sled:{}", db.display()))
-        .arg("--to")
-        .arg(&backups)
-        .run()
-        .success()
-        .record();
+    let (tmp, db, _backups, record) = backed_up_db();
 
     let conf = db.join("conf");
     let mut bytes = fs::read(&conf).unwrap();
