@@ -95,6 +95,11 @@ pub fn warn(message: impl std::fmt::Display) {
     let _ = writeln!(io::stderr(), "{}: warning: {message}", tool_name());
 }
 
+/// Prints `ops-x: ...` on stderr: a summary or progress for people.
+pub fn note(message: impl std::fmt::Display) {
+    let _ = writeln!(io::stderr(), "{}: {message}", tool_name());
+}
+
 /// Prints `ops-x: error: ...` on stderr for a problem the tool moves past.
 pub fn error(message: impl std::fmt::Display) {
     let _ = writeln!(io::stderr(), "{}: error: {message}", tool_name());

@@ -2,12 +2,14 @@
 //!
 //! It owns what the tools promise to each other (the record protocol and its
 //! stream I/O) and the conventions every tool keeps (exit statuses, output
-//! mode, atomic writes, redaction of secrets, durations, path text). It owns
-//! no tool's domain logic: a format belongs to the tool that writes it.
+//! mode, atomic writes, directory locks, redaction of secrets, durations,
+//! path text). It owns no tool's domain logic: a format belongs to the tool
+//! that writes it.
 
 pub mod atomic;
 pub mod duration;
 pub mod entry;
+pub mod lock;
 pub mod output;
 pub mod path_text;
 pub mod record;

@@ -73,17 +73,22 @@ impl Output {
         match self.mode {
             OutputMode::Records => self.line(&record.to_line()),
             OutputMode::Human => {
-                let row = record.human_row();
-                match self.tables.iter_mut().find(|t| t.kind == T::TYPE) {
-                    Some(table) => table.rows.push(row),
-                    None => self.tables.push(Table {
-                        kind: T::TYPE,
-                        header: T::human_header(),
-                        rows: vec![row],
-                    }),
-                }
+                self.row(T::TYPE, &T::human_header(), record.human_row());
                 Ok(())
             }
+        }
+    }
+
+    /// Adds a row to the human table named `kind`, for a tool whose table
+    /// shows more than a record type's own columns (human mode).
+    pub fn row(&mut self, kind: &'static str, header: &[&'static str], row: Vec<String>) {
+        match self.tables.iter_mut().find(|t| t.kind == kind) {
+            Some(table) => table.rows.push(row),
+            None => self.tables.push(Table {
+                kind,
+                header: header.to_vec(),
+                rows: vec![row],
+            }),
         }
     }
 
