@@ -207,6 +207,48 @@ pub fn last_verification(backup: &Backup) -> Option<Verification> {
     (stored.sha256 == backup.sha256).then_some(stored.verify)
 }
 
+/// Deletes a backup: the manifest first, so from then on it is not listed,
+/// then its artifact, checksum file and verification result. The caller
+/// holds the directory's exclusive lock. Returns the bytes freed.
+///
+/// Deletes nothing, and fails, unless the manifest beside `backup.path`
+/// still describes this very backup (same artifact, checksum and time): a
+/// stale or edited record never deletes anything else. Fails on I/O errors;
+/// if that happens after the manifest went, what is left is reported by
+/// `list` as an artifact without a manifest.
+pub fn remove(backup: &Backup) -> anyhow::Result<u64> {
+    let dir = parent_dir(&backup.path);
+    let manifest = manifest_path(dir, &backup.id);
+    let (header, summary) = manifest::read_outline(&manifest)?;
+    let named = backup.path.file_name() == Some(OsStr::new(&header.artifact));
+    if !named || summary.sha256 != backup.sha256 || header.time != backup.time {
+        anyhow::bail!(
+            "{} does not describe {} any more (different artifact, checksum or time); not removed",
+            manifest.display(),
+            backup.path.display()
+        );
+    }
+    let mut freed = 0;
+    let mut delete = |path: &Path| -> anyhow::Result<()> {
+        let size = fs::symlink_metadata(path).map(|m| m.len()).unwrap_or(0);
+        match fs::remove_file(path) {
+            Ok(()) => {
+                freed += size;
+                Ok(())
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(err).with_context(|| format!("cannot remove {}", path.display())),
+        }
+    };
+    delete(&manifest)?;
+    atomic::sync_dir(&manifest).with_context(|| format!("cannot sync {}", dir.display()))?;
+    delete(&backup.path)?;
+    delete(&checksum_path(&backup.path))?;
+    delete(&verification_path(backup))?;
+    atomic::sync_dir(&manifest).with_context(|| format!("cannot sync {}", dir.display()))?;
+    Ok(freed)
+}
+
 /// The directory a path is in (`.` for a bare name).
 pub fn parent_dir(path: &Path) -> &Path {
     match path.parent() {

@@ -1,19 +1,25 @@
 //! A backup being written, whatever its kind: the target directory made
-//! ready, an id reserved, the manifest started, and at the end the commit
-//! that makes the backup exist (artifact, checksum file, manifest last).
+//! ready and locked (shared: backups run side by side, ops-prune waits), an
+//! id reserved, the manifest started, and at the end the commit that makes
+//! the backup exist (artifact, checksum file, manifest last).
 
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use jiff::Timestamp;
 use ops_shared::atomic::AtomicFile;
+use ops_shared::lock::{Access, DirLock};
 use ops_shared::{Backup, Source};
 
 use crate::catalog;
 use crate::manifest::{DatabaseInfo, Header, ManifestWriter, SledInfo, Summary};
+
+/// How long a backup waits for an ops-prune that holds its directory.
+const LOCK_WAIT: Duration = Duration::from_secs(600);
 
 /// What every backup's header needs to know up front.
 pub struct Plan<'a> {
@@ -33,6 +39,7 @@ pub struct PendingBackup {
     to: PathBuf,
     artifact_path: PathBuf,
     pub manifest: ManifestWriter,
+    _lock: DirLock,
 }
 
 impl PendingBackup {
@@ -42,6 +49,7 @@ impl PendingBackup {
     /// Fails if the directory cannot be created or written.
     pub fn start(plan: Plan) -> anyhow::Result<(Self, AtomicFile)> {
         prepare_target(plan.to)?;
+        let lock = DirLock::acquire(plan.to, Access::Shared, LOCK_WAIT, "ops-backup")?;
         let time =
             Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH);
         let (id, artifact) = reserve(plan.to, plan.name, plan.format, time)?;
@@ -68,6 +76,7 @@ impl PendingBackup {
             to: plan.to.to_owned(),
             artifact_path,
             manifest,
+            _lock: lock,
         };
         Ok((pending, artifact))
     }
@@ -78,7 +87,9 @@ impl PendingBackup {
     }
 
     /// Makes the backup exist: summary and seal, then artifact, checksum
-    /// file and manifest are committed in that order.
+    /// file and manifest are committed in that order. The lock is released
+    /// on return, before the caller writes the record, so a prune reading
+    /// that record finds the directory free.
     ///
     /// Fails on write errors; nothing is then left under a final name
     /// except, at worst, an artifact without a manifest.
