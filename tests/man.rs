@@ -12,6 +12,7 @@ fn pages() -> Vec<(String, Vec<u8>)> {
         ops_backup::command(),
         ops_verify::command(),
         ops_restore::command(),
+        ops_prune::command(),
         ops_compact::command(),
         ops_health::command(),
     ] {

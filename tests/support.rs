@@ -329,3 +329,67 @@ impl Drop for SmallDisk {
         let _ = Command::new("umount").arg(&self.path).status();
     }
 }
+
+/// Backups of series `name` in `dir` as ops-backup would have made them at
+/// each of `times` (RFC 3339): one real backup of a small tree, copied under
+/// each time's id with its manifest rewritten, so they list and verify like
+/// any other. Returns the ids, in the order of `times`.
+pub fn dated_backups(dir: &Path, name: &str, times: &[&str]) -> Vec<String> {
+    backups_made_at(dir, name, times, false)
+}
+
+/// Like [`dated_backups`], but each backup names the one before it as its
+/// `parent`, as an incremental chain does.
+pub fn chained_backups(dir: &Path, name: &str, times: &[&str]) -> Vec<String> {
+    backups_made_at(dir, name, times, true)
+}
+
+fn backups_made_at(dir: &Path, name: &str, times: &[&str], chained: bool) -> Vec<String> {
+    use ops_backup::catalog;
+    use ops_backup::manifest::{ManifestReader, ManifestWriter};
+
+    let scratch = tempfile::tempdir().unwrap();
+    let source = scratch.path().join(name);
+    fs::create_dir_all(&source).unwrap();
+    fs::write(source.join("data.txt"), format!("{name}\n")).unwrap();
+    let made = ops("ops-backup")
+        .arg("create")
+        .arg(&source)
+        .arg("--to")
+        .arg(scratch.path().join("made"))
+        .run()
+        .success()
+        .record();
+    let artifact = PathBuf::from(made["path"].as_str().unwrap());
+    let manifest = catalog::manifest_path(artifact.parent().unwrap(), made["id"].as_str().unwrap());
+    fs::create_dir_all(dir).unwrap();
+    let mut ids = Vec::new();
+    for time in times {
+        let time: jiff::Timestamp = time.parse().unwrap();
+        let mut reader = ManifestReader::open(&manifest).unwrap();
+        let mut header = reader.header.clone();
+        header.id = catalog::backup_id(name, time, 1);
+        header.time = time;
+        header.artifact = format!("{}.{}", header.id, header.format);
+        header.parent = if chained { ids.last().cloned() } else { None };
+        if header.parent.is_some() {
+            header.mode = "incremental".into();
+        }
+        let copy = dir.join(&header.artifact);
+        fs::copy(&artifact, &copy).unwrap();
+        let mut writer =
+            ManifestWriter::create(&catalog::manifest_path(dir, &header.id), &header).unwrap();
+        while let Some(entry) = reader.next_entry().unwrap() {
+            writer.entry(&entry).unwrap();
+        }
+        let summary = reader.finish().unwrap();
+        fs::write(
+            catalog::checksum_path(&copy),
+            format!("{}  {}\n", summary.sha256, header.artifact),
+        )
+        .unwrap();
+        writer.finish(&summary).unwrap().commit().unwrap();
+        ids.push(header.id);
+    }
+    ids
+}

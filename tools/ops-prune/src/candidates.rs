@@ -1,0 +1,312 @@
+//! Where candidates come from: records on stdin, the catalogs of backup
+//! directories, and plain files found by `--files`. The same item reached
+//! twice (a record on stdin and the directory it lives in) is one item,
+//! known by its canonical path.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use jiff::Timestamp;
+use ops_backup::catalog;
+use ops_shared::entry::warn;
+use ops_shared::record::File;
+use ops_shared::{Backup, InputRecord, UsageError};
+use walkdir::WalkDir;
+
+use crate::cli::GroupBy;
+
+/// What the policy needs to know about an item.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Candidate {
+    /// Items are judged per group: a series in a directory, or a --files argument.
+    pub group: String,
+    pub id: String,
+    pub time: Timestamp,
+    pub parent: Option<String>,
+    pub bytes: u64,
+    /// Why its last verification failed, if it did.
+    pub failed: Option<String>,
+    /// A record on stdin said so: the whole group must stay as it is.
+    pub failed_upstream: bool,
+    /// Backups: the newest good one of a group is never removed.
+    pub guard_newest: bool,
+}
+
+/// The thing itself, as it is written back out and deleted.
+#[derive(Clone, Debug)]
+pub enum Subject {
+    Backup(Backup),
+    File(File),
+}
+
+#[derive(Clone, Debug)]
+pub struct Item {
+    pub candidate: Candidate,
+    pub subject: Subject,
+    /// The artifact or file, canonical: what is deleted.
+    pub path: PathBuf,
+}
+
+/// One line of output, in input order.
+#[derive(Debug)]
+pub enum Line {
+    Raw(String),
+    Item(usize),
+}
+
+/// Everything read, checked, and merged.
+#[derive(Debug, Default)]
+pub struct Candidates {
+    pub items: Vec<Item>,
+    pub lines: Vec<Line>,
+    by_path: HashMap<PathBuf, usize>,
+    canonical_dirs: HashMap<PathBuf, PathBuf>,
+}
+
+impl Candidates {
+    /// Takes the records read from stdin: `backup` and `file` records become
+    /// candidates, the rest pass through. A record whose item is gone is
+    /// passed through with a warning.
+    ///
+    /// Fails (exit 2) on a record that does not parse.
+    pub fn add_stdin(
+        &mut self,
+        records: impl Iterator<Item = Result<InputRecord, UsageError>>,
+        group_by: GroupBy,
+    ) -> Result<(), UsageError> {
+        for record in records {
+            let record = record?;
+            if record.is::<Backup>() {
+                let backup: Backup = record.parse()?;
+                let path = self.canonical(&backup.path);
+                let dir = catalog::parent_dir(&path);
+                if !catalog::manifest_path(dir, &backup.id).exists() {
+                    warn(format!(
+                        "input line {}: backup {} is not in {} any more (no manifest); left alone",
+                        record.line,
+                        backup.id,
+                        dir.display()
+                    ));
+                    self.lines.push(Line::Raw(record.raw().to_owned()));
+                    continue;
+                }
+                let failed_upstream = backup.verification().is_some_and(|v| !v.ok);
+                let mut item = backup_item(backup, path.clone(), group_by);
+                item.candidate.failed_upstream = failed_upstream;
+                self.push(path, item, true);
+            } else if record.is::<File>() {
+                let file: File = record.parse()?;
+                let path = self.canonical(&file.path);
+                let group = match group_by {
+                    GroupBy::Name => format!("files in {}", catalog::parent_dir(&path).display()),
+                    GroupBy::None => "files".to_owned(),
+                };
+                match file_item(file, &path, group) {
+                    Ok(item) => self.push(path, item, true),
+                    Err(err) => {
+                        warn(format!("input line {}: {err}; left alone", record.line));
+                        self.lines.push(Line::Raw(record.raw().to_owned()));
+                    }
+                }
+            } else {
+                if record.kind == "snapshot" {
+                    warn(format!(
+                        "input line {}: snapshot records are pruned by ops-snapshot's repository, \
+                         which this version does not have yet; passed through",
+                        record.line
+                    ));
+                }
+                self.lines.push(Line::Raw(record.raw().to_owned()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the backups of a directory's catalog.
+    ///
+    /// Fails if the directory cannot be read.
+    pub fn add_dir(&mut self, dir: &Path, group_by: GroupBy) -> anyhow::Result<()> {
+        let (backups, leftovers) = catalog::list(dir)?;
+        leftovers.warnings.iter().for_each(warn);
+        for backup in backups {
+            let path = self.canonical(&backup.path);
+            let item = backup_item(backup, path.clone(), group_by);
+            self.push(path, item, false);
+        }
+        Ok(())
+    }
+
+    /// Adds the plain files a `--files` argument names: every regular file
+    /// under a directory, or what a glob matches.
+    ///
+    /// Fails on a bad glob or a path that does not exist.
+    pub fn add_files(&mut self, arg: &str, group_by: GroupBy) -> anyhow::Result<()> {
+        let group = match group_by {
+            GroupBy::Name => format!("files {arg}"),
+            GroupBy::None => "files".to_owned(),
+        };
+        for path in expand(arg)? {
+            let file = File {
+                path: path.clone(),
+                time: Timestamp::UNIX_EPOCH,
+                bytes: 0,
+                extra: serde_json::Map::new(),
+            };
+            let canonical = self.canonical(&path);
+            match file_item(file, &canonical, group.clone()) {
+                Ok(item) => self.push(canonical, item, false),
+                Err(err) => warn(format!("{err}; left alone")),
+            }
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, key: PathBuf, item: Item, from_stdin: bool) {
+        if let Some(&index) = self.by_path.get(&key) {
+            let known = &mut self.items[index].candidate;
+            if known.failed.is_none() {
+                known.failed = item.candidate.failed;
+            }
+            known.failed_upstream |= item.candidate.failed_upstream;
+            if from_stdin {
+                self.lines.push(Line::Item(index));
+            }
+            return;
+        }
+        self.by_path.insert(key, self.items.len());
+        if from_stdin {
+            self.lines.push(Line::Item(self.items.len()));
+        }
+        self.items.push(item);
+    }
+
+    /// The items no stdin line stands for, in the order they were added.
+    pub fn unlisted(&self) -> Vec<usize> {
+        let listed: std::collections::HashSet<usize> = self
+            .lines
+            .iter()
+            .filter_map(|line| match line {
+                Line::Item(index) => Some(*index),
+                Line::Raw(_) => None,
+            })
+            .collect();
+        (0..self.items.len())
+            .filter(|i| !listed.contains(i))
+            .collect()
+    }
+
+    /// `path` with its directory resolved (cached: there are few directories).
+    fn canonical(&mut self, path: &Path) -> PathBuf {
+        let dir = catalog::parent_dir(path).to_owned();
+        let canonical = self
+            .canonical_dirs
+            .entry(dir.clone())
+            .or_insert_with(|| fs::canonicalize(&dir).unwrap_or(dir));
+        match path.file_name() {
+            Some(name) => canonical.join(name),
+            None => canonical.clone(),
+        }
+    }
+}
+
+fn backup_item(backup: Backup, path: PathBuf, group_by: GroupBy) -> Item {
+    let dir = catalog::parent_dir(&path).display().to_string();
+    let group = match group_by {
+        GroupBy::Name => format!("series {} in {dir}", backup.name),
+        GroupBy::None => format!("backups in {dir}"),
+    };
+    let failed = backup.verification().filter(|v| !v.ok).map(|v| {
+        let first = v.errors.first().cloned().unwrap_or_default();
+        format!("verification failed at {}: {first}", v.time)
+    });
+    let candidate = Candidate {
+        group,
+        id: backup.id.clone(),
+        time: backup.time,
+        parent: backup.parent.clone(),
+        bytes: backup.bytes,
+        failed,
+        failed_upstream: false,
+        guard_newest: true,
+    };
+    Item {
+        candidate,
+        subject: Subject::Backup(backup),
+        path,
+    }
+}
+
+/// A file item with its time and size read from the file itself, not
+/// trusted from a record.
+fn file_item(mut file: File, path: &Path, group: String) -> io::Result<Item> {
+    let meta = fs::symlink_metadata(path)
+        .map_err(|err| io::Error::new(err.kind(), format!("{}: {err}", path.display())))?;
+    if !meta.is_file() {
+        return Err(io::Error::other(format!(
+            "{} is not a plain file",
+            path.display()
+        )));
+    }
+    file.time = mtime(&meta);
+    file.bytes = meta.len();
+    let candidate = Candidate {
+        group,
+        id: ops_shared::path_text::encode(&file.path),
+        time: file.time,
+        parent: None,
+        bytes: file.bytes,
+        failed: None,
+        failed_upstream: false,
+        guard_newest: false,
+    };
+    Ok(Item {
+        candidate,
+        subject: Subject::File(file),
+        path: path.to_owned(),
+    })
+}
+
+/// A file's modification time, to the nanosecond.
+pub fn mtime(meta: &fs::Metadata) -> Timestamp {
+    use std::os::unix::fs::MetadataExt;
+    Timestamp::new(meta.mtime(), meta.mtime_nsec() as i32).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+fn expand(arg: &str) -> anyhow::Result<Vec<PathBuf>> {
+    let path = Path::new(arg);
+    if path.is_dir() {
+        let mut files = Vec::new();
+        for entry in WalkDir::new(path).sort_by_file_name() {
+            let entry = entry.with_context(|| format!("cannot read --files {arg}"))?;
+            if entry.file_type().is_file() {
+                files.push(entry.into_path());
+            }
+        }
+        return Ok(files);
+    }
+    let is_glob = arg.contains(['*', '?', '[']);
+    if !is_glob {
+        if fs::symlink_metadata(path).is_err() {
+            anyhow::bail!(UsageError(format!(
+                "--files {arg}: no such file or directory"
+            )));
+        }
+        return Ok(vec![path.to_owned()]);
+    }
+    let matches =
+        glob::glob(arg).map_err(|err| UsageError(format!("--files {arg}: bad glob: {err}")))?;
+    let mut files = Vec::new();
+    for found in matches {
+        let found = found.with_context(|| format!("cannot read --files {arg}"))?;
+        if fs::symlink_metadata(&found).is_ok_and(|m| m.is_file()) {
+            files.push(found);
+        }
+    }
+    if files.is_empty() {
+        warn(format!("--files {arg} matches no plain file"));
+    }
+    Ok(files)
+}

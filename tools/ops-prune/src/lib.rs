@@ -1,0 +1,305 @@
+//! ops-prune: age out backups and plain files with retention rules.
+//!
+//! A run reads and checks all of its input first (stdin to the end, every
+//! argument), locks the backup directories it may delete from, lists them,
+//! and judges every candidate ([`plan`]); only then does it delete, or, with
+//! `--dry-run`, say what it would delete. [`policy`] holds the rules,
+//! [`candidates`] where items come from.
+
+pub mod candidates;
+mod cli;
+pub mod plan;
+pub mod policy;
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::fs;
+use std::io::{self, IsTerminal};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::CommandFactory;
+use ops_backup::catalog;
+use ops_shared::entry::{error, note};
+use ops_shared::lock::{Access, DirLock};
+use ops_shared::output::OutputMode;
+use ops_shared::record::human_bytes;
+use ops_shared::{read_records, Output, Record, Status, UsageError};
+use serde::Serialize;
+
+use candidates::{Candidates, Item, Line, Subject};
+pub use cli::Cli;
+use plan::{Plan, Rules};
+
+/// The clap definition, for man pages and completions.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// What ops-prune adds to each candidate record as `"prune"`.
+#[derive(Clone, Debug, Serialize)]
+pub struct PruneNote {
+    /// keep or remove.
+    pub action: &'static str,
+    pub reasons: Vec<String>,
+    /// Whether the action was carried out (false in a dry run).
+    pub done: bool,
+}
+
+/// Runs ops-prune with `args` (including the program name).
+pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
+    let Some(cli) = ops_shared::entry::parse_args::<Cli>(args)? else {
+        return Ok(Status::Success);
+    };
+    let mode = cli.output.mode();
+    let config = cli.config()?;
+    let stdin_is_terminal = io::stdin().is_terminal();
+    if config.dirs.is_empty() && config.files.is_empty() && stdin_is_terminal {
+        return Err(UsageError(
+            "nothing to prune: give backup directories, --files DIR|GLOB, or pipe records in"
+                .into(),
+        )
+        .into());
+    }
+    for dir in &config.dirs {
+        if !dir.is_dir() {
+            let hint = if dir.is_file() {
+                "; to prune plain files use --files (quote a glob: --files 'backups/*.sql')"
+            } else {
+                ""
+            };
+            return Err(
+                UsageError(format!("{}: not a backup directory{hint}", dir.display())).into(),
+            );
+        }
+    }
+
+    let mut candidates = Candidates::default();
+    if !stdin_is_terminal {
+        candidates.add_stdin(read_records(io::stdin().lock()), config.group_by)?;
+    }
+    let _locks = if config.dry_run {
+        Vec::new()
+    } else {
+        lock_backup_dirs(&candidates, &config.dirs, config.lock_wait)?
+    };
+    for dir in &config.dirs {
+        candidates.add_dir(dir, config.group_by)?;
+    }
+    for files in &config.files {
+        candidates.add_files(files, config.group_by)?;
+    }
+
+    let judged: Vec<_> = candidates
+        .items
+        .iter()
+        .map(|item| item.candidate.clone())
+        .collect();
+    let plan = plan::plan(
+        &judged,
+        &Rules {
+            policy: &config.policy,
+            now: config.now,
+            zone: &config.zone,
+            allow_remove_all: config.allow_remove_all,
+        },
+    );
+    let outcome = if config.dry_run {
+        Outcome::planned(&plan)
+    } else {
+        execute(&candidates.items, &plan)
+    };
+    for why in &plan.halted {
+        error(format!(
+            "{why}; re-verify it (ops-verify) or remove it by hand, then prune again"
+        ));
+    }
+    write(&candidates, &plan, &outcome, mode)?;
+    summarize(&candidates.items, &plan, &outcome, config.dry_run);
+    Ok(Status::problem_if(
+        !plan.halted.is_empty() || outcome.failures > 0,
+    ))
+}
+
+/// Exclusive locks on every backup directory an item may be removed from,
+/// taken in a fixed order so two prunes cannot deadlock.
+fn lock_backup_dirs(
+    candidates: &Candidates,
+    dirs: &[PathBuf],
+    wait: std::time::Duration,
+) -> anyhow::Result<Vec<DirLock>> {
+    let mut all = BTreeSet::new();
+    for dir in dirs {
+        all.insert(fs::canonicalize(dir).with_context(|| format!("cannot use {}", dir.display()))?);
+    }
+    for item in &candidates.items {
+        if let Subject::Backup(_) = item.subject {
+            all.insert(catalog::parent_dir(&item.path).to_owned());
+        }
+    }
+    all.iter()
+        .map(|dir| Ok(DirLock::acquire(dir, Access::Exclusive, wait, "ops-prune")?))
+        .collect()
+}
+
+/// What was done to each item.
+struct Outcome {
+    done: Vec<bool>,
+    freed: u64,
+    failures: usize,
+}
+
+impl Outcome {
+    fn planned(plan: &Plan) -> Self {
+        Outcome {
+            done: vec![false; plan.decisions.len()],
+            freed: 0,
+            failures: 0,
+        }
+    }
+}
+
+fn execute(items: &[Item], plan: &Plan) -> Outcome {
+    let mut outcome = Outcome {
+        done: plan.decisions.iter().map(|d| d.keep).collect(),
+        freed: 0,
+        failures: 0,
+    };
+    for (index, (item, decision)) in items.iter().zip(&plan.decisions).enumerate() {
+        if decision.keep {
+            continue;
+        }
+        match remove(item) {
+            Ok(freed) => {
+                outcome.freed += freed;
+                outcome.done[index] = true;
+            }
+            Err(err) => {
+                error(format!("{err:#}"));
+                outcome.failures += 1;
+            }
+        }
+    }
+    outcome
+}
+
+fn remove(item: &Item) -> anyhow::Result<u64> {
+    match &item.subject {
+        Subject::Backup(backup) => {
+            let mut backup = backup.clone();
+            backup.path = item.path.clone();
+            catalog::remove(&backup)
+        }
+        Subject::File(file) => {
+            let meta = fs::symlink_metadata(&item.path)
+                .with_context(|| format!("cannot remove {}", item.path.display()))?;
+            if candidates::mtime(&meta) != file.time {
+                anyhow::bail!(
+                    "{} was modified while ops-prune ran; not removed",
+                    item.path.display()
+                );
+            }
+            fs::remove_file(&item.path)
+                .with_context(|| format!("cannot remove {}", item.path.display()))?;
+            Ok(meta.len())
+        }
+    }
+}
+
+fn write(
+    candidates: &Candidates,
+    plan: &Plan,
+    outcome: &Outcome,
+    mode: OutputMode,
+) -> anyhow::Result<()> {
+    let mut out = Output::stdout(mode);
+    let note = |index: usize| PruneNote {
+        action: if plan.decisions[index].keep {
+            "keep"
+        } else {
+            "remove"
+        },
+        reasons: plan.decisions[index].reasons.clone(),
+        done: outcome.done[index],
+    };
+    let order = candidates.lines.iter().map(|line| match line {
+        Line::Raw(raw) => Err(raw.as_str()),
+        Line::Item(index) => Ok(*index),
+    });
+    let unlisted = candidates.unlisted().into_iter().map(Ok);
+    let mut table = Vec::new();
+    for entry in order.chain(unlisted) {
+        match entry {
+            Err(raw) => out.raw(raw)?,
+            Ok(index) => {
+                let item = &candidates.items[index];
+                let note = note(index);
+                if mode == OutputMode::Human {
+                    table.push((&item.candidate, human_row(item, &note)));
+                    continue;
+                }
+                match &item.subject {
+                    Subject::Backup(backup) => {
+                        let mut backup = backup.clone();
+                        backup.annotate("prune", &note);
+                        out.record(&backup)?;
+                    }
+                    Subject::File(file) => {
+                        let mut file = file.clone();
+                        file.annotate("prune", &note);
+                        out.record(&file)?;
+                    }
+                }
+            }
+        }
+    }
+    table.sort_by(|(a, _), (b, _)| (&a.group, a.time, &a.id).cmp(&(&b.group, b.time, &b.id)));
+    for (_, row) in table {
+        out.row("prune", &HUMAN_HEADER, row);
+    }
+    out.finish()?;
+    Ok(())
+}
+
+const HUMAN_HEADER: [&str; 5] = ["ACTION", "ITEM", "TIME", "SIZE", "WHY"];
+
+fn human_row(item: &Item, note: &PruneNote) -> Vec<String> {
+    let action = match (note.action, note.done) {
+        ("remove", true) => "removed",
+        ("remove", false) => "remove",
+        _ => "keep",
+    };
+    vec![
+        action.to_owned(),
+        item.candidate.id.clone(),
+        ops_shared::record::short_time(item.candidate.time),
+        human_bytes(item.candidate.bytes),
+        note.reasons.join("; "),
+    ]
+}
+
+fn summarize(items: &[Item], plan: &Plan, outcome: &Outcome, dry_run: bool) {
+    let removing: Vec<usize> = (0..items.len())
+        .filter(|&i| !plan.decisions[i].keep)
+        .collect();
+    let kept = items.len() - removing.len();
+    if dry_run {
+        let bytes: u64 = removing.iter().map(|&i| items[i].candidate.bytes).sum();
+        note(format!(
+            "dry run: would keep {kept} and remove {} ({}); nothing was changed",
+            removing.len(),
+            human_bytes(bytes)
+        ));
+    } else {
+        let removed = removing.iter().filter(|&&i| outcome.done[i]).count();
+        note(format!(
+            "kept {kept}, removed {removed}, freed {}{}",
+            human_bytes(outcome.freed),
+            if outcome.failures > 0 {
+                format!("; {} could not be removed", outcome.failures)
+            } else {
+                String::new()
+            }
+        ));
+    }
+}

@@ -1,0 +1,306 @@
+//! Retention rules with the semantics of restic's `forget`, so users can move
+//! over without surprises, plus `--older-than` for the `find -mtime` habit.
+//!
+//! A policy looks at one group's items, newest first:
+//!
+//! - `--keep-last N` keeps the N newest.
+//! - `--keep-hourly|daily|weekly|monthly|yearly N` keeps the newest item of
+//!   each of the N newest calendar buckets (in the chosen time zone; weeks are
+//!   ISO 8601, Monday to Sunday) that hold an item; when fewer buckets than N
+//!   exist, the oldest item is kept too, so the history reaches back as far as
+//!   the quota allows.
+//! - `--keep-within D` keeps items within D of the newest item, not of now:
+//!   a series that stopped getting backups is not emptied by the calendar.
+//! - `--keep-within-<period> D` keeps the newest item of every bucket within
+//!   D of the newest item.
+//! - `--older-than D` keeps items younger than D, measured from now (exact,
+//!   not floored to whole days as `find -mtime` is).
+//!
+//! Rules are ORed. A kept item lists every rule that kept it; a removed item
+//! lists, for every rule, the cutoff or bucket that passed it by. Items dated
+//! after "now" are ignored when finding the newest item, as restic does, and
+//! are kept by the duration rules.
+
+use std::time::Duration;
+
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+
+/// A calendar bucket size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Period {
+    Hourly,
+    Daily,
+    Weekly,
+    Monthly,
+    Yearly,
+}
+
+impl Period {
+    pub const ALL: [Period; 5] = [
+        Period::Hourly,
+        Period::Daily,
+        Period::Weekly,
+        Period::Monthly,
+        Period::Yearly,
+    ];
+
+    /// `hourly`, `daily`, ...: the word in the flag names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Period::Hourly => "hourly",
+            Period::Daily => "daily",
+            Period::Weekly => "weekly",
+            Period::Monthly => "monthly",
+            Period::Yearly => "yearly",
+        }
+    }
+
+    fn unit(self) -> &'static str {
+        match self {
+            Period::Hourly => "hours",
+            Period::Daily => "days",
+            Period::Weekly => "weeks",
+            Period::Monthly => "months",
+            Period::Yearly => "years",
+        }
+    }
+
+    /// The bucket a local time falls into: a number that orders like time.
+    fn bucket(self, local: DateTime) -> i64 {
+        let (year, month, day, hour) = (
+            i64::from(local.year()),
+            i64::from(local.month()),
+            i64::from(local.day()),
+            i64::from(local.hour()),
+        );
+        match self {
+            Period::Hourly => ((year * 100 + month) * 100 + day) * 100 + hour,
+            Period::Daily => (year * 100 + month) * 100 + day,
+            Period::Weekly => {
+                let week = local.date().iso_week_date();
+                i64::from(week.year()) * 100 + i64::from(week.week())
+            }
+            Period::Monthly => year * 100 + month,
+            Period::Yearly => year,
+        }
+    }
+
+    /// The bucket as people write it: `2026-11-20T14`, `2026-11-20`,
+    /// `2026-W47`, `2026-11`, `2026`.
+    fn label(self, local: DateTime) -> String {
+        match self {
+            Period::Hourly => local.strftime("%Y-%m-%dT%H").to_string(),
+            Period::Daily => local.strftime("%Y-%m-%d").to_string(),
+            Period::Weekly => {
+                let week = local.date().iso_week_date();
+                format!("{:04}-W{:02}", week.year(), week.week())
+            }
+            Period::Monthly => local.strftime("%Y-%m").to_string(),
+            Period::Yearly => local.strftime("%Y").to_string(),
+        }
+    }
+}
+
+/// How many items (or buckets) a counting rule keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Count {
+    Limited(u64),
+    Unlimited,
+}
+
+impl Count {
+    fn left(self, used: u64) -> bool {
+        match self {
+            Count::Limited(n) => used < n,
+            Count::Unlimited => true,
+        }
+    }
+}
+
+impl std::fmt::Display for Count {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Count::Limited(n) => write!(f, "{n}"),
+            Count::Unlimited => f.write_str("unlimited"),
+        }
+    }
+}
+
+/// A duration with the text the user wrote, for reasons.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub text: String,
+    pub length: Duration,
+}
+
+/// What to keep. Empty rules keep nothing.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RetentionPolicy {
+    pub last: Option<Count>,
+    pub periods: Vec<(Period, Count)>,
+    pub within: Option<Window>,
+    pub within_periods: Vec<(Period, Window)>,
+    pub older_than: Option<Window>,
+}
+
+/// The verdict on one item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub keep: bool,
+    /// Why kept (every rule that kept it), or why not (every rule's cutoff).
+    pub reasons: Vec<String>,
+}
+
+impl RetentionPolicy {
+    /// Whether no rule is set.
+    pub fn is_empty(&self) -> bool {
+        *self == RetentionPolicy::default()
+    }
+
+    /// Applies the policy to one group's item times, given newest first, as
+    /// of `now`, with calendar buckets in `zone`. Returns one verdict per
+    /// time, in the same order.
+    pub fn apply(&self, times: &[Timestamp], now: Timestamp, zone: &TimeZone) -> Vec<Verdict> {
+        let newest = times.iter().copied().filter(|t| *t <= now).max();
+        let within_cutoff = |window: &Window| newest.map(|newest| before(newest, window));
+        let mut last_used = 0;
+        let mut periods: Vec<Tally> = self.periods.iter().map(|_| Tally::default()).collect();
+        let mut within_periods: Vec<Tally> = self
+            .within_periods
+            .iter()
+            .map(|_| Tally::default())
+            .collect();
+        let oldest = times.len().saturating_sub(1);
+        let mut verdicts = Vec::with_capacity(times.len());
+        for (index, &time) in times.iter().enumerate() {
+            let local = zone.to_datetime(time);
+            let mut kept = Vec::new();
+            let mut passed = Vec::new();
+            if let Some(count) = self.last {
+                if count.left(last_used) {
+                    last_used += 1;
+                    kept.push(match count {
+                        Count::Limited(n) => format!("last {last_used} of {n}"),
+                        Count::Unlimited => "last (unlimited)".into(),
+                    });
+                } else {
+                    passed.push(format!("not among the last {count}"));
+                }
+            }
+            for ((period, count), tally) in self.periods.iter().zip(&mut periods) {
+                let bucket = period.bucket(local);
+                let label = || period.label(local);
+                if !count.left(tally.used) {
+                    passed.push(format!(
+                        "{}: not in the {count} newest {} with items",
+                        period.name(),
+                        period.unit()
+                    ));
+                } else if tally.last != Some(bucket) {
+                    tally.take(bucket);
+                    kept.push(format!("{} {}", period.name(), label()));
+                } else if index == oldest {
+                    tally.take(bucket);
+                    kept.push(format!(
+                        "oldest {} {} (fewer than {count} {} have items)",
+                        period.name(),
+                        label(),
+                        period.unit()
+                    ));
+                } else {
+                    passed.push(format!(
+                        "{} {}: a newer item is kept for it",
+                        period.name(),
+                        label()
+                    ));
+                }
+            }
+            if let Some(window) = &self.within {
+                match within_cutoff(window) {
+                    Some(cutoff) if time <= cutoff => passed.push(format!(
+                        "within {} of the newest: before the cutoff {cutoff}",
+                        window.text
+                    )),
+                    Some(cutoff) => kept.push(format!(
+                        "within {} of the newest (after {cutoff})",
+                        window.text
+                    )),
+                    None => kept.push(format!(
+                        "within {}: every item is dated after now",
+                        window.text
+                    )),
+                }
+            }
+            for ((period, window), tally) in self.within_periods.iter().zip(&mut within_periods) {
+                let rule = format!("{} within {}", period.name(), window.text);
+                let bucket = period.bucket(local);
+                match within_cutoff(window) {
+                    Some(cutoff) if time <= cutoff => {
+                        passed.push(format!("{rule}: before the cutoff {cutoff}"));
+                    }
+                    _ if tally.last != Some(bucket) => {
+                        tally.take(bucket);
+                        kept.push(format!("{rule}: {}", period.label(local)));
+                    }
+                    _ if index == oldest => {
+                        kept.push(format!("oldest {rule}: {}", period.label(local)));
+                    }
+                    _ => passed.push(format!(
+                        "{rule}: {} has a newer item kept for it",
+                        period.label(local)
+                    )),
+                }
+            }
+            if let Some(window) = &self.older_than {
+                let cutoff = before(now, window);
+                if time >= cutoff {
+                    kept.push(format!("newer than {} (since {cutoff})", window.text));
+                } else {
+                    passed.push(format!("older than {} (before {cutoff})", window.text));
+                }
+            }
+            if kept.is_empty() && passed.is_empty() {
+                passed.push("no rule keeps it".into());
+            }
+            verdicts.push(if kept.is_empty() {
+                Verdict {
+                    keep: false,
+                    reasons: passed,
+                }
+            } else {
+                Verdict {
+                    keep: true,
+                    reasons: kept,
+                }
+            });
+        }
+        verdicts
+    }
+}
+
+/// A calendar rule's progress: buckets used so far and the last one taken.
+#[derive(Default)]
+struct Tally {
+    used: u64,
+    last: Option<i64>,
+}
+
+impl Tally {
+    fn take(&mut self, bucket: i64) {
+        self.used += 1;
+        self.last = Some(bucket);
+    }
+}
+
+fn before(time: Timestamp, window: &Window) -> Timestamp {
+    SignedDuration::try_from(window.length)
+        .ok()
+        .and_then(|length| time.checked_sub(length).ok())
+        .unwrap_or(Timestamp::MIN)
+}
+
+#[cfg(test)]
+#[path = "policy_tests.rs"]
+mod tests;
