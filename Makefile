@@ -4,13 +4,14 @@ CARGO      ?= cargo
 PREFIX     ?= /usr/local
 BACKUP_DIR ?= backups
 SOURCE     ?= data
+KEEP       ?= 7
 # Set DATABASE_URL to make backup-now dump that database instead of SOURCE.
 DATABASE_URL ?=
 BIN        := target/release
 
-TOOLS := ops-backup ops-verify ops-restore ops-compact ops-health
+TOOLS := ops-backup ops-verify ops-restore ops-prune ops-compact ops-health
 
-.PHONY: all build demo test lint man bench install backup-now backups-ls verify restore-test clean
+.PHONY: all build demo test lint man bench install backup-now backups-ls backups-tidy verify restore-test clean
 
 all: build
 
@@ -46,6 +47,10 @@ backup-now: build
 ## backups-ls: the backups in $(BACKUP_DIR)
 backups-ls: build
 	$(BIN)/ops-backup list $(BACKUP_DIR) --human
+
+## backups-tidy: keep the newest $(KEEP) backups of every series in $(BACKUP_DIR)
+backups-tidy: build
+	$(BIN)/ops-prune --keep-last $(KEEP) $(BACKUP_DIR) --human
 
 ## verify: verify every backup in $(BACKUP_DIR)
 verify: build

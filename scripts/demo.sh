@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The five-minute tour, on throwaway data and no server: back up a
-# directory and a sled database, verify them, list the catalog, restore,
-# show that standard tools read our artifacts, check health and compact.
+# directory and a sled database, verify them, list the catalog, prune,
+# restore, show that standard tools read our artifacts, check health and
+# compact.
 set -euo pipefail
 
 bin=${OPS_BIN:-target/release}
@@ -32,10 +33,16 @@ run "ops-backup list backups | tail -n 1 | ops-restore --to restored --human"
 run "diff -r data restored && echo 'restored tree is identical'"
 run "cd backups && sha256sum -c ./*.sha256 && cd .."
 run "mkdir plain && tar --zstd -xf \"\$(find backups -name '*.tar.zst' | sort | head -n 1)\" -C plain && ls plain"
+sleep 1
+run "ops-backup create ./data --to backups | ops-verify | ops-prune --keep-last 2 backups --human"
+run "ops-prune --keep-within 1h --dry-run backups --human"
 step "flip one byte of the newest artifact and verify again"
 newest=$(find backups -name '*.tar.zst' | sort | tail -n 1)
 printf '\001' | dd of="$newest" bs=1 seek=5000 conv=notrunc status=none
 ops-verify "$newest" --human || echo "(ops-verify exited $?: the damage was caught)"
+step "ops-backup list backups | ops-prune --keep-last 1 --human"
+ops-backup list backups | ops-prune --keep-last 1 --human ||
+  echo "(ops-prune exited $?: a failed verification stops pruning of that series)"
 
 step "a sled database, as an application would leave it (with churn)"
 "$make_sled_db" app.db 20 2 >/dev/null
