@@ -262,11 +262,13 @@ pub fn only_file(dir: &Path, suffix: &str) -> PathBuf {
     found[0].clone()
 }
 
-/// Names of the entries in `dir`, sorted.
+/// Names of the entries in `dir`, sorted; the lock file `.ops-lock`, which
+/// stays once a tool has locked the directory, is left out.
 pub fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .map(|d| {
             d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| name != ".ops-lock")
                 .collect()
         })
         .unwrap_or_default();

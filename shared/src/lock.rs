@@ -65,8 +65,8 @@ pub enum LockError {
         owner: Option<Owner>,
         waited: Duration,
     },
-    #[error("cannot lock {}: {source}", path.display())]
-    Io { path: PathBuf, source: io::Error },
+    #[error("cannot use the lock file {}: {error}", path.display())]
+    Io { path: PathBuf, error: io::Error },
 }
 
 /// A held lock on a directory; released when dropped.
@@ -88,9 +88,9 @@ impl DirLock {
         tool: &str,
     ) -> Result<DirLock, LockError> {
         let path = dir.join(LOCK_FILE);
-        let io_error = |source| LockError::Io {
+        let io_error = |error| LockError::Io {
             path: path.clone(),
-            source,
+            error,
         };
         let mut file = OpenOptions::new()
             .read(true)

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use jiff::Timestamp;
 use ops_shared::atomic::AtomicFile;
-use ops_shared::lock::{Access, DirLock};
+use ops_shared::lock::{Access, DirLock, LockError};
 use ops_shared::{Backup, Source};
 
 use crate::catalog;
@@ -49,7 +49,16 @@ impl PendingBackup {
     /// Fails if the directory cannot be created or written.
     pub fn start(plan: Plan) -> anyhow::Result<(Self, AtomicFile)> {
         prepare_target(plan.to)?;
-        let lock = DirLock::acquire(plan.to, Access::Shared, LOCK_WAIT, "ops-backup")?;
+        let lock =
+            DirLock::acquire(plan.to, Access::Shared, LOCK_WAIT, "ops-backup").map_err(|err| {
+                match err {
+                    LockError::Io { .. } => anyhow::anyhow!(
+                        "cannot write to backup directory {}: {err}",
+                        plan.to.display()
+                    ),
+                    held => held.into(),
+                }
+            })?;
         let time =
             Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH);
         let (id, artifact) = reserve(plan.to, plan.name, plan.format, time)?;

@@ -275,13 +275,28 @@ pub fn mtime(meta: &fs::Metadata) -> Timestamp {
     Timestamp::new(meta.mtime(), meta.mtime_nsec() as i32).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
+/// The plain files an argument names. Lock files and the temporary files
+/// of runs in progress are never candidates, and a backup directory is
+/// refused: its backups must go whole, manifest first.
 fn expand(arg: &str) -> anyhow::Result<Vec<PathBuf>> {
     let path = Path::new(arg);
     if path.is_dir() {
         let mut files = Vec::new();
         for entry in WalkDir::new(path).sort_by_file_name() {
             let entry = entry.with_context(|| format!("cannot read --files {arg}"))?;
-            if entry.file_type().is_file() {
+            let name = entry.file_name();
+            if name
+                .to_string_lossy()
+                .ends_with(ops_backup::manifest::SUFFIX)
+            {
+                anyhow::bail!(UsageError(format!(
+                    "--files {arg}: {} holds backups; give it as a backup directory \
+                     (ops-prune --keep-last 7 {}) so each backup is removed whole",
+                    catalog::parent_dir(entry.path()).display(),
+                    catalog::parent_dir(entry.path()).display()
+                )));
+            }
+            if entry.file_type().is_file() && !is_ours(name) {
                 files.push(entry.into_path());
             }
         }
@@ -301,7 +316,8 @@ fn expand(arg: &str) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for found in matches {
         let found = found.with_context(|| format!("cannot read --files {arg}"))?;
-        if fs::symlink_metadata(&found).is_ok_and(|m| m.is_file()) {
+        let ours = found.file_name().is_some_and(is_ours);
+        if fs::symlink_metadata(&found).is_ok_and(|m| m.is_file()) && !ours {
             files.push(found);
         }
     }
@@ -309,4 +325,9 @@ fn expand(arg: &str) -> anyhow::Result<Vec<PathBuf>> {
         warn(format!("--files {arg} matches no plain file"));
     }
     Ok(files)
+}
+
+/// Lock files and temporary files of runs in progress.
+fn is_ours(name: &std::ffi::OsStr) -> bool {
+    name == ops_shared::lock::LOCK_FILE || ops_shared::atomic::is_temp(name)
 }

@@ -484,6 +484,7 @@ fn files_older_than_30d_go_measured_to_the_second() {
     touch(&raw.join("2026-10/old.jsonl"), "2026-10-23T11:59:59Z");
     touch(&raw.join("2026-10/edge.jsonl"), "2026-10-23T12:00:00Z");
     touch(&raw.join("2026-11/new.jsonl"), "2026-11-21T00:00:00Z");
+    touch(&raw.join("2026-10/upload.ops-tmp"), "2026-01-01T00:00:00Z");
     let out = ops("ops-prune")
         .args([
             "--files",
@@ -508,6 +509,29 @@ fn files_older_than_30d_go_measured_to_the_second() {
     assert!(!raw.join("2026-10/old.jsonl").exists());
     assert!(raw.join("2026-10/edge.jsonl").exists());
     assert!(raw.join("2026-11/new.jsonl").exists());
+    assert!(
+        raw.join("2026-10/upload.ops-tmp").exists(),
+        "a run's temporary file"
+    );
+}
+
+#[test]
+fn a_backup_directory_given_as_files_is_refused() {
+    let tmp = tempdir().unwrap();
+    let backups = tmp.path().join("backups");
+    dated_backups(&backups, "db", &strs(&nightly(3)));
+    let out = ops("ops-prune")
+        .args(["--older-than", "1h", "--files"])
+        .arg(&backups)
+        .run()
+        .fails_with(2);
+    assert!(
+        out.stderr
+            .contains("holds backups; give it as a backup directory"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(listed(&backups).len(), 3);
 }
 
 #[test]
