@@ -34,11 +34,12 @@ lint:
 man:
 	OPS_UPDATE_MAN=1 $(CARGO) test -q -p ops-tests --test man
 
-## bench: ours against tar|zstd, sha256sum+zstd -t, tar -x, pg_dump|zstd, zstd -dc|psql; sled throughput
+## bench: ours against tar|zstd, sha256sum+zstd -t, tar -x, pg_dump|zstd, zstd -dc|psql; sled throughput; prune over 100k records
 bench: build
 	OPS_BIN=$(BIN) scripts/bench.sh
 	OPS_BIN=$(BIN) scripts/bench-pg.sh
 	OPS_BIN=$(BIN) scripts/bench-sled.sh
+	OPS_BIN=$(BIN) scripts/bench-prune.sh
 
 ## backup-now: back up $(DATABASE_URL) (or $(SOURCE)) into $(BACKUP_DIR) and verify it
 backup-now: build

@@ -30,7 +30,7 @@ records=$(wc -l <"$SHM/records.jsonl")
 timed() {
   local label=$1
   shift
-  /usr/bin/time -f '%e %M' -o "$SHM/time" "$@" <"$SHM/records.jsonl" >"$SHM/out" 2>"$SHM/err"
+  /usr/bin/time -f '%e %M' -o "$SHM/time" "$@" <"$SHM/records.jsonl" >"$SHM/out-$label" 2>"$SHM/err"
   echo "$label $(tail -n 1 "$SHM/time")" >>"$SHM/results"
 }
 
@@ -40,7 +40,8 @@ for ((i = 0; i < RUNS; i++)); do
   timed last "${prune[@]}" --keep-last 7
   timed ls sh -c 'for s in 0 1 2 3; do ls -t "$1"/series${s}_*.manifest.jsonl | tail -n +8; done' sh "$backups"
 done
-decided=$(grep -c '"prune"' "$SHM/out" || true)
+decided=$(grep -c '"prune"' "$SHM/out-gfs" || true)
+removed=$(grep -c '"action":"remove"' "$SHM/out-gfs" || true)
 /usr/bin/time -f '%e %M' -o "$SHM/real-time" "$BIN/ops-prune" --json --keep-last 7 "$backups" >/dev/null 2>"$SHM/err"
 summary=$(tail -n 1 "$SHM/err")
 
@@ -59,13 +60,13 @@ for label in gfs last ls; do
   case $label in
     gfs) name="ops-prune --dry-run --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --keep-yearly 3" ;;
     last) name="ops-prune --dry-run --keep-last 7" ;;
-    ls) name="ls -t series*_ | tail -n +8 (4 series; keep-last only, reads no record)" ;;
+    ls) name="ls -t series*_ \\| tail -n +8 (4 series; keep-last only, reads no record)" ;;
   esac
   echo "| $name | $(col "$label" 2 | median) | $(col "$label" 3 | median | mib) |"
 done
 read -r list_s list_kib <"$SHM/list-time"
 read -r real_s real_kib <"$SHM/real-time"
 echo
-echo "- records annotated per run: $decided"
+echo "- records annotated by each GFS run: $decided ($removed to remove)"
 echo "- producing the records (ops-backup list of $records backups): ${list_s}s, $(echo "$list_kib" | mib) MiB"
 echo "- then a real ops-prune --keep-last 7 of the directory: ${real_s}s, $(echo "$real_kib" | mib) MiB ($summary)"

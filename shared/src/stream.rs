@@ -39,6 +39,13 @@ impl InputRecord {
     /// Fails when a fixed field is missing or has the wrong type, or when the
     /// record's version is newer than this tool knows.
     pub fn parse<T: Record>(&self) -> Result<T, UsageError> {
+        self.clone().into_parsed()
+    }
+
+    /// The record as a `T`, without copying it: for tools that hold many.
+    ///
+    /// Fails as [`InputRecord::parse`] does.
+    pub fn into_parsed<T: Record>(self) -> Result<T, UsageError> {
         let version = self.fields.get("v").and_then(Value::as_u64);
         if version != Some(VERSION) {
             return Err(self.error(&format!(
@@ -49,11 +56,12 @@ impl InputRecord {
                     .map_or("(none)".to_owned(), Value::to_string)
             )));
         }
-        let mut fields = self.fields.clone();
+        let (line, kind) = (self.line, self.kind);
+        let mut fields = self.fields;
         fields.remove("type");
         fields.remove("v");
         serde_json::from_value(Value::Object(fields))
-            .map_err(|err| self.error(&format!("invalid {} record: {err}", self.kind)))
+            .map_err(|err| UsageError(format!("input line {line}: invalid {kind} record: {err}")))
     }
 
     fn error(&self, message: &str) -> UsageError {

@@ -10,6 +10,7 @@
 //! Deleting in the reverse order (manifest first) means nothing half-deleted
 //! is ever listed.
 
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs;
 use std::io;
@@ -131,7 +132,7 @@ pub fn list(dir: &Path) -> anyhow::Result<(Vec<Backup>, Leftovers)> {
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .collect();
     names.sort();
-    let mut claimed = Vec::new();
+    let mut claimed = HashSet::new();
     for path in &names {
         let name = path.file_name().unwrap_or_default();
         if is_temp(name) {
@@ -157,7 +158,7 @@ pub fn list(dir: &Path) -> anyhow::Result<(Vec<Backup>, Leftovers)> {
                 if let Some(verification) = last_verification(&backup) {
                     ops_shared::Record::annotate(&mut backup, "verify", verification);
                 }
-                claimed.push(backup.path.clone());
+                claimed.insert(backup.path.clone());
                 backups.push(backup);
             }
             Err(err) => leftovers.warnings.push(err.to_string()),

@@ -79,18 +79,18 @@ impl Candidates {
     ) -> Result<(), UsageError> {
         for record in records {
             let record = record?;
+            let (line, raw) = (record.line, record.raw().to_owned());
             if record.is::<Backup>() {
-                let backup: Backup = record.parse()?;
+                let backup: Backup = record.into_parsed()?;
                 let path = self.canonical(&backup.path);
                 let dir = catalog::parent_dir(&path);
                 if !catalog::manifest_path(dir, &backup.id).exists() {
                     warn(format!(
-                        "input line {}: backup {} is not in {} any more (no manifest); left alone",
-                        record.line,
+                        "input line {line}: backup {} is not in {} any more (no manifest); left alone",
                         backup.id,
                         dir.display()
                     ));
-                    self.lines.push(Line::Raw(record.raw().to_owned()));
+                    self.lines.push(Line::Raw(raw));
                     continue;
                 }
                 let failed_upstream = backup.verification().is_some_and(|v| !v.ok);
@@ -98,7 +98,7 @@ impl Candidates {
                 item.candidate.failed_upstream = failed_upstream;
                 self.push(path, item, true);
             } else if record.is::<File>() {
-                let file: File = record.parse()?;
+                let file: File = record.into_parsed()?;
                 let path = self.canonical(&file.path);
                 let group = match group_by {
                     GroupBy::Name => format!("files in {}", catalog::parent_dir(&path).display()),
@@ -107,19 +107,18 @@ impl Candidates {
                 match file_item(file, &path, group) {
                     Ok(item) => self.push(path, item, true),
                     Err(err) => {
-                        warn(format!("input line {}: {err}; left alone", record.line));
-                        self.lines.push(Line::Raw(record.raw().to_owned()));
+                        warn(format!("input line {line}: {err}; left alone"));
+                        self.lines.push(Line::Raw(raw));
                     }
                 }
             } else {
                 if record.kind == "snapshot" {
                     warn(format!(
-                        "input line {}: snapshot records are pruned by ops-snapshot's repository, \
-                         which this version does not have yet; passed through",
-                        record.line
+                        "input line {line}: snapshot records are pruned by ops-snapshot's repository, \
+                         which this version does not have yet; passed through"
                     ));
                 }
-                self.lines.push(Line::Raw(record.raw().to_owned()));
+                self.lines.push(Line::Raw(raw));
             }
         }
         Ok(())
