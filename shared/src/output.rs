@@ -117,7 +117,7 @@ fn render(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
+            *width = (*width).max(visible_width(cell));
         }
     }
     let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
@@ -128,7 +128,7 @@ fn render(header: &[&str], rows: &[Vec<String>]) -> String {
             if i + 1 == row.len() {
                 line.push_str(cell);
             } else {
-                let pad = widths[i] - cell.chars().count();
+                let pad = widths[i].saturating_sub(visible_width(cell));
                 line.push_str(cell);
                 line.push_str(&" ".repeat(pad + 2));
             }
@@ -139,6 +139,21 @@ fn render(header: &[&str], rows: &[Vec<String>]) -> String {
     text
 }
 
+/// Characters a terminal shows: colour escapes (`ESC [ ... m`) take no room.
+fn visible_width(cell: &str) -> usize {
+    let mut width = 0;
+    let mut in_escape = false;
+    for c in cell.chars() {
+        match (in_escape, c) {
+            (false, '\x1b') => in_escape = true,
+            (true, 'm') => in_escape = false,
+            (true, _) => {}
+            (false, _) => width += 1,
+        }
+    }
+    width
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +162,14 @@ mod tests {
     fn tables_align_columns() {
         let text = render(&["ID", "SIZE"], &[vec!["a_long_id".into(), "1 B".into()]]);
         assert_eq!(text, "ID         SIZE\na_long_id  1 B\n");
+    }
+
+    #[test]
+    fn colour_escapes_take_no_room() {
+        let text = render(
+            &["S", "M"],
+            &[vec!["\x1b[32mok\x1b[0m".into(), "fine".into()]],
+        );
+        assert_eq!(text, "S   M\n\x1b[32mok\x1b[0m  fine\n");
     }
 }

@@ -117,7 +117,12 @@ pub fn record(dir: &Path, header: &Header, summary: &Summary) -> Backup {
 /// What `list` found besides backups: reported on stderr, never listed.
 #[derive(Debug, Default)]
 pub struct Leftovers {
+    /// One line per problem, for people.
     pub warnings: Vec<String>,
+    /// Temporary files of interrupted runs.
+    pub temp_files: Vec<PathBuf>,
+    /// Artifacts without a manifest.
+    pub orphans: Vec<PathBuf>,
 }
 
 /// The backups in `dir`, oldest first, each with its last verification.
@@ -136,6 +141,7 @@ pub fn list(dir: &Path) -> anyhow::Result<(Vec<Backup>, Leftovers)> {
     for path in &names {
         let name = path.file_name().unwrap_or_default();
         if is_temp(name) {
+            leftovers.temp_files.push(path.clone());
             leftovers.warnings.push(format!(
                 "{}: temporary file left by an interrupted run; not a backup, safe to delete",
                 path.display()
@@ -168,6 +174,7 @@ pub fn list(dir: &Path) -> anyhow::Result<(Vec<Backup>, Leftovers)> {
         let name = path.to_string_lossy();
         let looks_like_artifact = name.ends_with(".zst") || name.ends_with(".dump");
         if looks_like_artifact && !claimed.contains(path) && !is_temp(path.as_os_str()) {
+            leftovers.orphans.push(path.clone());
             leftovers.warnings.push(format!(
                 "{}: artifact without a manifest; not listed as a backup",
                 path.display()

@@ -1,26 +1,130 @@
 //! The command line of ops-health. Parsing does no I/O.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use ops_shared::OutputArgs;
 
-/// Tell whether the service's state is healthy, in a form people, jq and
-/// monitors understand: one `check` record per check, and the
-/// monitoring-plugins exit status of the worst: 0 ok, 1 warn, 2 crit,
-/// 3 unknown (also for usage errors).
+/// Tell whether the service is healthy, in a form people, jq and monitors
+/// understand: one `check` record per finding (a coloured table on a
+/// terminal), or Prometheus textfile or Nagios output. The exit status is
+/// the most severe status found (crit over warn over unknown) in the
+/// monitoring-plugins convention: 0 ok, 1 warn, 2 crit, 3 unknown (also for
+/// usage errors).
+///
+/// Every check is a repeatable flag; all run at once, each within
+/// --timeout. A check that cannot finish (timeout, permission denied) is
+/// `unknown` with the reason, never silently ok.
 #[derive(Debug, Parser)]
 #[command(name = "ops-health", version, max_term_width = 100)]
 pub struct Cli {
-    /// Check a sled database: size on disk, trees, keys, whether sled
-    /// recovered it on open; in use by another process is reported, not
-    /// critical (repeatable).
-    #[arg(long, value_name = "PATH", required = true)]
+    /// Space and inodes used on the filesystem holding PATH.
+    #[arg(long, value_name = "PATH", help_heading = "Checks")]
+    pub disk: Vec<PathBuf>,
+    /// PATH exists (a directory if written with a trailing /); a
+    /// directory must be writable by this user.
+    #[arg(long, value_name = "PATH", help_heading = "Checks")]
+    pub path: Vec<PathBuf>,
+    /// A PostgreSQL server: reachable and how fast, version, connections
+    /// against max_connections, database size, old and idle-in-transaction
+    /// sessions, longest query, replication lag on a standby, dead tuples,
+    /// and whether the installed pg_dump can dump it.
+    #[arg(long, value_name = "URL", help_heading = "Checks")]
+    pub postgres: Vec<String>,
+    /// With --postgres: a query returning one number; 0 is ok, more is
+    /// warn (crit with --sql-crit). E.g. 'orphans=SELECT count(*) FROM ...'.
+    #[arg(long, value_name = "NAME=QUERY", value_parser = parse_sql, requires = "postgres", help_heading = "Checks")]
+    pub sql: Vec<(String, String)>,
+    /// Backup directory: per series the newest backup's age (crit past
+    /// --max-age), its verification, count and size; leftovers of crashed
+    /// runs (warn).
+    #[arg(long, value_name = "DIR", help_heading = "Checks")]
+    pub backups: Vec<PathBuf>,
+    /// An HTTP endpoint: a 2xx answer within the timeout, and how fast.
+    #[arg(long, value_name = "URL", help_heading = "Checks")]
+    pub http: Vec<String>,
+    /// A sled database: size on disk, trees, keys, whether sled recovered
+    /// it on open; in use by another process is reported, not critical.
+    #[arg(long, value_name = "PATH", help_heading = "Checks")]
     pub sled: Vec<PathBuf>,
-    /// Also report sled's checksum of every key and value (all are read in
-    /// any case, to count the keys).
+
+    /// --disk: warn at this share of space or inodes used.
+    #[arg(long, value_name = "PERCENT", default_value = "80%", value_parser = parse_percent)]
+    pub disk_warn: f64,
+    /// --disk: crit at this share of space or inodes used.
+    #[arg(long, value_name = "PERCENT", default_value = "90%", value_parser = parse_percent)]
+    pub disk_crit: f64,
+    /// --backups: the newest backup of a series may be this old (the
+    /// recovery point objective).
+    #[arg(long, value_name = "DURATION", default_value = "26h", value_parser = parse_duration)]
+    pub max_age: Duration,
+    /// --postgres: warn about transactions open, or sessions idle in a
+    /// transaction, for longer than this.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub idle_warn: Duration,
+    /// --sql: a nonzero result is crit instead of warn.
+    #[arg(long)]
+    pub sql_crit: bool,
+    /// --sled: also report sled's checksum of every key and value.
     #[arg(long)]
     pub deep: bool,
+    /// How long each check may take before it is reported unknown.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Repair what is safe to repair, and say what was done: temporary
+    /// files of crashed runs older than an hour in --backups directories
+    /// (only while no backup is running there).
+    #[arg(long)]
+    pub fix: bool,
+    /// Output format: records (a table on a terminal), prometheus
+    /// (node_exporter textfile format) or nagios (status line and perfdata).
+    #[arg(long, value_enum, default_value_t = Format::Records)]
+    pub format: Format,
+    /// With --format prometheus: write to FILE atomically instead of stdout
+    /// (for node_exporter's textfile collector).
+    #[arg(long, value_name = "FILE")]
+    pub prometheus_file: Option<PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Records,
+    Prometheus,
+    Nagios,
+}
+
+impl Cli {
+    /// Whether any check was asked for.
+    pub fn has_checks(&self) -> bool {
+        !(self.disk.is_empty()
+            && self.path.is_empty()
+            && self.postgres.is_empty()
+            && self.backups.is_empty()
+            && self.http.is_empty()
+            && self.sled.is_empty())
+    }
+}
+
+fn parse_sql(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, query)) if !name.trim().is_empty() && !query.trim().is_empty() => {
+            Ok((name.trim().to_owned(), query.trim().to_owned()))
+        }
+        _ => Err("write NAME=QUERY, e.g. 'orphans=SELECT count(*) FROM posts WHERE ...'".into()),
+    }
+}
+
+fn parse_percent(text: &str) -> Result<f64, String> {
+    let number = text.trim().trim_end_matches('%');
+    match number.parse::<f64>() {
+        Ok(value) if (0.0..=100.0).contains(&value) => Ok(value),
+        _ => Err("expected a percentage from 0 to 100, e.g. 80%".into()),
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    ops_shared::duration::parse(text).map_err(|err| err.to_string())
 }

@@ -1,20 +1,58 @@
-//! ops-health: checks that report, never crash. Each check yields a
-//! `check` record; the exit status is the worst status, in the
-//! monitoring-plugins convention (0 ok, 1 warn, 2 crit, 3 unknown).
+//! ops-health: checks that report, never crash. Every check runs on its own
+//! thread under one deadline, so a hung server cannot hold the others up;
+//! each yields `check` records, and one that does not finish in time, or
+//! fails to run at all, becomes `unknown` with the reason. The exit status
+//! is the most severe status (crit, then warn, then unknown) as the
+//! monitoring-plugins code: 0 ok, 1 warn, 2 crit, 3 unknown.
 
+mod backups;
 mod cli;
+mod disk;
+mod http;
+mod level;
+mod path;
+mod postgres;
+mod report;
 mod sled;
 
 use std::ffi::OsString;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use clap::CommandFactory;
-use ops_shared::{Output, Status};
+use ops_shared::record::Check;
+use ops_shared::{Status, UsageError};
 
 pub use cli::Cli;
+use cli::Format;
+use level::Level;
 
 /// The clap definition, for man pages and completions.
 pub fn command() -> clap::Command {
     Cli::command()
+}
+
+/// One check to run: what it is (for the unknown record if it never
+/// finishes) and the work.
+struct Job {
+    check: &'static str,
+    target: String,
+    work: Box<dyn FnOnce() -> Vec<Check> + Send>,
+}
+
+impl Job {
+    fn new(
+        check: &'static str,
+        target: String,
+        work: impl FnOnce() -> Vec<Check> + Send + 'static,
+    ) -> Self {
+        Job {
+            check,
+            target,
+            work: Box::new(work),
+        }
+    }
 }
 
 /// Runs ops-health with `args` (including the program name).
@@ -22,27 +60,129 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
     let Some(cli) = ops_shared::entry::parse_args::<Cli>(args)? else {
         return Ok(Status::Success);
     };
-    let checks: Vec<_> = cli
-        .sled
-        .iter()
-        .map(|path| sled::check(path, cli.deep))
-        .collect();
-    let mut out = Output::stdout(cli.output.mode());
-    let mut worst = 0;
-    for check in &checks {
-        worst = worst.max(severity(&check.status));
-        out.record(check)?;
+    if !cli.has_checks() {
+        return Err(UsageError(
+            "no check given; ask for at least one: --disk PATH, --path PATH, --postgres URL, \
+             --backups DIR, --http URL or --sled PATH"
+                .into(),
+        )
+        .into());
     }
-    out.finish()?;
-    Ok(Status::Code(worst))
+    if cli.prometheus_file.is_some() && cli.format != Format::Prometheus {
+        return Err(UsageError("--prometheus-file goes with --format prometheus".into()).into());
+    }
+    // Repairs first, so the checks report what is left.
+    let mut checks: Vec<Check> = if cli.fix {
+        cli.backups
+            .iter()
+            .flat_map(|dir| backups::fix(dir))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    checks.extend(run_all(jobs(&cli), cli.timeout));
+    report::write(&cli, &checks)?;
+    let worst = checks
+        .iter()
+        .map(|check| Level::of(&check.status))
+        .max()
+        .unwrap_or(Level::Ok);
+    Ok(Status::Code(worst.exit_code()))
 }
 
-/// The monitoring-plugins exit status of a check status.
-fn severity(status: &str) -> u8 {
-    match status {
-        "ok" => 0,
-        "warn" => 1,
-        "crit" => 2,
-        _ => 3,
+fn jobs(cli: &Cli) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    for path in &cli.disk {
+        let (path, warn, crit) = (path.clone(), cli.disk_warn, cli.disk_crit);
+        jobs.push(Job::new("disk", path.display().to_string(), move || {
+            vec![disk::check(&path, warn, crit)]
+        }));
     }
+    for path in &cli.path {
+        let path = path.clone();
+        jobs.push(Job::new("path", path.display().to_string(), move || {
+            vec![path::check(&path)]
+        }));
+    }
+    for url in &cli.postgres {
+        let options = postgres::Options {
+            url: url.clone(),
+            sql: cli.sql.clone(),
+            sql_crit: cli.sql_crit,
+            idle_warn: cli.idle_warn,
+            timeout: cli.timeout,
+        };
+        jobs.push(Job::new(
+            "postgres",
+            ops_shared::redact::redact(url),
+            move || postgres::check(&options),
+        ));
+    }
+    for dir in &cli.backups {
+        let (dir, max_age) = (dir.clone(), cli.max_age);
+        jobs.push(Job::new("backups", dir.display().to_string(), move || {
+            backups::check(&dir, max_age)
+        }));
+    }
+    for url in &cli.http {
+        let (url, timeout) = (url.clone(), cli.timeout);
+        jobs.push(Job::new("http", url.clone(), move || {
+            vec![http::check(&url, timeout)]
+        }));
+    }
+    for path in &cli.sled {
+        let (path, deep) = (path.clone(), cli.deep);
+        jobs.push(Job::new("sled", path.display().to_string(), move || {
+            vec![sled::check(&path, deep)]
+        }));
+    }
+    jobs
+}
+
+/// Checks get a moment beyond --timeout to report their own timeouts
+/// (which say more) before they are declared unknown.
+const GRACE: Duration = Duration::from_secs(1);
+
+/// Runs every job at once; collects their records in the order given, with
+/// an `unknown` record for a job that misses the deadline or dies.
+fn run_all(jobs: Vec<Job>, timeout: Duration) -> Vec<Check> {
+    let deadline = Instant::now() + timeout + GRACE;
+    let pending: Vec<_> = jobs
+        .into_iter()
+        .map(|job| {
+            let (done, result) = mpsc::channel();
+            let work = job.work;
+            thread::spawn(move || {
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+                    .map_err(|panic| ops_shared::entry::panic_text(panic.as_ref()));
+                let _ = done.send(outcome);
+            });
+            (job.check, job.target, result)
+        })
+        .collect();
+    let mut checks = Vec::new();
+    for (check, target, result) in pending {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match result.recv_timeout(wait) {
+            Ok(Ok(records)) => checks.extend(records),
+            Ok(Err(panic)) => checks.push(level::record(
+                check,
+                &target,
+                Level::Unknown,
+                format!("the check failed unexpectedly: {panic}"),
+                Default::default(),
+            )),
+            Err(_) => checks.push(level::record(
+                check,
+                &target,
+                Level::Unknown,
+                format!(
+                    "did not finish within {}; raise --timeout or see why {target} is slow",
+                    humantime::format_duration(timeout)
+                ),
+                Default::default(),
+            )),
+        }
+    }
+    checks
 }

@@ -88,12 +88,11 @@ fn inspect(path: &Path, deep: bool) -> Check {
 }
 
 fn record(target: &str, status: &str, message: String, metrics: BTreeMap<String, f64>) -> Check {
-    Check {
-        check: "sled".into(),
-        target: target.into(),
-        status: status.into(),
+    crate::level::record(
+        "sled",
+        target,
+        crate::level::Level::of(status),
         message,
         metrics,
-        extra: serde_json::Map::new(),
-    }
+    )
 }

@@ -1,0 +1,231 @@
+//! `--backups DIR`: "is last night's backup there?" per series: the newest
+//! backup's age against --max-age (the recovery point objective), whether it
+//! verified, count and size; and the leftovers of crashed runs, which
+//! `--fix` removes when that is safe.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use ops_backup::catalog;
+use ops_shared::lock::{Access, DirLock, LockError};
+use ops_shared::record::{human_bytes, Check};
+use ops_shared::{Backup, Record};
+
+use crate::level::{metrics, record, Level};
+
+/// Temporary files younger than this may belong to a run still going.
+const LEFTOVER_AGE: Duration = Duration::from_secs(3600);
+
+/// One record per series, plus one for leftovers if there are any.
+pub fn check(dir: &Path, max_age: Duration) -> Vec<Check> {
+    let target = dir.display().to_string();
+    let (backups, leftovers) = match catalog::list(dir) {
+        Ok(found) => found,
+        Err(err) => {
+            let level = if dir.exists() {
+                Level::Unknown
+            } else {
+                Level::Crit
+            };
+            return vec![record(
+                "backups",
+                &target,
+                level,
+                format!("{err:#}"),
+                metrics([]),
+            )];
+        }
+    };
+    let mut checks = Vec::new();
+    if backups.is_empty() {
+        checks.push(record(
+            "backups",
+            &target,
+            Level::Crit,
+            format!("no backups in {target}; make one with ops-backup create SOURCE --to {target}"),
+            metrics([("stored", 0.0)]),
+        ));
+    }
+    let mut series: BTreeMap<&str, Vec<&Backup>> = BTreeMap::new();
+    for backup in &backups {
+        series.entry(&backup.name).or_default().push(backup);
+    }
+    let now = Timestamp::now();
+    for (name, list) in series {
+        checks.push(check_series(&target, name, &list, now, max_age));
+    }
+    let problems = leftovers.warnings.len();
+    if problems > 0 {
+        let (temps, orphans) = (leftovers.temp_files.len(), leftovers.orphans.len());
+        let mut parts = Vec::new();
+        if temps > 0 {
+            parts.push(format!(
+                "{temps} temporary file(s) of interrupted runs (ops-health --backups {target} --fix \
+                 removes those older than an hour)"
+            ));
+        }
+        if orphans > 0 {
+            parts.push(format!(
+                "{orphans} artifact(s) without a manifest (not listed, cannot be verified; \
+                 inspect and remove by hand)"
+            ));
+        }
+        let other = problems - temps - orphans;
+        if other > 0 {
+            parts.push(format!(
+                "{other} damaged manifest(s) (run ops-backup list {target})"
+            ));
+        }
+        checks.push(record(
+            "backups",
+            &target,
+            Level::Warn,
+            parts.join("; "),
+            metrics([
+                ("temp_files", temps as f64),
+                ("orphan_artifacts", orphans as f64),
+                ("damaged_manifests", other as f64),
+            ]),
+        ));
+    }
+    checks
+}
+
+fn check_series(
+    target: &str,
+    name: &str,
+    list: &[&Backup],
+    now: Timestamp,
+    max_age: Duration,
+) -> Check {
+    let Some(newest) = list.last() else {
+        return record(
+            "backups",
+            target,
+            Level::Unknown,
+            "no backups".into(),
+            metrics([]),
+        );
+    };
+    let age = now.duration_since(newest.time).as_secs_f64().max(0.0);
+    let bytes: u64 = list.iter().map(|b| b.bytes).sum();
+    let verification = newest.verification();
+    let (verified, passed) = match &verification {
+        None => (0.0, 0.0),
+        Some(v) => (1.0, f64::from(u8::from(v.ok))),
+    };
+    let age_text = humantime::format_duration(Duration::from_secs(age as u64));
+    let max_text = humantime::format_duration(max_age);
+    let mut level = Level::Ok;
+    let mut message = format!("newest {} is {age_text} old", newest.id);
+    if age > max_age.as_secs_f64() {
+        level = Level::Crit;
+        message.push_str(&format!(
+            ", older than --max-age {max_text}: check that the backup job runs"
+        ));
+    }
+    match &verification {
+        Some(v) if !v.ok => {
+            level = Level::Crit;
+            let first = v.errors.first().map_or("", String::as_str);
+            message.push_str(&format!("; its verification FAILED: {first}"));
+        }
+        Some(v) => message.push_str(&format!("; verified ok ({}) at {}", v.level, v.time)),
+        None => message.push_str("; not verified yet (ops-verify)"),
+    }
+    message.push_str(&format!(
+        "; {} backup(s), {}",
+        list.len(),
+        human_bytes(bytes)
+    ));
+    let mut check = record(
+        "backups",
+        target,
+        level,
+        message,
+        metrics([
+            ("newest_age_seconds", age.round()),
+            ("newest_timestamp_seconds", newest.time.as_second() as f64),
+            ("stored", list.len() as f64),
+            ("bytes", bytes as f64),
+            ("verified", verified),
+            ("verify_ok", passed),
+        ]),
+    );
+    check.annotate("name", name);
+    check
+}
+
+/// Removes temporary files of crashed runs older than an hour, while no
+/// backup or prune holds the directory. One record per file removed (or
+/// that could not be).
+pub fn fix(dir: &Path) -> Vec<Check> {
+    let target = dir.display().to_string();
+    let Ok((_, leftovers)) = catalog::list(dir) else {
+        return Vec::new();
+    };
+    if leftovers.temp_files.is_empty() {
+        return Vec::new();
+    }
+    let _lock = match DirLock::acquire(dir, Access::Exclusive, Duration::ZERO, "ops-health") {
+        Ok(lock) => lock,
+        Err(err @ LockError::Held { .. }) => {
+            return vec![record(
+                "fix",
+                &target,
+                Level::Ok,
+                format!("leftovers not touched: {err}"),
+                metrics([]),
+            )]
+        }
+        Err(err) => {
+            return vec![record(
+                "fix",
+                &target,
+                Level::Warn,
+                err.to_string(),
+                metrics([]),
+            )]
+        }
+    };
+    let now = std::time::SystemTime::now();
+    let mut fixes = Vec::new();
+    for path in leftovers.temp_files {
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let age = meta
+            .modified()
+            .ok()
+            .and_then(|modified| now.duration_since(modified).ok())
+            .unwrap_or_default();
+        if age < LEFTOVER_AGE {
+            continue;
+        }
+        let shown = path.display().to_string();
+        let age = humantime::format_duration(Duration::from_secs(age.as_secs()));
+        fixes.push(match fs::remove_file(&path) {
+            Ok(()) => record(
+                "fix",
+                &shown,
+                Level::Ok,
+                format!(
+                    "removed a temporary file left by a crashed run ({}, {age} old)",
+                    human_bytes(meta.len())
+                ),
+                metrics([("bytes", meta.len() as f64)]),
+            ),
+            Err(err) => record(
+                "fix",
+                &shown,
+                Level::Warn,
+                format!("cannot remove this leftover: {err}"),
+                metrics([]),
+            ),
+        });
+    }
+    fixes
+}

@@ -1,0 +1,202 @@
+//! How the results leave: `check` records (on a terminal, a coloured table
+//! ending in `healthy`, `degraded` or `unhealthy`), the Prometheus textfile
+//! format node_exporter reads, or the monitoring-plugins status line with
+//! perfdata that Nagios and Icinga read.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, IsTerminal, Write};
+
+use anyhow::Context;
+use ops_shared::output::OutputMode;
+use ops_shared::record::Check;
+use ops_shared::{Output, Record};
+
+use crate::cli::{Cli, Format};
+use crate::level::Level;
+
+/// Writes the checks in the format asked for.
+///
+/// Fails when stdout or the Prometheus file cannot be written.
+pub fn write(cli: &Cli, checks: &[Check]) -> anyhow::Result<()> {
+    match cli.format {
+        Format::Records => records(cli.output.mode(), checks),
+        Format::Prometheus => {
+            let text = prometheus(checks);
+            match &cli.prometheus_file {
+                Some(file) => ops_shared::atomic::write_replace(file, text.as_bytes())
+                    .with_context(|| format!("cannot write {}", file.display())),
+                None => Ok(io::stdout().write_all(text.as_bytes())?),
+            }
+        }
+        Format::Nagios => Ok(io::stdout().write_all(nagios(checks).as_bytes())?),
+    }
+}
+
+fn worst(checks: &[Check]) -> Level {
+    checks
+        .iter()
+        .map(|check| Level::of(&check.status))
+        .max()
+        .unwrap_or(Level::Ok)
+}
+
+fn records(mode: OutputMode, checks: &[Check]) -> anyhow::Result<()> {
+    let mut out = Output::stdout(mode);
+    if mode == OutputMode::Records {
+        for check in checks {
+            out.record(check)?;
+        }
+        return Ok(out.finish()?);
+    }
+    let colour = io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let paint = |level: Level, text: &str| {
+        if !colour {
+            return text.to_owned();
+        }
+        let code = match level {
+            Level::Ok => "32",
+            Level::Warn => "33",
+            Level::Crit => "31",
+            Level::Unknown => "35",
+        };
+        format!("\x1b[{code}m{text}\x1b[0m")
+    };
+    for check in checks {
+        let mut row = check.human_row();
+        row[2] = paint(Level::of(&check.status), &check.status);
+        out.row(Check::TYPE, &Check::human_header(), row);
+    }
+    out.finish()?;
+    let verdict = match worst(checks) {
+        Level::Ok => "healthy",
+        Level::Crit => "unhealthy",
+        Level::Warn | Level::Unknown => "degraded",
+    };
+    println!("{}", paint(worst(checks), verdict));
+    Ok(())
+}
+
+/// The node_exporter textfile format: `ops_check_status` per check, every
+/// metric as a gauge `ops_<check>_<metric>`, and the newest backup's time
+/// per series as `ops_backup_newest_timestamp_seconds`.
+pub fn prometheus(checks: &[Check]) -> String {
+    let mut families: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    let mut sample = |family: String, help: String, labels: String, value: f64| {
+        if seen.insert((family.clone(), labels.clone())) {
+            let entry = families.entry(family.clone()).or_insert((help, Vec::new()));
+            entry
+                .1
+                .push(format!("{family}{{{labels}}} {}", number(value)));
+        }
+    };
+    for check in checks {
+        let mut labels = format!(
+            "check=\"{}\",target=\"{}\"",
+            escape(&check.check),
+            escape(&check.target)
+        );
+        let name = check.extra.get("name").and_then(|n| n.as_str());
+        if let Some(name) = name {
+            labels.push_str(&format!(",name=\"{}\"", escape(name)));
+        }
+        sample(
+            "ops_check_status".into(),
+            "ops-health check status: 0 ok, 1 warn, 2 crit, 3 unknown.".into(),
+            labels.clone(),
+            f64::from(Level::of(&check.status).exit_code()),
+        );
+        for (metric, value) in &check.metrics {
+            let family = format!("ops_{}_{}", sanitize(&check.check), sanitize(metric));
+            let help = format!("ops-health {} check: {metric}.", check.check);
+            sample(family, help, labels.clone(), *value);
+        }
+        if let (Some(name), Some(newest)) = (name, check.metrics.get("newest_timestamp_seconds")) {
+            sample(
+                "ops_backup_newest_timestamp_seconds".into(),
+                "Time of the newest backup of each series, in Unix seconds.".into(),
+                format!(
+                    "name=\"{}\",target=\"{}\"",
+                    escape(name),
+                    escape(&check.target)
+                ),
+                *newest,
+            );
+        }
+    }
+    let mut text = String::new();
+    for (family, (help, lines)) in families {
+        text.push_str(&format!("# HELP {family} {help}\n# TYPE {family} gauge\n"));
+        for line in lines {
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+    text
+}
+
+/// The monitoring-plugins output: one status line with perfdata, then one
+/// line per check.
+pub fn nagios(checks: &[Check]) -> String {
+    let worst = worst(checks);
+    let state = match worst {
+        Level::Ok => "OK",
+        Level::Warn => "WARNING",
+        Level::Crit => "CRITICAL",
+        Level::Unknown => "UNKNOWN",
+    };
+    let problems: Vec<String> = checks
+        .iter()
+        .filter(|check| check.status != "ok")
+        .map(|check| format!("{} {}: {}", check.check, check.target, check.message))
+        .collect();
+    let summary = if problems.is_empty() {
+        format!("{} checks ok", checks.len())
+    } else {
+        problems.join("; ")
+    };
+    let perfdata: Vec<String> = checks
+        .iter()
+        .flat_map(|check| {
+            check.metrics.iter().map(move |(metric, value)| {
+                let label =
+                    format!("{} {} {metric}", check.check, check.target).replace(['=', '\''], "_");
+                format!("'{label}'={}", number(*value))
+            })
+        })
+        .collect();
+    let mut text = format!("OPS {state} - {summary} | {}\n", perfdata.join(" "));
+    for check in checks {
+        text.push_str(&format!(
+            "{} {} {}: {}\n",
+            check.status.to_uppercase(),
+            check.check,
+            check.target,
+            check.message
+        ));
+    }
+    text
+}
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+fn number(value: f64) -> String {
+    if value.is_nan() {
+        "NaN".into()
+    } else if value.is_infinite() {
+        if value > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        value.to_string()
+    }
+}

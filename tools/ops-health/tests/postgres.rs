@@ -1,0 +1,260 @@
+//! ops-health --postgres and --sql against a throwaway PostgreSQL cluster:
+//! healthy, stopped, an old idle-in-transaction session, dead tuples, SQL
+//! integrity checks, and a pg_dump that could not dump the server.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use ops_tests::pg::{cluster, SECRET_PASSWORD};
+use ops_tests::{ops, Outcome};
+use serde_json::Value;
+use tempfile::tempdir;
+
+fn client(db: &str) -> postgres::Client {
+    let pg = cluster();
+    postgres::Config::new()
+        .host_path(&pg.socket_dir)
+        .port(pg.port)
+        .user("postgres")
+        .dbname(db)
+        .connect(postgres::NoTls)
+        .unwrap()
+}
+
+fn by_check(out: &Outcome, check: &str) -> Value {
+    out.records()
+        .into_iter()
+        .find(|r| r["check"] == check)
+        .unwrap_or_else(|| panic!("no {check} record in {}", out.stdout))
+}
+
+#[test]
+fn a_healthy_server_reports_every_finding() {
+    let pg = cluster();
+    pg.create_db("healthy");
+    let out = ops("ops-health")
+        .arg("--postgres")
+        .arg(pg.url("healthy"))
+        .run()
+        .success();
+    let checks: Vec<String> = out
+        .records()
+        .iter()
+        .map(|r| r["check"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            "postgres",
+            "pg_connections",
+            "pg_sessions",
+            "pg_dead_tuples",
+            "pg_dump"
+        ]
+    );
+    assert!(
+        out.records().iter().all(|r| r["status"] == "ok"),
+        "{}",
+        out.stdout
+    );
+    let overview = by_check(&out, "postgres");
+    assert!(overview["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("PostgreSQL 1"));
+    assert!(overview["metrics"]["connect_ms"].as_f64().unwrap() < 5000.0);
+    assert!(overview["metrics"]["database_size_bytes"].as_f64().unwrap() > 1e6);
+    let connections = by_check(&out, "pg_connections");
+    assert_eq!(connections["metrics"]["max_connections"], 60.0);
+    assert!(connections["metrics"]["connections"].as_f64().unwrap() >= 1.0);
+    assert!(by_check(&out, "pg_dump")["message"]
+        .as_str()
+        .unwrap()
+        .contains("can dump server"));
+}
+
+#[test]
+fn a_stopped_server_is_critical_and_its_sql_checks_unknown() {
+    let pg = cluster();
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!(
+        "postgres://postgres@/postgres?host={}&port={free}",
+        pg.socket_dir.display()
+    );
+    let out = ops("ops-health")
+        .args(["--postgres", &url, "--sql", "orphans=SELECT 0"])
+        .run()
+        .fails_with(2);
+    let overview = by_check(&out, "postgres");
+    assert_eq!(overview["status"], "crit");
+    assert_eq!(overview["metrics"]["up"], 0.0);
+    assert!(
+        overview["message"]
+            .as_str()
+            .unwrap()
+            .contains("not reachable")
+            || overview["message"]
+                .as_str()
+                .unwrap()
+                .contains("No such file"),
+        "{overview}"
+    );
+    assert_eq!(by_check(&out, "sql")["status"], "unknown");
+}
+
+#[test]
+fn a_session_idle_in_transaction_too_long_warns() {
+    let pg = cluster();
+    pg.create_db("idle");
+    let mut holder = client("idle");
+    holder.batch_execute("BEGIN; SELECT 1").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let url = pg.url("idle");
+    let out = ops("ops-health")
+        .args(["--postgres", &url, "--idle-warn", "1s"])
+        .run()
+        .fails_with(1);
+    let sessions = by_check(&out, "pg_sessions");
+    assert_eq!(sessions["status"], "warn");
+    assert!(sessions["message"]
+        .as_str()
+        .unwrap()
+        .contains("idle in a transaction"));
+    assert!(sessions["metrics"]["idle_in_transaction"].as_f64().unwrap() >= 1.0);
+    assert!(
+        sessions["metrics"]["oldest_idle_in_transaction_seconds"]
+            .as_f64()
+            .unwrap()
+            >= 1.0
+    );
+    holder.batch_execute("COMMIT").unwrap();
+    let out = ops("ops-health")
+        .args(["--postgres", &url, "--idle-warn", "1s"])
+        .run();
+    assert_eq!(
+        by_check(&out, "pg_sessions")["status"],
+        "ok",
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn sql_checks_are_ok_at_zero_warn_or_crit_above_and_unknown_when_broken() {
+    let pg = cluster();
+    pg.create_db("integrity");
+    pg.psql(
+        "integrity",
+        "CREATE TABLE subreddits (id int PRIMARY KEY); CREATE TABLE posts (id int, subreddit_id int); \
+         INSERT INTO subreddits VALUES (1); INSERT INTO posts VALUES (1, 1), (2, 7), (3, 8);",
+    );
+    let orphans = "orphaned_posts=SELECT count(*) FROM posts p LEFT JOIN subreddits s ON s.id=p.subreddit_id WHERE s.id IS NULL";
+    let url = pg.secret_url("integrity", SECRET_PASSWORD);
+    let run = |extra: &[&str]| {
+        ops("ops-health")
+            .args(["--postgres", &url])
+            .args(extra)
+            .run()
+    };
+    let out = run(&["--sql", orphans]).fails_with(1);
+    let sql = by_check(&out, "sql");
+    assert_eq!(
+        (sql["target"].as_str(), sql["status"].as_str()),
+        (Some("orphaned_posts"), Some("warn"))
+    );
+    assert_eq!(sql["metrics"]["value"], 2.0);
+    assert!(!out.stdout.contains(SECRET_PASSWORD) && !out.stderr.contains(SECRET_PASSWORD));
+    assert_eq!(
+        by_check(&run(&["--sql", orphans, "--sql-crit"]).fails_with(2), "sql")["status"],
+        "crit"
+    );
+    assert_eq!(
+        by_check(&run(&["--sql", "none=SELECT 0"]).success(), "sql")["status"],
+        "ok"
+    );
+    for broken in [
+        "text=SELECT 'many'",
+        "typo=SELEC 1",
+        "empty=SELECT 1 WHERE false",
+    ] {
+        let sql = by_check(&run(&["--sql", broken]).fails_with(3), "sql");
+        assert_eq!(sql["status"], "unknown", "{broken}: {sql}");
+    }
+}
+
+#[test]
+fn many_dead_tuples_warn_and_name_the_table() {
+    let pg = cluster();
+    pg.create_db("bloated");
+    pg.psql(
+        "bloated",
+        "CREATE TABLE churn (id int); ALTER TABLE churn SET (autovacuum_enabled = off); \
+         INSERT INTO churn SELECT generate_series(1, 5000); DELETE FROM churn WHERE id <= 3000;",
+    );
+    for _ in 0..50 {
+        let dead = pg.psql(
+            "bloated",
+            "SELECT coalesce(sum(n_dead_tup), 0) FROM pg_stat_user_tables",
+        );
+        if dead.parse::<i64>().unwrap() >= 3000 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = ops("ops-health")
+        .arg("--postgres")
+        .arg(pg.url("bloated"))
+        .run()
+        .fails_with(1);
+    let dead = by_check(&out, "pg_dead_tuples");
+    assert_eq!(dead["status"], "warn");
+    assert!(
+        dead["message"]
+            .as_str()
+            .unwrap()
+            .contains("public.churn 60%"),
+        "{dead}"
+    );
+    assert_eq!(dead["metrics"]["max_dead_tuples"], 3000.0);
+}
+
+#[test]
+fn a_pg_dump_that_cannot_dump_the_server_is_critical() {
+    let pg = cluster();
+    let tmp = tempdir().unwrap();
+    let old = tmp.path().join("pg_dump");
+    fs::write(&old, "#!/bin/sh\necho 'pg_dump (PostgreSQL) 9.6.24'\n").unwrap();
+    fs::set_permissions(&old, fs::Permissions::from_mode(0o755)).unwrap();
+    let out = ops("ops-health")
+        .arg("--postgres")
+        .arg(pg.url("postgres"))
+        .env("PATH", tmp.path())
+        .run()
+        .fails_with(2);
+    let dump = by_check(&out, "pg_dump");
+    assert_eq!(dump["status"], "crit");
+    assert!(
+        dump["message"]
+            .as_str()
+            .unwrap()
+            .contains("older than the server"),
+        "{dump}"
+    );
+    let empty = tempdir().unwrap();
+    let out = ops("ops-health")
+        .arg("--postgres")
+        .arg(pg.url("postgres"))
+        .env("PATH", empty.path())
+        .run()
+        .fails_with(2);
+    assert!(by_check(&out, "pg_dump")["message"]
+        .as_str()
+        .unwrap()
+        .contains("not found"));
+}
