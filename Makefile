@@ -11,7 +11,7 @@ BIN        := target/release
 
 TOOLS := ops-backup ops-verify ops-restore ops-prune ops-compact ops-health
 
-.PHONY: all build demo test lint man bench install backup-now backups-ls backups-tidy verify restore-test clean
+.PHONY: all build demo test lint man bench install backup-now backups-ls backups-tidy verify restore-test health clean
 
 all: build
 
@@ -40,6 +40,7 @@ bench: build
 	OPS_BIN=$(BIN) scripts/bench-pg.sh
 	OPS_BIN=$(BIN) scripts/bench-sled.sh
 	OPS_BIN=$(BIN) scripts/bench-prune.sh
+	OPS_BIN=$(BIN) scripts/bench-health.sh
 
 ## backup-now: back up $(DATABASE_URL) (or $(SOURCE)) into $(BACKUP_DIR) and verify it
 backup-now: build
@@ -52,6 +53,10 @@ backups-ls: build
 ## backups-tidy: keep the newest $(KEEP) backups of every series in $(BACKUP_DIR)
 backups-tidy: build
 	$(BIN)/ops-prune --keep-last $(KEEP) $(BACKUP_DIR) --human
+
+## health: disk, backups in $(BACKUP_DIR) (and $(DATABASE_URL) if set), as a table
+health: build
+	$(BIN)/ops-health --disk . --backups $(BACKUP_DIR) $(if $(DATABASE_URL),--postgres "$(DATABASE_URL)") --human
 
 ## verify: verify every backup in $(BACKUP_DIR)
 verify: build

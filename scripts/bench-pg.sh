@@ -5,6 +5,8 @@
 #                 vs  pg_dump (plain) | zstd -3 -T0
 #   restore-test: ops-verify ARTIFACT --restore-test --json
 #                 vs  createdb && zstd -dc ARTIFACT | psql --single-transaction
+#   health:       ops-health --postgres URL --json
+#                 vs  psql -c 'SELECT count(*) FROM pg_stat_activity'
 #
 # It starts a throwaway PostgreSQL cluster of its own (newest server under
 # /usr/lib/postgresql/*/bin, data and Unix socket in a temp dir under /tmp,
@@ -187,6 +189,15 @@ for ((i = 0; i < RUNS; i++)); do
   dropdb "${CONN[@]}" "$db"
 done
 
+# --- health ------------------------------------------------------------------
+echo "benchmarking health ($RUNS runs per side)..." >&2
+for ((i = 0; i < RUNS; i++)); do
+  /usr/bin/time -f '%e %M' -o "$SHM/time" "$BIN/ops-health" --postgres "$URL" --json >"$SHM/out" 2>"$SHM/err" || true
+  grep -q '"check":"pg_dump"' "$SHM/out" || die "ops-health --postgres reported no pg_dump check: $(cat "$SHM/out" "$SHM/err")"
+  echo "health ours $(tail -n 1 "$SHM/time")" >>"$RES"
+  timed health theirs psql -X -q -A -t "${CONN[@]}" -d bench -c "SELECT count(*) FROM pg_stat_activity"
+done
+
 # --- report ------------------------------------------------------------------
 # col OP SIDE FIELD(3=secs,4=kib): print the values, one per line, sorted.
 col() { awk -v o="$1" -v s="$2" -v f="$3" '$1==o && $2==s {print $f}' "$RES" | sort -g; }
@@ -202,7 +213,7 @@ echo "- server: PostgreSQL $PGVER (throwaway cluster, Unix socket only, fsync=of
 echo "- database: pgbench scale $SCALE, $DBSIZE ($DBBYTES bytes)"
 echo "- artifact: ours $ART_BYTES bytes ($(basename "$ART")), theirs (pg_dump | zstd -3 -T0) $THEIRS_BYTES bytes"
 echo "- backup outputs go to /dev/shm (tmpfs); medians of $RUNS paired, alternating runs"
-echo "- theirs: backup = pg_dump (plain) | zstd -3 -T0; restore-test = createdb && zstd -dc | psql --single-transaction"
+echo "- theirs: backup = pg_dump (plain) | zstd -3 -T0; restore-test = createdb && zstd -dc | psql --single-transaction; health = psql -c 'SELECT count(*) FROM pg_stat_activity' (one query; ops-health runs all its postgres findings and pg_dump --version)"
 echo "- restore-test: theirs includes createdb but not dropdb; ours includes creating and dropping its scratch database and counting rows"
 echo "- peak RSS is of the client side only (the largest single process; for a pipeline not the sum); server backends are not counted"
 if [[ -n $STRAY ]]; then
@@ -211,7 +222,7 @@ fi
 echo
 echo "| operation | ours median s | theirs median s | ratio ours/theirs | ours peak RSS MiB | theirs peak RSS MiB |"
 echo "|---|---:|---:|---:|---:|---:|"
-for op in backup restore-test; do
+for op in backup restore-test health; do
   o=$(col "$op" ours 3 | median)
   t=$(col "$op" theirs 3 | median)
   awk -v op="$op" -v o="$o" -v t="$t" \

@@ -52,3 +52,7 @@ run "ops-restore \"\$(find backups -name '*.sled.zst' | head -n 1)\" --to app.db
 run "ops-compact sled:app.db --dry-run --human"
 run "ops-compact sled:app.db --human"
 run "ops-backup list backups --human"
+step "health of the whole setup: disk, backups (the corrupt one is critical), sled"
+ops-health --disk . --path backups/ --backups backups --sled app.db --human ||
+  echo "(ops-health exited $?: 2 is critical, in the monitoring-plugins convention)"
+run "ops-health --disk . --backups backups --format prometheus | grep -E '^ops_(check_status|backup_newest)' || true"

@@ -63,6 +63,9 @@ fn records(mode: OutputMode, checks: &[Check]) -> anyhow::Result<()> {
     };
     for check in checks {
         let mut row = check.human_row();
+        if let Some(name) = check.extra.get("name").and_then(|n| n.as_str()) {
+            row[1] = format!("{} {name}", check.target);
+        }
         row[2] = paint(Level::of(&check.status), &check.status);
         out.row(Check::TYPE, &Check::human_header(), row);
     }
