@@ -104,7 +104,7 @@ impl PgCluster {
         );
         let hba = format!(
             "local all {SECRET_USER} scram-sha-256\nhost all {SECRET_USER} 127.0.0.1/32 scram-sha-256\n\
-             local all all trust\nhost all all 127.0.0.1/32 trust\n"
+             local all all trust\nhost all all 127.0.0.1/32 trust\nlocal replication all trust\n"
         );
         fs::write(data.join("pg_hba.conf"), hba).unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -305,5 +305,96 @@ impl PgCluster {
             &format!("SELECT datname FROM pg_database WHERE datname LIKE '{prefix}%' ORDER BY 1"),
         );
         names.lines().map(str::to_owned).collect()
+    }
+}
+
+/// A streaming standby of a cluster, made with pg_basebackup; stopped and
+/// removed on drop.
+pub struct Standby {
+    pub socket_dir: PathBuf,
+    pub port: u16,
+    dir: PathBuf,
+    bin: PathBuf,
+}
+
+impl PgCluster {
+    /// Starts a standby replicating this cluster.
+    pub fn start_standby(&self) -> Standby {
+        let dir = tempfile::Builder::new()
+            .prefix("ops-pg-standby-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let socket_dir = dir.join("sock");
+        fs::create_dir(&socket_dir).unwrap();
+        if crate::is_root() {
+            run(
+                Command::new("chown")
+                    .arg("-R")
+                    .arg("postgres:postgres")
+                    .arg(&dir),
+                "chown",
+            );
+        }
+        let data = dir.join("data");
+        run(
+            as_postgres(&self.bin.join("pg_basebackup"))
+                .arg("-D")
+                .arg(&data)
+                .arg("-R")
+                .arg("-h")
+                .arg(&self.socket_dir)
+                .args(["-p", &self.port.to_string(), "-U", "postgres"]),
+            "pg_basebackup",
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let options = format!(
+            "-k {} -p {port} -c listen_addresses=''",
+            socket_dir.display()
+        );
+        run(
+            as_postgres(&self.bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(dir.join("server.log"))
+                .args(["-w", "-o", &options, "start"]),
+            "pg_ctl start (standby)",
+        );
+        Standby {
+            socket_dir,
+            port,
+            dir,
+            bin: self.bin.clone(),
+        }
+    }
+}
+
+impl Standby {
+    /// A URL for database `db` on the standby.
+    pub fn url(&self, db: &str) -> String {
+        format!(
+            "postgres://postgres@/{db}?host={}&port={}",
+            self.socket_dir.display(),
+            self.port
+        )
+    }
+}
+
+impl Drop for Standby {
+    fn drop(&mut self) {
+        let _ = as_postgres(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = fs::remove_dir_all(&self.dir);
     }
 }

@@ -74,7 +74,8 @@ pub struct Cli {
     pub timeout: Duration,
     /// Repair what is safe to repair, and say what was done: temporary
     /// files of crashed runs older than an hour in --backups directories
-    /// (only while no backup is running there).
+    /// (only while no backup is running there). Locks need no repair: they
+    /// are flock(2) locks, which the kernel drops when their holder dies.
     #[arg(long)]
     pub fix: bool,
     /// Output format: records (a table on a terminal), prometheus

@@ -433,3 +433,36 @@ fn on_a_terminal_the_table_ends_with_a_verdict() {
     .fails_with(2);
     assert_eq!(out.stdout.lines().last(), Some("unhealthy"));
 }
+
+#[test]
+fn a_check_that_does_not_finish_in_time_is_unknown_and_does_not_hold_up_the_others() {
+    let tmp = tempdir().unwrap();
+    // Accepts connections and never says a word: a hung server.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let _held: Vec<_> = listener.incoming().collect();
+    });
+    let started = std::time::Instant::now();
+    let out = health(&[
+        "--postgres",
+        &format!("postgres://app@127.0.0.1:{port}/app"),
+        "--disk",
+        s(tmp.path()),
+        "--timeout",
+        "1s",
+    ])
+    .fails_with(3);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let postgres = only(&out, "postgres").pop().unwrap();
+    assert_eq!(postgres["status"], "unknown");
+    assert!(postgres["message"]
+        .as_str()
+        .unwrap()
+        .contains("did not finish within 1s"));
+    assert_eq!(only(&out, "disk")[0]["status"], "ok");
+}

@@ -258,3 +258,37 @@ fn a_pg_dump_that_cannot_dump_the_server_is_critical() {
         .unwrap()
         .contains("not found"));
 }
+
+#[test]
+fn a_standby_reports_how_far_behind_it_replays() {
+    let pg = cluster();
+    let standby = pg.start_standby();
+    pg.psql(
+        "postgres",
+        "CREATE TABLE IF NOT EXISTS replicated (x int); INSERT INTO replicated VALUES (1)",
+    );
+    let out = ops("ops-health")
+        .arg("--postgres")
+        .arg(standby.url("postgres"))
+        .run();
+    let replication = by_check(&out, "pg_replication");
+    assert_eq!(replication["status"], "ok", "{replication}");
+    assert!(replication["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("standby, replaying"));
+    assert!(
+        replication["metrics"]["replay_lag_seconds"]
+            .as_f64()
+            .unwrap()
+            < 300.0
+    );
+    let primary = ops("ops-health")
+        .arg("--postgres")
+        .arg(pg.url("postgres"))
+        .run();
+    assert!(
+        !primary.stdout.contains("pg_replication"),
+        "a primary has no replication record"
+    );
+}
