@@ -231,7 +231,8 @@ pub fn remove(backup: &Backup) -> anyhow::Result<u64> {
     let named = backup.path.file_name() == Some(OsStr::new(&header.artifact));
     if !named || summary.sha256 != backup.sha256 || header.time != backup.time {
         anyhow::bail!(
-            "{} does not describe {} any more (different artifact, checksum or time); not removed",
+            "{} does not describe {} any more (different artifact, checksum or time); not removed. \
+             List the directory again (ops-backup list) and prune from that",
             manifest.display(),
             backup.path.display()
         );

@@ -3,7 +3,7 @@
 //! twice (a record on stdin and the directory it lives in) is one item,
 //! known by its canonical path.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -48,6 +48,9 @@ pub struct Item {
     pub subject: Subject,
     /// The artifact or file, canonical: what is deleted.
     pub path: PathBuf,
+    /// The stdin line it came from, if it did: such a record is checked
+    /// against its manifest before anything is deleted.
+    pub line: Option<usize>,
 }
 
 /// One line of output, in input order.
@@ -64,6 +67,7 @@ pub struct Candidates {
     pub lines: Vec<Line>,
     by_path: HashMap<PathBuf, usize>,
     canonical_dirs: HashMap<PathBuf, PathBuf>,
+    backup_ids: HashMap<PathBuf, HashSet<String>>,
 }
 
 impl Candidates {
@@ -82,9 +86,16 @@ impl Candidates {
             let (line, raw) = (record.line, record.raw().to_owned());
             if record.is::<Backup>() {
                 let backup: Backup = record.into_parsed()?;
+                if backup.extra.contains_key("verify") && backup.verification().is_none() {
+                    return Err(UsageError(format!(
+                        "input line {line}: its \"verify\" is not a verification result \
+                         ({{ok, level, time, errors}}); nothing was deleted"
+                    )));
+                }
+                let failed_upstream = backup.verification().is_some_and(|v| !v.ok);
                 let path = self.canonical(&backup.path);
                 let dir = catalog::parent_dir(&path);
-                if !catalog::manifest_path(dir, &backup.id).exists() {
+                if !failed_upstream && !catalog::manifest_path(dir, &backup.id).exists() {
                     warn(format!(
                         "input line {line}: backup {} is not in {} any more (no manifest); left alone",
                         backup.id,
@@ -93,13 +104,15 @@ impl Candidates {
                     self.lines.push(Line::Raw(raw));
                     continue;
                 }
-                let failed_upstream = backup.verification().is_some_and(|v| !v.ok);
                 let mut item = backup_item(backup, path.clone(), group_by);
                 item.candidate.failed_upstream = failed_upstream;
+                item.line = Some(line);
                 self.push(path, item, true);
             } else if record.is::<File>() {
                 let file: File = record.into_parsed()?;
                 let path = self.canonical(&file.path);
+                self.refuse_ours(&path, true)
+                    .map_err(|err| UsageError(format!("input line {line}: {}", err.0)))?;
                 let group = match group_by {
                     GroupBy::Name => format!("files in {}", catalog::parent_dir(&path).display()),
                     GroupBy::None => "files".to_owned(),
@@ -147,6 +160,7 @@ impl Candidates {
             GroupBy::Name => format!("files {arg}"),
             GroupBy::None => "files".to_owned(),
         };
+        let explicit = !arg.contains(['*', '?', '[']) && !Path::new(arg).is_dir();
         for path in expand(arg)? {
             let file = File {
                 path: path.clone(),
@@ -155,6 +169,9 @@ impl Candidates {
                 extra: serde_json::Map::new(),
             };
             let canonical = self.canonical(&path);
+            if !self.refuse_ours(&canonical, explicit)? {
+                continue;
+            }
             match file_item(file, &canonical, group.clone()) {
                 Ok(item) => self.push(canonical, item, false),
                 Err(err) => warn(format!("{err}; left alone")),
@@ -197,6 +214,91 @@ impl Candidates {
             .collect()
     }
 
+    /// Whether a plain-file candidate may be one: never a file of a backup
+    /// (those go whole, manifest first), and never a lock or temporary file
+    /// (skipped, or refused when named `strict`ly: on stdin or by path).
+    ///
+    /// Fails (exit 2) on a file that belongs to a backup, or a strictly named
+    /// lock or temporary file.
+    fn refuse_ours(&mut self, path: &Path, strict: bool) -> Result<bool, UsageError> {
+        let name = path.file_name().unwrap_or_default();
+        if is_ours(name) {
+            if strict {
+                return Err(UsageError(format!(
+                    "{} is a lock or temporary file of ops, not a file to prune",
+                    path.display()
+                )));
+            }
+            return Ok(false);
+        }
+        let dir = catalog::parent_dir(path).to_owned();
+        let ids = self
+            .backup_ids
+            .entry(dir.clone())
+            .or_insert_with(|| manifest_ids(&dir));
+        let name = name.to_string_lossy();
+        let owner = name
+            .match_indices('.')
+            .map(|(at, _)| &name[..at])
+            .find(|prefix| ids.contains(*prefix));
+        if let Some(id) = owner {
+            return Err(UsageError(format!(
+                "{} is part of backup {id}; backups are pruned whole, manifest first, \
+                 by naming their directory: ops-prune --keep-last 7 {}",
+                path.display(),
+                dir.display()
+            )));
+        }
+        Ok(true)
+    }
+
+    /// Checks every backup record from stdin against its manifest, after
+    /// the directories are locked and before anything is deleted: a record
+    /// that is stale or was edited must not steer what goes.
+    ///
+    /// Fails (exit 2) naming the first record that does not match.
+    pub fn check_stdin_backups(&self) -> Result<(), UsageError> {
+        for item in &self.items {
+            let (Subject::Backup(backup), Some(line)) = (&item.subject, item.line) else {
+                continue;
+            };
+            if item.candidate.failed_upstream {
+                continue;
+            }
+            let dir = catalog::parent_dir(&item.path);
+            let fail = |what: String| {
+                UsageError(format!(
+                    "input line {line}: backup {} {what}; nothing was deleted. List the directory \
+                     again (ops-backup list {}) and prune from that",
+                    backup.id,
+                    dir.display()
+                ))
+            };
+            let (header, summary) =
+                ops_backup::manifest::read_outline(&catalog::manifest_path(dir, &backup.id))
+                    .map_err(|err| {
+                        fail(format!("cannot be checked against its manifest ({err})"))
+                    })?;
+            let named = item
+                .path
+                .file_name()
+                .is_some_and(|n| n == header.artifact.as_str());
+            let differs = [
+                ("artifact", !named),
+                ("name", header.name != backup.name),
+                ("time", header.time != backup.time),
+                ("parent", header.parent != backup.parent),
+                ("sha256", summary.sha256 != backup.sha256),
+            ];
+            if let Some((field, _)) = differs.iter().find(|(_, differs)| *differs) {
+                return Err(fail(format!(
+                    "does not match its manifest ({field} differs)"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// `path` with its directory resolved (cached: there are few directories).
     fn canonical(&mut self, path: &Path) -> PathBuf {
         let dir = catalog::parent_dir(path).to_owned();
@@ -217,10 +319,18 @@ fn backup_item(backup: Backup, path: PathBuf, group_by: GroupBy) -> Item {
         GroupBy::Name => format!("series {} in {dir}", backup.name),
         GroupBy::None => format!("backups in {dir}"),
     };
-    let failed = backup.verification().filter(|v| !v.ok).map(|v| {
-        let first = v.errors.first().cloned().unwrap_or_default();
-        format!("verification failed at {}: {first}", v.time)
-    });
+    let failed = match fs::metadata(&path) {
+        Err(_) => Some(format!("its artifact {} is missing", path.display())),
+        Ok(meta) if meta.len() != backup.bytes => Some(format!(
+            "its artifact is {} bytes, its record says {}",
+            meta.len(),
+            backup.bytes
+        )),
+        Ok(_) => backup.verification().filter(|v| !v.ok).map(|v| {
+            let first = v.errors.first().cloned().unwrap_or_default();
+            format!("verification failed at {}: {first}", v.time)
+        }),
+    };
     let candidate = Candidate {
         group,
         id: backup.id.clone(),
@@ -235,6 +345,7 @@ fn backup_item(backup: Backup, path: PathBuf, group_by: GroupBy) -> Item {
         candidate,
         subject: Subject::Backup(backup),
         path,
+        line: None,
     }
 }
 
@@ -265,6 +376,7 @@ fn file_item(mut file: File, path: &Path, group: String) -> io::Result<Item> {
         candidate,
         subject: Subject::File(file),
         path: path.to_owned(),
+        line: None,
     })
 }
 
@@ -329,4 +441,18 @@ fn expand(arg: &str) -> anyhow::Result<Vec<PathBuf>> {
 /// Lock files and temporary files of runs in progress.
 fn is_ours(name: &std::ffi::OsStr) -> bool {
     name == ops_shared::lock::LOCK_FILE || ops_shared::atomic::is_temp(name)
+}
+
+/// The ids of the backups in `dir`: the names of its manifests.
+fn manifest_ids(dir: &Path) -> HashSet<String> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return HashSet::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(ops_backup::manifest::SUFFIX)
+                .map(str::to_owned)
+        })
+        .collect()
 }

@@ -151,8 +151,11 @@ impl Cli {
             self.keep_within_monthly,
             self.keep_within_yearly,
         ];
+        // As in restic, 0 means the rule is not set.
+        let set = |count: Option<Count>| count.filter(|c| *c != Count::Limited(0));
+        let counts = counts.map(set);
         let policy = RetentionPolicy {
-            last: self.keep_last,
+            last: set(self.keep_last),
             periods: Period::ALL
                 .into_iter()
                 .zip(counts)
@@ -213,25 +216,8 @@ fn parse_count(text: &str) -> Result<Count, String> {
         .map_err(|_| "expected a number of items, or `unlimited`".to_owned())
 }
 
-/// A duration for a rule. restic reads `6m` as six months and humantime as
-/// six minutes, so a bare `m` is refused rather than guessed.
 fn parse_window(text: &str) -> Result<Window, String> {
-    let units = text
-        .split(|c: char| c.is_ascii_digit() || c.is_whitespace())
-        .filter(|unit| !unit.is_empty());
-    if units.into_iter().any(|unit| unit == "m") {
-        return Err(format!(
-            "{text:?} is ambiguous: write months as 6months (or 6M) and minutes as 6min"
-        ));
-    }
-    let length = ops_shared::duration::parse(text).map_err(|err| err.to_string())?;
-    if length.is_zero() {
-        return Err("a rule's duration must be longer than 0".into());
-    }
-    Ok(Window {
-        text: text.trim().to_owned(),
-        length,
-    })
+    Window::parse(text)
 }
 
 fn parse_wait(text: &str) -> Result<Duration, String> {

@@ -21,7 +21,7 @@ use anyhow::Context;
 use clap::CommandFactory;
 use ops_backup::catalog;
 use ops_shared::entry::{error, note};
-use ops_shared::lock::{Access, DirLock};
+use ops_shared::lock::{Access, DirLock, LockError};
 use ops_shared::output::OutputMode;
 use ops_shared::record::human_bytes;
 use ops_shared::{read_records, Output, Record, Status, UsageError};
@@ -89,6 +89,9 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
     for files in &config.files {
         candidates.add_files(files, config.group_by)?;
     }
+    if !config.dry_run {
+        candidates.check_stdin_backups()?;
+    }
 
     let judged: Vec<_> = candidates
         .items
@@ -138,7 +141,16 @@ fn lock_backup_dirs(
         }
     }
     all.iter()
-        .map(|dir| Ok(DirLock::acquire(dir, Access::Exclusive, wait, "ops-prune")?))
+        .map(|dir| {
+            DirLock::acquire(dir, Access::Exclusive, wait, "ops-prune").map_err(|err| match err {
+                LockError::Io { .. } => anyhow::anyhow!(
+                    "cannot lock backup directory {} to delete from it: {err}; \
+                     run ops-prune as the user that owns it",
+                    dir.display()
+                ),
+                held => held.into(),
+            })
+        })
         .collect()
 }
 

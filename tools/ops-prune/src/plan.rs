@@ -59,7 +59,8 @@ pub fn plan(candidates: &[Candidate], rules: &Rules) -> Plan {
     for (group, mut members) in groups {
         members.sort_by(|&a, &b| {
             let (a, b) = (&candidates[a], &candidates[b]);
-            (b.time, &b.id).cmp(&(a.time, &a.id))
+            // Ids of one second end _2, _3, ... _10: longer is newer.
+            (b.time, b.id.len(), &b.id).cmp(&(a.time, a.id.len(), &a.id))
         });
         if let Some(&bad) = members.iter().find(|&&i| candidates[i].failed_upstream) {
             let why = format!(
@@ -227,10 +228,7 @@ mod tests {
     fn the_newest_survives_a_rule_that_would_remove_everything() {
         let items = [candidate("a", 2, 100, None), candidate("a", 1, 200, None)];
         let policy = RetentionPolicy {
-            older_than: Some(crate::policy::Window {
-                text: "1h".into(),
-                length: std::time::Duration::from_secs(3600),
-            }),
+            older_than: Some(crate::policy::Window::parse("1h").unwrap()),
             ..Default::default()
         };
         let plan = judge(&items, &policy);

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
-use jiff::{SignedDuration, Timestamp};
+use jiff::{SignedDuration, Span, Timestamp};
 
 /// A calendar bucket size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,11 +128,80 @@ impl std::fmt::Display for Count {
     }
 }
 
-/// A duration with the text the user wrote, for reasons.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A duration as the user wrote it: its exact length (for `--older-than`,
+/// like `find`) and its calendar span (for `--keep-within*`, which, as in
+/// restic, step back whole months and days on the local calendar).
+#[derive(Clone, Debug)]
 pub struct Window {
     pub text: String,
     pub length: Duration,
+    pub span: Span,
+}
+
+impl PartialEq for Window {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text && self.length == other.length
+    }
+}
+
+impl Window {
+    /// Parses a humantime duration such as `30d`, `1y 6months` or `36h`.
+    ///
+    /// Fails on nonsense, on zero, and on a bare `m`, which restic reads as
+    /// months and humantime as minutes.
+    pub fn parse(text: &str) -> Result<Window, String> {
+        let tokens = tokens(text);
+        if tokens.iter().any(|(_, unit)| unit == "m") {
+            return Err(format!(
+                "{text:?} is ambiguous: write months as 6months (or 6M) and minutes as 6min"
+            ));
+        }
+        let length = ops_shared::duration::parse(text).map_err(|err| err.to_string())?;
+        if length.is_zero() {
+            return Err("a rule's duration must be longer than 0".into());
+        }
+        let exact = || Span::new().seconds(i64::try_from(length.as_secs()).unwrap_or(i64::MAX));
+        let span = calendar_span(&tokens).unwrap_or_else(exact);
+        Ok(Window {
+            text: text.trim().to_owned(),
+            length,
+            span,
+        })
+    }
+}
+
+/// `1y 6months` as (1, "y"), (6, "months").
+fn tokens(text: &str) -> Vec<(i64, String)> {
+    let mut tokens = Vec::new();
+    let mut chars = text.chars().peekable();
+    while chars.peek().is_some() {
+        let digits: String = std::iter::from_fn(|| chars.next_if(char::is_ascii_digit)).collect();
+        let unit: String = std::iter::from_fn(|| chars.next_if(|c| c.is_alphabetic())).collect();
+        if digits.is_empty() && unit.is_empty() {
+            chars.next();
+            continue;
+        }
+        tokens.push((digits.parse().unwrap_or(0), unit));
+    }
+    tokens
+}
+
+/// The calendar span of humantime tokens, if every unit has one.
+fn calendar_span(tokens: &[(i64, String)]) -> Option<Span> {
+    let mut span = Span::new();
+    for (n, unit) in tokens {
+        span = match unit.as_str() {
+            "y" | "yr" | "yrs" | "year" | "years" => span.try_years(*n).ok()?,
+            "M" | "month" | "months" => span.try_months(*n).ok()?,
+            "w" | "week" | "weeks" => span.try_weeks(*n).ok()?,
+            "d" | "day" | "days" => span.try_days(*n).ok()?,
+            "h" | "hr" | "hrs" | "hour" | "hours" => span.try_hours(*n).ok()?,
+            "min" | "mins" | "minute" | "minutes" => span.try_minutes(*n).ok()?,
+            "s" | "sec" | "secs" | "second" | "seconds" => span.try_seconds(*n).ok()?,
+            _ => return None,
+        };
+    }
+    Some(span)
 }
 
 /// What to keep. Empty rules keep nothing.
@@ -164,7 +233,7 @@ impl RetentionPolicy {
     /// time, in the same order.
     pub fn apply(&self, times: &[Timestamp], now: Timestamp, zone: &TimeZone) -> Vec<Verdict> {
         let newest = times.iter().copied().filter(|t| *t <= now).max();
-        let within_cutoff = |window: &Window| newest.map(|newest| before(newest, window));
+        let within_cutoff = |window: &Window| newest.map(|newest| back_from(newest, window, zone));
         let mut last_used = 0;
         let mut periods: Vec<Tally> = self.periods.iter().map(|_| Tally::default()).collect();
         let mut within_periods: Vec<Tally> = self
@@ -294,6 +363,16 @@ impl Tally {
     }
 }
 
+/// `time` minus a window on the calendar of `zone`, as restic's
+/// `AddDate(-y, -m, -d)` does.
+fn back_from(time: Timestamp, window: &Window, zone: &TimeZone) -> Timestamp {
+    time.to_zoned(zone.clone())
+        .checked_sub(window.span)
+        .map(|zoned| zoned.timestamp())
+        .unwrap_or(Timestamp::MIN)
+}
+
+/// `time` minus a window's exact length.
 fn before(time: Timestamp, window: &Window) -> Timestamp {
     SignedDuration::try_from(window.length)
         .ok()

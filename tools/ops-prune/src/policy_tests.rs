@@ -9,10 +9,7 @@ fn ts(text: &str) -> Timestamp {
 }
 
 fn window(text: &str) -> Window {
-    Window {
-        text: text.into(),
-        length: ops_shared::duration::parse(text).unwrap(),
-    }
+    Window::parse(text).unwrap()
 }
 
 fn zone(name: &str) -> TimeZone {
@@ -504,4 +501,56 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn keep_within_steps_back_whole_calendar_months_as_restic_does() {
+    let times = [
+        ts("2026-08-01T00:00:00Z"),
+        ts("2026-07-01T05:00:00Z"),
+        ts("2026-06-30T23:00:00Z"),
+    ];
+    let policy = RetentionPolicy {
+        within: Some(window("1month")),
+        ..Default::default()
+    };
+    let verdicts = policy.apply(&times, ts("2026-08-02T00:00:00Z"), &TimeZone::UTC);
+    let keeps: Vec<bool> = verdicts.iter().map(|v| v.keep).collect();
+    assert_eq!(keeps, [true, true, false]);
+    assert_eq!(
+        verdicts[2].reasons,
+        ["within 1month of the newest: before the cutoff 2026-07-01T00:00:00Z"]
+    );
+}
+
+#[test]
+fn keep_within_days_are_local_calendar_days_across_a_clock_change() {
+    // Berlin: 12:00 CET on the 25th, one calendar day back is 12:00 CEST
+    // on the 24th (10:00Z), 25 hours earlier.
+    let times = [ts("2026-10-25T11:00:00Z"), ts("2026-10-24T10:30:00Z")];
+    let policy = RetentionPolicy {
+        within: Some(window("1d")),
+        ..Default::default()
+    };
+    let now = ts("2026-10-26T00:00:00Z");
+    let berlin: Vec<bool> = policy
+        .apply(&times, now, &zone("Europe/Berlin"))
+        .iter()
+        .map(|v| v.keep)
+        .collect();
+    assert_eq!(berlin, [true, true]);
+    let utc: Vec<bool> = policy
+        .apply(&times, now, &TimeZone::UTC)
+        .iter()
+        .map(|v| v.keep)
+        .collect();
+    assert_eq!(utc, [true, false]);
+}
+
+#[test]
+fn durations_that_would_surprise_are_refused() {
+    assert!(Window::parse("6m").unwrap_err().contains("ambiguous"));
+    assert!(Window::parse("0d").is_err());
+    assert!(Window::parse("soon").is_err());
+    assert_eq!(Window::parse("1y 6months").unwrap().text, "1y 6months");
 }

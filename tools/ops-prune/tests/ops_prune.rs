@@ -611,8 +611,13 @@ fn a_record_that_no_longer_matches_its_manifest_deletes_nothing() {
         .args(["--keep-last", "1"])
         .stdin(format!("{}\n{newest}\n", records[0]))
         .run()
-        .fails_with(1);
-    assert!(out.stderr.contains("does not describe"), "{}", out.stderr);
+        .fails_with(2);
+    assert!(
+        out.stderr
+            .contains("does not match its manifest (time differs)"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(listed(&backups).len(), 2);
 }
 
@@ -712,4 +717,144 @@ fn on_a_terminal_the_plan_is_a_table() {
         out.stdout
     );
     assert!(lines[2].contains("last 1 of 1"), "{}", out.stdout);
+}
+
+#[test]
+fn an_edited_parent_cannot_get_a_kept_backup_s_parents_deleted() {
+    let tmp = tempdir().unwrap();
+    let backups = tmp.path().join("backups");
+    chained_backups(&backups, "db", &strs(&nightly(3)));
+    let out =
+        sh("ops-backup list backups | jq -c '.parent=null' | ops-prune --keep-last 1 backups")
+            .current_dir(tmp.path())
+            .run()
+            .fails_with(2);
+    assert!(out.stderr.contains("(parent differs)"), "{}", out.stderr);
+    assert_eq!(listed(&backups).len(), 3);
+}
+
+#[test]
+fn a_backup_removed_while_prune_waited_for_the_lock_stops_it() {
+    let tmp = tempdir().unwrap();
+    let backups = tmp.path().join("backups");
+    let ids = dated_backups(&backups, "db", &strs(&nightly(4)));
+    let records = ops("ops-backup")
+        .arg("list")
+        .arg(&backups)
+        .run()
+        .success()
+        .stdout;
+    let mut holder = Command::new("flock")
+        .arg("--no-fork")
+        .arg(backups.join(".ops-lock"))
+        .args(["sleep", "2"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let waiting = {
+        let records = records.clone();
+        std::thread::spawn(move || {
+            ops("ops-prune")
+                .args(["--keep-last", "2"])
+                .stdin(records)
+                .run()
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    fs::remove_file(backups.join(format!("{}.manifest.jsonl", ids[3]))).unwrap();
+    holder.wait().unwrap();
+    let out = waiting.join().unwrap().fails_with(2);
+    assert!(out.stderr.contains(&ids[3]), "{}", out.stderr);
+    assert_eq!(listed(&backups).len(), 3, "nothing deleted");
+}
+
+#[test]
+fn a_backup_whose_artifact_is_gone_is_not_the_newest_good_one() {
+    let tmp = tempdir().unwrap();
+    let backups = tmp.path().join("backups");
+    let ids = dated_backups(&backups, "db", &strs(&nightly(5)));
+    fs::remove_file(backups.join(format!("{}.tar.zst", ids[4]))).unwrap();
+    let out = prune(&backups, &["--keep-last", "1"]).success();
+    let records = out.records();
+    assert_eq!(ids_with(&records, "keep"), [ids[3].clone(), ids[4].clone()]);
+    let why = records[4]["prune"]["reasons"][0].as_str().unwrap();
+    assert!(
+        why.contains("is missing") && why.contains("not counted"),
+        "{why}"
+    );
+}
+
+#[test]
+fn files_of_backups_locks_and_temporary_files_are_never_plain_files() {
+    let tmp = tempdir().unwrap();
+    let backups = tmp.path().join("backups");
+    let ids = dated_backups(&backups, "db", &strs(&nightly(5)));
+    touch(
+        &backups.join("reddit_cluster_20261101.sql"),
+        "2026-11-01T03:00:00Z",
+    );
+    let out = ops("ops-prune")
+        .args(["--files", "backups/db_*", "--keep-last", "2"])
+        .current_dir(tmp.path())
+        .run()
+        .fails_with(2);
+    assert!(
+        out.stderr
+            .contains(&format!("is part of backup {}", ids[0])),
+        "{}",
+        out.stderr
+    );
+    for name in [format!("{}.manifest.jsonl", ids[4]), ".ops-lock".to_owned()] {
+        let record = format!(
+            "{{\"type\":\"file\",\"v\":1,\"path\":\"backups/{name}\",\"time\":\"2020-01-01T00:00:00Z\",\"bytes\":1}}\n"
+        );
+        let out = ops("ops-prune")
+            .args(["--older-than", "1d"])
+            .stdin(record)
+            .current_dir(tmp.path())
+            .run()
+            .fails_with(2);
+        assert!(out.stderr.contains("input line 1"), "{}", out.stderr);
+    }
+    assert_eq!(listed(&backups), ids);
+    // Legacy dumps beside backups are plain files.
+    ops("ops-prune")
+        .args([
+            "--files",
+            "backups/reddit_cluster_*.sql",
+            "--older-than",
+            "1d",
+        ])
+        .current_dir(tmp.path())
+        .run()
+        .success();
+    assert!(!backups.join("reddit_cluster_20261101.sql").exists());
+    assert_eq!(listed(&backups), ids);
+}
+
+#[test]
+fn a_verify_annotation_that_is_not_one_is_an_input_error() {
+    let tmp = tempdir().unwrap();
+    let backups = tmp.path().join("backups");
+    dated_backups(&backups, "db", &strs(&nightly(3)));
+    let out = sh("ops-backup list backups | jq -c '.verify={ok:false,errors:[\"bad\"]}' | ops-prune --keep-last 1 backups")
+        .current_dir(tmp.path())
+        .run()
+        .fails_with(2);
+    assert!(
+        out.stderr.contains("is not a verification result"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(listed(&backups).len(), 3);
+}
+
+#[test]
+fn keep_zero_means_the_rule_is_not_set_as_in_restic() {
+    let tmp = tempdir().unwrap();
+    let backups = tmp.path().join("backups");
+    dated_backups(&backups, "db", &strs(&nightly(3)));
+    let out = prune(&backups, &["--keep-last", "0"]).fails_with(2);
+    assert!(out.stderr.contains("no rule given"), "{}", out.stderr);
+    assert_eq!(listed(&backups).len(), 3);
 }
