@@ -72,8 +72,9 @@ pub struct Candidates {
 
 impl Candidates {
     /// Takes the records read from stdin: `backup` and `file` records become
-    /// candidates, the rest pass through. A record whose item is gone is
-    /// passed through with a warning.
+    /// candidates, the rest pass through. A file record whose file is gone
+    /// is passed through with a warning; backup records are checked against
+    /// their manifests later, under the lock ([`Self::check_stdin_backups`]).
     ///
     /// Fails (exit 2) on a record that does not parse.
     pub fn add_stdin(
@@ -94,16 +95,6 @@ impl Candidates {
                 }
                 let failed_upstream = backup.verification().is_some_and(|v| !v.ok);
                 let path = self.canonical(&backup.path);
-                let dir = catalog::parent_dir(&path);
-                if !failed_upstream && !catalog::manifest_path(dir, &backup.id).exists() {
-                    warn(format!(
-                        "input line {line}: backup {} is not in {} any more (no manifest); left alone",
-                        backup.id,
-                        dir.display()
-                    ));
-                    self.lines.push(Line::Raw(raw));
-                    continue;
-                }
                 let mut item = backup_item(backup, path.clone(), group_by);
                 item.candidate.failed_upstream = failed_upstream;
                 item.line = Some(line);
