@@ -12,7 +12,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+use ops_shared::exclude::Excludes;
 use ops_shared::{entry::warn, Backup, Source};
 use walkdir::WalkDir;
 
@@ -104,50 +104,6 @@ pub fn create(request: &Request) -> anyhow::Result<Backup> {
         content_checksum: None,
     };
     pending.commit(artifact, summary)
-}
-
-/// `--exclude` patterns: a pattern with a `/` matches the path relative to
-/// the source, one without matches a name at any depth.
-struct Excludes {
-    names: GlobSet,
-    paths: GlobSet,
-}
-
-impl Excludes {
-    fn new(patterns: &[String]) -> anyhow::Result<Self> {
-        let mut names = GlobSetBuilder::new();
-        let mut paths = GlobSetBuilder::new();
-        for pattern in patterns {
-            let invalid = |err| {
-                ops_shared::UsageError(format!("invalid --exclude pattern {pattern:?}: {err}"))
-            };
-            if pattern.contains('/') {
-                let pattern = pattern
-                    .trim_start_matches("./")
-                    .trim_start_matches('/')
-                    .trim_end_matches('/');
-                paths.add(
-                    GlobBuilder::new(pattern)
-                        .literal_separator(true)
-                        .build()
-                        .map_err(invalid)?,
-                );
-            } else {
-                names.add(Glob::new(pattern).map_err(invalid)?);
-            }
-        }
-        Ok(Excludes {
-            names: names.build()?,
-            paths: paths.build()?,
-        })
-    }
-
-    fn matches(&self, relative: &Path) -> bool {
-        relative
-            .file_name()
-            .is_some_and(|name| self.names.is_match(name))
-            || self.paths.is_match(relative)
-    }
 }
 
 #[derive(Default)]
