@@ -1,16 +1,22 @@
-//! ops-compact: reclaim space in databases, safely. Plans first (what would
-//! be reclaimed and why), then executes; `--dry-run` prints the plan.
+//! ops-compact: reclaim space in PostgreSQL and sled databases and in
+//! directories of plain files, safely. Each kind plans first (what would be
+//! reclaimed and why), then executes; `--dry-run` prints the plan.
 
 mod cli;
+mod files;
+mod pg;
+mod report;
 mod sled;
+mod target;
 
 use std::ffi::OsString;
 
 use clap::CommandFactory;
 use ops_backup::sleddb;
-use ops_shared::{Output, Status, UsageError};
+use ops_shared::{Output, Status};
 
 pub use cli::Cli;
+use target::Target;
 
 /// The clap definition, for man pages and completions.
 pub fn command() -> clap::Command {
@@ -22,23 +28,25 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
     let Some(cli) = ops_shared::entry::parse_args::<Cli>(args)? else {
         return Ok(Status::Success);
     };
-    let Some(path) = sleddb::sled_path(&cli.target) else {
-        return Err(UsageError(format!(
-            "{}: not a sled database; ops-compact compacts sled databases (sled:PATH)",
-            cli.target
-        ))
-        .into());
-    };
-    let record = sleddb::guarded(&path, || {
-        let plan = sled::plan(&path, cli.min_reclaim, cli.force)?;
-        if cli.dry_run || !plan.rebuild {
-            Ok(plan.record(cli.dry_run))
-        } else {
-            plan.execute(cli.keep_old)
-        }
-    })?;
+    let target = Target::of(&cli)?;
     let mut out = Output::stdout(cli.output.mode());
-    out.record(&record)?;
+    let status = match target {
+        Target::Postgres(location) => pg::run(&location, &pg::Options::from(&cli), &mut out)?,
+        Target::Files(args) => files::run(&args, &files::Options::from(&cli), &mut out)?,
+        Target::Sled(path) => {
+            let min_reclaim = cli.min_reclaim.unwrap_or(20.0);
+            let record = sleddb::guarded(&path, || {
+                let plan = sled::plan(&path, min_reclaim, cli.force)?;
+                if cli.dry_run || !plan.rebuild {
+                    Ok(plan.record(cli.dry_run))
+                } else {
+                    plan.execute(cli.keep_old)
+                }
+            })?;
+            report::write(&mut out, cli.output.mode(), &record)?;
+            Status::Success
+        }
+    };
     out.finish()?;
-    Ok(Status::Success)
+    Ok(status)
 }

@@ -1,0 +1,192 @@
+//! Which files `--files` would compress, and why the others are left
+//! alone: the plan a dry run prints and a real run carries out.
+
+use std::collections::HashSet;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use ops_shared::atomic::{is_temp, with_suffix};
+use ops_shared::lock::LOCK_FILE;
+use ops_shared::UsageError;
+use walkdir::WalkDir;
+
+use super::writers::{FileId, OpenForWriting};
+
+/// Suffixes of files that are compressed already; compressing them again
+/// gains nothing.
+const COMPRESSED: [&str; 16] = [
+    ".zst", ".gz", ".tgz", ".xz", ".txz", ".bz2", ".tbz2", ".lz4", ".lz", ".lzma", ".br", ".zip",
+    ".7z", ".rar", ".zstd", ".sz",
+];
+
+/// One file found by --files, with what to do about it.
+#[derive(Debug)]
+pub struct Candidate {
+    pub path: PathBuf,
+    pub meta: fs::Metadata,
+    /// `None` to compress; otherwise why not.
+    pub skip: Option<String>,
+}
+
+impl Candidate {
+    pub fn id(&self) -> FileId {
+        (self.meta.dev(), self.meta.ino())
+    }
+
+    /// Where the compressed copy goes.
+    pub fn output(&self) -> PathBuf {
+        with_suffix(&self.path, ".zst")
+    }
+}
+
+/// Finds the files the arguments name and decides about each.
+///
+/// Fails with a usage error for a path that does not exist, a bad glob, or
+/// a backup directory (whose artifacts must stay as ops-backup wrote them).
+pub fn plan(args: &[String], older_than: Duration) -> anyhow::Result<Vec<Candidate>> {
+    let mut seen = HashSet::new();
+    let mut candidates = Vec::new();
+    for arg in args {
+        for path in expand(arg)? {
+            let meta = fs::symlink_metadata(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            if seen.insert((meta.dev(), meta.ino())) {
+                candidates.push(Candidate {
+                    path,
+                    meta,
+                    skip: None,
+                });
+            }
+        }
+    }
+    let now = SystemTime::now();
+    for candidate in &mut candidates {
+        candidate.skip = static_reason(candidate, now, older_than);
+    }
+    let wanted: HashSet<FileId> = candidates
+        .iter()
+        .filter(|c| c.skip.is_none())
+        .map(Candidate::id)
+        .collect();
+    let open = OpenForWriting::scan(&wanted);
+    for candidate in candidates.iter_mut().filter(|c| c.skip.is_none()) {
+        if let Some(holder) = open.holder(candidate.id()) {
+            candidate.skip = Some(format!("open for writing by {holder}"));
+        }
+    }
+    Ok(candidates)
+}
+
+/// Why a file is left alone, as far as its own metadata tells.
+fn static_reason(candidate: &Candidate, now: SystemTime, older_than: Duration) -> Option<String> {
+    let meta = &candidate.meta;
+    if !meta.is_file() {
+        return Some("not a plain file".into());
+    }
+    if meta.nlink() > 1 {
+        return Some(format!(
+            "has {} hard links; compressing one name would unlink it from the others",
+            meta.nlink()
+        ));
+    }
+    let modified = meta.modified().unwrap_or(now);
+    let age = now.duration_since(modified).unwrap_or_default();
+    if age < older_than {
+        return Some(format!(
+            "modified {} ago, within --older-than {}",
+            humantime::format_duration(Duration::from_secs(age.as_secs())),
+            humantime::format_duration(older_than)
+        ));
+    }
+    if fs::symlink_metadata(candidate.output()).is_ok() {
+        return Some(format!("{} exists", candidate.output().display()));
+    }
+    None
+}
+
+/// Whether a file is one we never touch: compressed already, or a lock or
+/// temporary file of a run in progress.
+fn ignored(path: &Path) -> bool {
+    let Some(name) = path.file_name() else {
+        return true;
+    };
+    let lower = name.to_string_lossy().to_ascii_lowercase();
+    name == LOCK_FILE || is_temp(name) || COMPRESSED.iter().any(|s| lower.ends_with(s))
+}
+
+/// The files an argument names: every file under a directory (symlinks not
+/// followed), or what a glob matches, or the one file.
+fn expand(arg: &str) -> anyhow::Result<Vec<PathBuf>> {
+    let path = Path::new(arg);
+    if path.is_dir() {
+        let mut files = Vec::new();
+        for entry in WalkDir::new(path).sort_by_file_name() {
+            let entry = entry.with_context(|| format!("cannot read --files {arg}"))?;
+            if is_backup_manifest(entry.path()) {
+                return Err(backup_dir(arg, entry.path()).into());
+            }
+            if entry.file_type().is_file() && !ignored(entry.path()) {
+                files.push(entry.into_path());
+            }
+        }
+        return Ok(files);
+    }
+    if !arg.contains(['*', '?', '[']) {
+        if fs::symlink_metadata(path).is_err() {
+            return Err(UsageError(format!("--files {arg}: no such file or directory")).into());
+        }
+        return Ok(if ignored(path) {
+            Vec::new()
+        } else {
+            vec![path.to_owned()]
+        });
+    }
+    let matches =
+        glob::glob(arg).map_err(|err| UsageError(format!("--files {arg}: bad glob: {err}")))?;
+    let mut files = Vec::new();
+    for found in matches {
+        let found = found.with_context(|| format!("cannot read --files {arg}"))?;
+        if is_backup_manifest(&found) {
+            return Err(backup_dir(arg, &found).into());
+        }
+        if !found.is_dir() && !ignored(&found) {
+            files.push(found);
+        }
+    }
+    if files.is_empty() {
+        ops_shared::entry::warn(format!("--files {arg} matches no file to compress"));
+    }
+    Ok(files)
+}
+
+fn is_backup_manifest(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().ends_with(ops_backup::manifest::SUFFIX))
+}
+
+fn backup_dir(arg: &str, manifest: &Path) -> UsageError {
+    let dir = manifest.parent().unwrap_or(Path::new("."));
+    UsageError(format!(
+        "--files {arg}: {} holds backups, whose artifacts must stay as ops-backup wrote them; \
+         age them out with ops-prune instead",
+        dir.display()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compressed_lock_and_temporary_files_are_ignored() {
+        for name in ["a.zst", "b.GZ", "c.tar.xz", ".ops-lock", "d.zst.ops-tmp"] {
+            assert!(ignored(Path::new(name)), "{name}");
+        }
+        for name in ["a.jsonl", "b.log", "zst"] {
+            assert!(!ignored(Path::new(name)), "{name}");
+        }
+    }
+}
