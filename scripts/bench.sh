@@ -44,77 +44,9 @@ SHM=$(mktemp -d /dev/shm/ops-bench.XXXXXX)
 trap 'rm -rf "$SHM"' EXIT
 RES=$SHM/results # lines: corpus op side seconds kib
 
-# gen small|large DIR MB: text-like (log and JSON lines) or random content.
-gen() {
-  python3 - "$@" <<'PY'
-import math, os, random, sys
-kind, root, mb = sys.argv[1], sys.argv[2], int(sys.argv[3])
-rng = random.Random(1234)
-WORDS = ("backup restore verify manifest chunk block disk cache host port "
-         "user session token request response status ok failed retry timeout "
-         "latency warning error info debug service worker queue").split()
-LEVELS = ("INFO", "INFO", "INFO", "WARN", "DEBUG", "ERROR")
-
-def text(n, json_lines):
-    out, size = [], 0
-    while size < n:
-        if json_lines:
-            line = ('{"ts":%d,"level":"%s","user":%d,"op":"%s","latency_ms":%.3f}\n'
-                    % (1700000000 + rng.randrange(10**7), rng.choice(LEVELS),
-                       rng.randrange(10**5), rng.choice(WORDS), rng.random() * 500))
-        else:
-            line = "%s [%s] %s id=%d\n" % (
-                rng.randrange(10**9), rng.choice(LEVELS),
-                " ".join(rng.choices(WORDS, k=rng.randint(4, 14))), rng.randrange(10**6))
-        out.append(line)
-        size += len(line)
-    return "".join(out).encode()[:n]
-
-target = mb * 10**6
-if kind == "small":
-    total, i, lo, hi = 0, 0, math.log(1024), math.log(40 * 1024)
-    while total < target:
-        size = int(math.exp(rng.uniform(lo, hi)))  # log-uniform 1-40 KiB, mean ~10.5 KiB
-        d = os.path.join(root, "d%02d" % (i // 2000), "s%02d" % (i // 100 % 20))
-        os.makedirs(d, exist_ok=True)
-        r = rng.random()
-        if r < 0.1:
-            name, data = "blob%06d.bin" % i, rng.randbytes(size)
-        else:
-            name, data = "f%06d.%s" % (i, "jsonl" if r < 0.5 else "log"), text(size, r < 0.5)
-        with open(os.path.join(d, name), "wb") as f:
-            f.write(data)
-        total += size
-        i += 1
-else:  # large: text-like parts only; random part is written by the caller
-    for name, share, js in (("app.log", 0.4, False), ("events.jsonl", 0.3, True)):
-        left = int(target * share)
-        with open(os.path.join(root, name), "wb") as f:
-            while left > 0:
-                chunk = text(min(left, 1 << 20), js)
-                f.write(chunk)
-                left -= len(chunk)
-PY
-}
-
-# corpus NAME MB: make $BENCH_DIR/NAME unless its marker says it is current.
-corpus() {
-  local name=$1 mb=$2 dir=$BENCH_DIR/$1 marker=$BENCH_DIR/.$1.done key
-  key="v1 $name ${mb}MB"
-  if [[ -f $marker && $(<"$marker") == "$key" && -d $dir ]]; then
-    echo "reusing corpus $dir" >&2; return
-  fi
-  echo "generating corpus $dir (${mb} MB)..." >&2
-  rm -rf "$dir" "$marker"
-  mkdir -p "$dir"
-  gen "$name" "$dir" "$mb"
-  if [[ $name == large ]]; then
-    local rnd=$((mb * 1000000 * 3 / 10 / 2))
-    head -c "$rnd" /dev/urandom >"$dir/random1.bin"
-    head -c "$rnd" /dev/urandom >"$dir/random2.bin"
-  fi
-  echo "$key" >"$marker"
-}
+# gen and corpus NAME MB: the generated corpora, shared with bench-snapshot.sh.
+# shellcheck source=scripts/bench-corpus.sh
+. "$ROOT/scripts/bench-corpus.sh"
 
 # timed CORPUS OP SIDE CMD...: run CMD under /usr/bin/time, append the result.
 timed() {
