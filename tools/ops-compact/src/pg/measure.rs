@@ -106,17 +106,18 @@ pub fn tables(client: &mut Client) -> Result<Vec<Table>, postgres::Error> {
          ORDER BY 2, 3",
         &[],
     )?;
-    Ok(rows
-        .iter()
-        .map(|row| Table {
-            oid: row.get(0),
-            schema: row.get(1),
-            name: row.get(2),
-            live_tuples: row.get::<_, i64>(3).max(0),
-            dead_tuples: row.get(4),
-            fillfactor: row.get(5),
+    rows.iter()
+        .map(|row| {
+            Ok(Table {
+                oid: row.try_get(0)?,
+                schema: row.try_get(1)?,
+                name: row.try_get(2)?,
+                live_tuples: row.try_get::<_, i64>(3)?.max(0),
+                dead_tuples: row.try_get(4)?,
+                fillfactor: row.try_get(5)?,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// The indexes of the tables with `oids`, in name order.
@@ -129,17 +130,18 @@ pub fn indexes(client: &mut Client, oids: &[i64]) -> Result<Vec<Index>, postgres
          WHERE i.indrelid::int8 = ANY($1) ORDER BY 3, 4",
         &[&oids],
     )?;
-    Ok(rows
-        .iter()
-        .map(|row| Index {
-            oid: row.get(0),
-            table_oid: row.get(1),
-            schema: row.get(2),
-            name: row.get(3),
-            btree: row.get(4),
-            valid: row.get(5),
+    rows.iter()
+        .map(|row| {
+            Ok(Index {
+                oid: row.try_get(0)?,
+                table_oid: row.try_get(1)?,
+                schema: row.try_get(2)?,
+                name: row.try_get(3)?,
+                btree: row.try_get(4)?,
+                valid: row.try_get(5)?,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Whether pgstattuple is installed in this database.
@@ -148,7 +150,7 @@ pub fn has_pgstattuple(client: &mut Client) -> Result<bool, postgres::Error> {
         "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pgstattuple')",
         &[],
     )?;
-    Ok(row.get(0))
+    row.try_get(0)
 }
 
 /// Whether pgstattuple could be installed (it ships with the server).
@@ -158,14 +160,17 @@ pub fn pgstattuple_available(client: &mut Client) -> bool {
             "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pgstattuple')",
             &[],
         )
-        .map(|row| row.get(0))
+        .and_then(|row| row.try_get(0))
         .unwrap_or(false)
 }
 
 /// Size on disk of a table with its TOAST and indexes.
 pub fn table_bytes(client: &mut Client, oid: i64) -> Result<u64, postgres::Error> {
-    let row = client.query_one("SELECT pg_total_relation_size($1::oid)::int8", &[&oid])?;
-    Ok(row.get::<_, i64>(0).max(0) as u64)
+    let row = client.query_one(
+        "SELECT pg_total_relation_size($1::int8::oid)::int8",
+        &[&oid],
+    )?;
+    Ok(row.try_get::<_, i64>(0)?.max(0) as u64)
 }
 
 /// Measures a table. Fails on a query error, e.g. the lock timeout.
@@ -175,36 +180,42 @@ pub fn table(
     method: Method,
 ) -> Result<Measure, postgres::Error> {
     let bytes = table_bytes(client, table.oid)?;
+    // Whether VACUUM is due is the statistics collector's count of dead
+    // tuples, as for autovacuum: pgstattuple no longer sees tuples that page
+    // pruning has cut down to line pointers, which still need a VACUUM.
+    let (live, dead_tuples) = (table.live_tuples, table.dead_tuples);
+    let dead = Measure {
+        bytes,
+        bloat_bytes: None,
+        dead_percent: Some(share(dead_tuples, live + dead_tuples)),
+        live_tuples: Some(live),
+        dead_tuples: Some(dead_tuples),
+        method,
+    };
     if method == Method::Pgstattuple {
         let row = client.query_one(
-            "SELECT table_len::int8, approx_tuple_count::int8, dead_tuple_count::int8, \
-                    dead_tuple_len::int8, approx_free_space::int8 \
-             FROM pgstattuple_approx($1::oid::regclass)",
+            "SELECT table_len::int8, dead_tuple_len::int8, approx_free_space::int8 \
+             FROM pgstattuple_approx($1::int8::oid::regclass)",
             &[&table.oid],
         )?;
-        let (heap, live, dead, dead_len, free): (i64, i64, i64, i64, i64) =
-            (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+        let (heap, dead_len, free): (i64, i64, i64) =
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
         // Free space a table keeps by its fillfactor is not bloat.
         let reserved = heap as f64 * (100.0 - table.fillfactor) / 100.0;
         let bloat = ((dead_len + free) as f64 - reserved).max(0.0);
         return Ok(Measure {
-            bytes,
             bloat_bytes: Some(bloat as u64),
-            dead_percent: Some(share(dead, live + dead)),
-            live_tuples: Some(live),
-            dead_tuples: Some(dead),
-            method,
+            ..dead
         });
     }
     let row = client.query_one(
-        "SELECT pg_relation_size($1::oid)::int8, \
+        "SELECT pg_relation_size($1::int8::oid)::int8, \
                 (SELECT sum((1 - null_frac) * avg_width)::float8 FROM pg_stats \
                  WHERE schemaname = $2 AND tablename = $3)",
         &[&table.oid, &table.schema, &table.name],
     )?;
-    let heap: i64 = row.get(0);
-    let width: Option<f64> = row.get(1);
-    let (live, dead) = (table.live_tuples, table.dead_tuples);
+    let heap: i64 = row.try_get(0)?;
+    let width: Option<f64> = row.try_get(1)?;
     let bloat = match width {
         // Tuple header (23 bytes, aligned to 24), data aligned to 8, and a
         // 4-byte line pointer; pages have a 24-byte header.
@@ -217,15 +228,11 @@ pub fn table(
             (heap as f64 - expected).max(0.0)
         }
         // Never analyzed: the dead share of the heap is the best guess.
-        None => heap as f64 * share(dead, live + dead) / 100.0,
+        None => heap as f64 * share(dead_tuples, live + dead_tuples) / 100.0,
     };
     Ok(Measure {
-        bytes,
         bloat_bytes: Some(bloat as u64),
-        dead_percent: Some(share(dead, live + dead)),
-        live_tuples: Some(live),
-        dead_tuples: Some(dead),
-        method,
+        ..dead
     })
 }
 
@@ -236,8 +243,11 @@ pub fn index(
     live_tuples: i64,
     method: Method,
 ) -> Result<Measure, postgres::Error> {
-    let row = client.query_one("SELECT pg_relation_size($1::oid)::int8", &[&index.oid])?;
-    let bytes = row.get::<_, i64>(0).max(0) as u64;
+    let row = client.query_one(
+        "SELECT pg_relation_size($1::int8::oid)::int8",
+        &[&index.oid],
+    )?;
+    let bytes = row.try_get::<_, i64>(0)?.max(0) as u64;
     let unmeasured = Measure {
         bytes,
         bloat_bytes: None,
@@ -251,10 +261,10 @@ pub fn index(
     }
     if method == Method::Pgstattuple {
         let row = client.query_one(
-            "SELECT avg_leaf_density::float8, index_size::int8 FROM pgstatindex($1::oid::regclass)",
+            "SELECT avg_leaf_density::float8, index_size::int8 FROM pgstatindex($1::int8::oid::regclass)",
             &[&index.oid],
         )?;
-        let density: f64 = row.get(0);
+        let density: f64 = row.try_get(0)?;
         let bloat = if density.is_nan() {
             0.0
         } else {
@@ -276,14 +286,14 @@ pub fn index(
          JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace \
          LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = t.relname \
                              AND s.attname = a.attname \
-         WHERE i.indexrelid = $1::oid GROUP BY i.indnatts",
+         WHERE i.indexrelid = $1::int8::oid GROUP BY i.indnatts",
         &[&index.oid],
     )?;
-    let known: Option<bool> = row.get(0);
+    let known: Option<bool> = row.try_get(0)?;
     if known != Some(true) {
         return Ok(unmeasured);
     }
-    let width: f64 = row.get(1);
+    let width: f64 = row.try_get(1)?;
     let entry = 8.0 + (width / 8.0).ceil() * 8.0 + 4.0;
     let per_page = ((PAGE - 40.0) * BTREE_FILL / 100.0 / entry)
         .floor()

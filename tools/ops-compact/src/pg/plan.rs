@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use ops_backup::pg::conn::quote_ident;
-use ops_shared::record::{Compact, Record};
+use ops_shared::record::{human_bytes, Compact, Record};
 use ops_shared::{Output, Status};
 use postgres::Client;
 
@@ -156,6 +156,20 @@ impl Session<'_> {
             self.execute(&mut record, &sql, |client| {
                 measure::table_bytes(client, table.oid)
             });
+            let reclaimed = record.before_bytes.saturating_sub(record.after_bytes);
+            let bloat = measure.bloat_bytes.unwrap_or(0);
+            if action == Action::VacuumFull
+                && !record.extra.contains_key("error")
+                && reclaimed < bloat / 4
+            {
+                ops_shared::entry::warn(format!(
+                    "VACUUM FULL of {name} reclaimed {} of an estimated {}: a transaction open \
+                     since before the dead rows were deleted keeps them (see xact_start and \
+                     backend_xmin in pg_stat_activity)",
+                    human_bytes(reclaimed),
+                    human_bytes(bloat)
+                ));
+            }
         }
         (record, action)
     }
@@ -222,10 +236,15 @@ impl Session<'_> {
         if options.dry_run {
             return record;
         }
-        let oid = index.oid;
+        // REINDEX CONCURRENTLY swaps in a new index with a new oid: the
+        // size after is looked up by name.
+        let qualified = ident(&index.schema, &index.name);
         let size = move |client: &mut Client| -> Result<u64, postgres::Error> {
-            let row = client.query_one("SELECT pg_relation_size($1::oid)::int8", &[&oid])?;
-            Ok(row.get::<_, i64>(0).max(0) as u64)
+            let row = client.query_one(
+                "SELECT coalesce(pg_relation_size(to_regclass($1)), 0)::int8",
+                &[&qualified],
+            )?;
+            Ok(row.try_get::<_, i64>(0)?.max(0) as u64)
         };
         match action {
             Action::Reindex => {
