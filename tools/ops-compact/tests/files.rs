@@ -1,0 +1,333 @@
+//! ops-compact --files: old plain files become FILE.zst with the same bytes,
+//! mode and times; recent, compressed, hard-linked and open files are left
+//! alone; bad input is refused with a clear message.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::fs::{self, FileTimes};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use ops_tests::{names, ops, pseudo_random};
+use serde_json::Value;
+use tempfile::tempdir;
+
+/// Writes `bytes` to `path` with `mode`, last modified `days` ago (with a
+/// sub-second part, which must survive too).
+fn old_file(path: &Path, bytes: &[u8], mode: u32, days: u64) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, bytes).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    let when =
+        SystemTime::now() - Duration::from_secs(days * 86400) - Duration::from_nanos(123_456_789);
+    let file = fs::File::options().write(true).open(path).unwrap();
+    file.set_times(FileTimes::new().set_modified(when).set_accessed(when))
+        .unwrap();
+}
+
+fn by_target(records: &[Value], path: &Path) -> Value {
+    let wanted = path.to_str().unwrap();
+    records
+        .iter()
+        .find(|r| r["target"] == wanted)
+        .unwrap_or_else(|| panic!("no record for {wanted}: {records:?}"))
+        .clone()
+}
+
+/// The standard tool reads what we wrote.
+fn zstd_dc(path: &Path) -> Vec<u8> {
+    let out = Command::new("zstd").arg("-dc").arg(path).output().unwrap();
+    assert!(
+        out.status.success(),
+        "zstd -dc {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[test]
+fn help_and_bad_input() {
+    let help = ops("ops-compact").arg("--help").run().success();
+    for flag in [
+        "--files",
+        "--older-than",
+        "--min-dead",
+        "--full",
+        "--lock-timeout",
+        "--min-reclaim",
+    ] {
+        assert!(help.stdout.contains(flag), "--help lacks {flag}");
+    }
+    let out = ops("ops-compact")
+        .args(["--files", "/nonexistent/raw"])
+        .run()
+        .fails_with(2);
+    assert!(
+        out.stderr
+            .contains("--files /nonexistent/raw: no such file or directory"),
+        "{}",
+        out.stderr
+    );
+    let out = ops("ops-compact")
+        .args(["--files", ".", "--older-than", "soon"])
+        .run()
+        .fails_with(2);
+    assert!(
+        out.stderr.contains("invalid duration \"soon\""),
+        "{}",
+        out.stderr
+    );
+    let out = ops("ops-compact")
+        .args(["--files", ".", "--full"])
+        .run()
+        .fails_with(2);
+    assert!(
+        out.stderr.contains("--full applies to PostgreSQL targets"),
+        "{}",
+        out.stderr
+    );
+    let out = ops("ops-compact")
+        .args(["--files", ".", "--level", "30"])
+        .run()
+        .fails_with(2);
+    assert!(out.stderr.contains("--level"), "{}", out.stderr);
+    ops("ops-compact")
+        .args(["sled:/x", "--files", "."])
+        .run()
+        .fails_with(2);
+    let tmp = tempdir().unwrap();
+    let out = ops("ops-compact").arg(tmp.path()).run().fails_with(2);
+    assert!(out.stderr.contains("use --files"), "{}", out.stderr);
+}
+
+#[test]
+fn a_backup_directory_is_refused() {
+    let (tmp, _data, _record) = ops_tests::backed_up_sample();
+    let backups = tmp.path().join("backups");
+    let before = names(&backups);
+    let out = ops("ops-compact")
+        .arg("--files")
+        .arg(&backups)
+        .args(["--older-than", "0s"])
+        .run()
+        .fails_with(2);
+    assert!(out.stderr.contains("holds backups"), "{}", out.stderr);
+    assert_eq!(names(&backups), before);
+}
+
+#[test]
+fn old_files_round_trip_with_mode_and_times_kept() {
+    let tmp = tempdir().unwrap();
+    let raw = tmp.path().join("raw");
+    let text = "{\"n\":1,\"title\":\"a post\"}\n"
+        .repeat(20000)
+        .into_bytes();
+    let random = pseudo_random(200_000, 3);
+    // Larger than what is compressed in memory: the streaming path.
+    let large: Vec<u8> = text.iter().copied().cycle().take(17 << 20).collect();
+    old_file(&raw.join("posts.jsonl"), &text, 0o640, 10);
+    old_file(&raw.join("2026/blob.bin"), &random, 0o600, 30);
+    old_file(&raw.join("2026/big.jsonl"), &large, 0o755, 8);
+    old_file(&raw.join("empty.log"), b"", 0o644, 9);
+    let originals: Vec<_> = [
+        "posts.jsonl",
+        "2026/blob.bin",
+        "2026/big.jsonl",
+        "empty.log",
+    ]
+    .iter()
+    .map(|name| {
+        let path = raw.join(name);
+        (
+            path.clone(),
+            fs::read(&path).unwrap(),
+            fs::metadata(&path).unwrap(),
+        )
+    })
+    .collect();
+
+    let plan = ops("ops-compact")
+        .arg("--files")
+        .arg(&raw)
+        .args(["--older-than", "7d", "--dry-run"])
+        .run()
+        .success()
+        .records();
+    assert_eq!(plan.len(), 4, "{plan:?}");
+    assert!(
+        plan.iter().all(|r| r["action"] == "would-compress"),
+        "{plan:?}"
+    );
+    for (path, bytes, _) in &originals {
+        assert_eq!(&fs::read(path).unwrap(), bytes, "a dry run changes nothing");
+    }
+
+    let records = ops("ops-compact")
+        .arg("--files")
+        .arg(&raw)
+        .args(["--older-than", "7d"])
+        .run()
+        .success()
+        .records();
+    assert_eq!(records.len(), 4, "{records:?}");
+    for (path, bytes, meta) in &originals {
+        let record = by_target(&records, path);
+        assert_eq!(record["type"], "compact");
+        assert_eq!(record["kind"], "file");
+        assert_eq!(record["action"], "compressed", "{record}");
+        assert_eq!(record["before_bytes"], bytes.len() as u64);
+        let zst = ops_shared::atomic::with_suffix(path, ".zst");
+        assert_eq!(record["output"], zst.to_str().unwrap());
+        assert!(!path.exists(), "{} was not removed", path.display());
+        let packed = fs::metadata(&zst).unwrap();
+        assert_eq!(record["after_bytes"], packed.len());
+        assert_eq!(&zstd_dc(&zst), bytes, "{}", zst.display());
+        assert_eq!(
+            packed.mode() & 0o7777,
+            meta.mode() & 0o7777,
+            "mode of {}",
+            zst.display()
+        );
+        assert_eq!(
+            (packed.mtime(), packed.mtime_nsec()),
+            (meta.mtime(), meta.mtime_nsec()),
+            "mtime of {}",
+            zst.display()
+        );
+        assert_eq!((packed.uid(), packed.gid()), (meta.uid(), meta.gid()));
+    }
+    let posts = by_target(&records, &raw.join("posts.jsonl"));
+    assert!(posts["after_bytes"].as_u64().unwrap() * 10 < posts["before_bytes"].as_u64().unwrap());
+    let test = Command::new("zstd")
+        .arg("-tq")
+        .arg(raw.join("posts.jsonl.zst"))
+        .status()
+        .unwrap();
+    assert!(test.success(), "zstd -t");
+    assert_eq!(
+        names(&raw),
+        ["2026", "empty.log.zst", "posts.jsonl.zst"],
+        "no temporary files left"
+    );
+    assert_eq!(names(&raw.join("2026")), ["big.jsonl.zst", "blob.bin.zst"]);
+
+    // A second run finds nothing left to do.
+    let again = ops("ops-compact")
+        .arg("--files")
+        .arg(&raw)
+        .args(["--older-than", "7d"])
+        .run()
+        .success();
+    assert_eq!(again.stdout, "");
+}
+
+#[test]
+fn recent_linked_existing_and_open_files_are_left_alone() {
+    let tmp = tempdir().unwrap();
+    let raw = tmp.path().join("raw");
+    old_file(&raw.join("old.log"), b"old\n", 0o644, 10);
+    old_file(&raw.join("fresh.log"), b"fresh\n", 0o644, 0);
+    old_file(&raw.join("linked.log"), b"linked\n", 0o644, 10);
+    fs::hard_link(raw.join("linked.log"), tmp.path().join("other-name.log")).unwrap();
+    old_file(&raw.join("taken.log"), b"taken\n", 0o644, 10);
+    fs::write(raw.join("taken.log.zst"), b"someone else's").unwrap();
+    old_file(&raw.join("archive.log.gz"), b"not really gzip", 0o644, 10);
+    old_file(&raw.join("busy.log"), b"being written\n", 0o644, 10);
+    // This test process holds busy.log open for writing, as a logger would.
+    let _writer = fs::OpenOptions::new()
+        .append(true)
+        .open(raw.join("busy.log"))
+        .unwrap();
+
+    let records = ops("ops-compact")
+        .arg("--files")
+        .arg(&raw)
+        .args(["--older-than", "1d"])
+        .run()
+        .success()
+        .records();
+    let reason = |name: &str| {
+        by_target(&records, &raw.join(name))["reason"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert_eq!(
+        by_target(&records, &raw.join("old.log"))["action"],
+        "compressed"
+    );
+    assert!(
+        reason("fresh.log").contains("within --older-than 1day"),
+        "{}",
+        reason("fresh.log")
+    );
+    assert!(
+        reason("linked.log").contains("2 hard links"),
+        "{}",
+        reason("linked.log")
+    );
+    assert!(
+        reason("taken.log").contains("taken.log.zst exists"),
+        "{}",
+        reason("taken.log")
+    );
+    let busy = reason("busy.log");
+    assert!(
+        busy.contains(&format!("open for writing by pid {}", std::process::id())),
+        "{busy}"
+    );
+    for name in ["fresh.log", "linked.log", "taken.log", "busy.log"] {
+        assert_eq!(
+            by_target(&records, &raw.join(name))["action"],
+            "skipped",
+            "{name}"
+        );
+        assert!(raw.join(name).exists(), "{name} was removed");
+    }
+    assert!(
+        records
+            .iter()
+            .all(|r| r["target"] != raw.join("archive.log.gz").to_str().unwrap()),
+        "compressed files are not candidates"
+    );
+    assert_eq!(
+        fs::read(raw.join("taken.log.zst")).unwrap(),
+        b"someone else's"
+    );
+    assert_eq!(
+        names(&raw),
+        [
+            "archive.log.gz",
+            "busy.log",
+            "fresh.log",
+            "linked.log",
+            "old.log.zst",
+            "taken.log",
+            "taken.log.zst"
+        ]
+    );
+}
+
+#[test]
+fn a_glob_picks_its_files_only() {
+    let tmp = tempdir().unwrap();
+    let raw = tmp.path().join("raw");
+    old_file(&raw.join("a.jsonl"), b"a\n", 0o644, 10);
+    old_file(&raw.join("b.jsonl"), b"b\n", 0o644, 10);
+    old_file(&raw.join("keep.txt"), b"c\n", 0o644, 10);
+    let glob = format!("{}/*.jsonl", raw.display());
+    let records = ops("ops-compact")
+        .args(["--files", &glob, "--older-than", "7d"])
+        .run()
+        .success()
+        .records();
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(names(&raw), ["a.jsonl.zst", "b.jsonl.zst", "keep.txt"]);
+    let human = ops("ops-compact")
+        .args(["--files", &glob, "--human"])
+        .run()
+        .success();
+    assert_eq!(human.stdout, "", "nothing left to do: {}", human.stdout);
+}
