@@ -1,15 +1,23 @@
 //! Compressing one file to FILE.zst so that nothing half-written ever
 //! looks finished and nothing is lost: the compressed copy is written under
-//! a temporary name beside it, given the original's mode, owner and times,
-//! fsynced, read back and decompressed and compared byte for byte, and only
-//! then given its name; the original is removed last, and only if it is
-//! still the file that was compressed.
+//! a temporary name beside it (FILE.zst.ops-tmp, which ops-health knows),
+//! given the original's mode, owner and times, fsynced, read back,
+//! decompressed and compared byte for byte, and only then renamed to its
+//! name, never over an existing file; the directory is fsynced, and the
+//! original is removed last, only if it is still the file that was
+//! compressed.
+//!
+//! The removals of originals are made durable once per directory at the end
+//! of a run ([`Codec::sync_dirs`]): if a crash loses one, both the original
+//! and FILE.zst are there and nothing is lost.
 
+use std::collections::HashSet;
 use std::fs::{self, File, FileTimes, OpenOptions};
-use std::io::{self, Read, Seek, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
-use ops_shared::atomic::{sync_dir, AtomicFile};
+use ops_shared::atomic::{sync_dir, with_suffix, TEMP_SUFFIX};
 
 use super::plan::Candidate;
 
@@ -44,11 +52,32 @@ pub enum CompressError {
     NotRun,
 }
 
-/// A zstd compressor and decompressor, reused from file to file.
+/// A zstd compressor and decompressor with their buffers, reused from file
+/// to file by one worker.
 pub struct Codec {
     level: i32,
     compressor: zstd::bulk::Compressor<'static>,
     decompressor: zstd::bulk::Decompressor<'static>,
+    data: Vec<u8>,
+    packed: Vec<u8>,
+    unpacked: Vec<u8>,
+    /// Directories whose removals are not yet durable.
+    dirs: HashSet<PathBuf>,
+}
+
+/// The temporary file, removed unless it was renamed into place.
+struct Temp<'a> {
+    path: &'a Path,
+    file: File,
+    kept: bool,
+}
+
+impl Drop for Temp<'_> {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = fs::remove_file(self.path);
+        }
+    }
 }
 
 impl Codec {
@@ -61,6 +90,10 @@ impl Codec {
             level,
             compressor,
             decompressor: zstd::bulk::Decompressor::new()?,
+            data: Vec::new(),
+            packed: Vec::new(),
+            unpacked: Vec::new(),
+            dirs: HashSet::new(),
         })
     }
 
@@ -89,53 +122,48 @@ impl Codec {
             return Ok(Outcome::Skipped("changed since it was looked at".into()));
         }
         let target = candidate.output();
-        let mut temp = match AtomicFile::create_new(&target) {
-            Ok(temp) => temp,
+        let temp_path = with_suffix(&target, TEMP_SUFFIX);
+        let file = match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&temp_path)
+        {
+            Ok(file) => file,
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
-                return Ok(Outcome::Skipped(format!("{} exists", target.display())));
+                return Ok(Outcome::Skipped(format!(
+                    "{} exists: another run is compressing it, or one crashed (remove it \
+                     when none runs)",
+                    temp_path.display()
+                )));
             }
             Err(err) => return Err(io("create a temporary file beside")(err)),
         };
-        if before.len() <= IN_MEMORY {
-            let mut data = Vec::with_capacity(before.len() as usize);
-            source.read_to_end(&mut data).map_err(io("read"))?;
-            let packed = self.compressor.compress(&data).map_err(io("compress"))?;
-            temp.file().write_all(&packed).map_err(io("write"))?;
-            keep_metadata(temp.file(), &before).map_err(io("set mode and times of"))?;
-            temp.file().sync_all().map_err(io("fsync"))?;
-            let written = fs::read(temp.temp_path()).map_err(io("read back"))?;
-            let unpacked = self
-                .decompressor
-                .decompress(&written, data.len())
-                .map_err(|_| CompressError::Mismatch(shown.clone()))?;
-            if unpacked != data {
-                return Err(CompressError::Mismatch(shown));
-            }
+        let mut temp = Temp {
+            path: &temp_path,
+            file,
+            kept: false,
+        };
+        let after_bytes = if before.len() <= IN_MEMORY {
+            self.in_memory(&mut source, &mut temp.file, &before, &shown)?
         } else {
-            self.stream(&mut source, temp.file())
-                .map_err(io("compress"))?;
-            keep_metadata(temp.file(), &before).map_err(io("set mode and times of"))?;
-            temp.file().sync_all().map_err(io("fsync"))?;
-            source.rewind().map_err(io("read"))?;
-            let written = File::open(temp.temp_path()).map_err(io("read back"))?;
-            let same = zstd::stream::read::Decoder::new(written)
-                .and_then(|decoder| same_stream(decoder, &mut source));
-            if !same.map_err(|_| CompressError::Mismatch(shown.clone()))? {
-                return Err(CompressError::Mismatch(shown));
-            }
-        }
+            self.streamed(&mut source, &mut temp.file, &before, &shown)?
+        };
         let after = source.metadata().map_err(io("read"))?;
         if !same_file(&after, &before) {
             return Ok(Outcome::Skipped("changed while it was compressed".into()));
         }
-        let after_bytes = temp.file().metadata().map_err(io("read"))?.len();
-        match temp.commit() {
-            Ok(()) => {}
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+        use rustix::fs::{renameat_with, RenameFlags, CWD};
+        match renameat_with(CWD, &temp_path, CWD, &target, RenameFlags::NOREPLACE) {
+            Ok(()) => temp.kept = true,
+            Err(rustix::io::Errno::EXIST) => {
                 return Ok(Outcome::Skipped(format!("{} exists", target.display())));
             }
-            Err(err) => return Err(io("write")(err)),
+            Err(err) => return Err(io("rename into place")(err.into())),
         }
+        sync_dir(&target).map_err(io("fsync the directory of"))?;
         // The name may have been given to another file meanwhile; only the
         // file that was compressed is removed.
         let still = fs::symlink_metadata(path).map_err(io("read"))?;
@@ -144,16 +172,153 @@ impl Codec {
             return Ok(Outcome::Skipped("replaced while it was compressed".into()));
         }
         fs::remove_file(path).map_err(io("remove"))?;
-        sync_dir(path).map_err(io("fsync the directory of"))?;
+        if let Some(dir) = path.parent() {
+            self.dirs.insert(dir.to_owned());
+        }
         Ok(Outcome::Compressed { after_bytes })
     }
 
-    fn stream(&self, source: &mut File, out: &mut File) -> io::Result<()> {
-        let mut encoder = zstd::stream::write::Encoder::new(out, self.level)?;
-        encoder.include_checksum(true)?;
-        io::copy(source, &mut encoder)?;
-        encoder.finish()?.flush()
+    /// Makes the removals of originals durable.
+    ///
+    /// Fails when a directory cannot be fsynced.
+    pub fn sync_dirs(&mut self) -> io::Result<()> {
+        for dir in self.dirs.drain() {
+            sync_dir(&dir.join("."))?;
+        }
+        Ok(())
     }
+
+    fn in_memory(
+        &mut self,
+        source: &mut File,
+        out: &mut File,
+        before: &fs::Metadata,
+        shown: &str,
+    ) -> Result<u64, CompressError> {
+        let io = |what: &'static str| {
+            move |error| CompressError::Io {
+                what,
+                path: shown.to_owned(),
+                error,
+            }
+        };
+        read_whole(source, &mut self.data, before.len()).map_err(io("read"))?;
+        self.packed.clear();
+        self.packed
+            .reserve(zstd::zstd_safe::compress_bound(self.data.len()));
+        self.compressor
+            .compress_to_buffer(&self.data, &mut self.packed)
+            .map_err(io("compress"))?;
+        out.write_all(&self.packed).map_err(io("write"))?;
+        finish(out, before).map_err(io("set mode and times of"))?;
+        // Read back what reached the file, not what we meant to write.
+        let written = self.packed.len();
+        self.packed.clear();
+        self.packed.resize(written, 0);
+        out.read_exact_at(&mut self.packed, 0)
+            .map_err(io("read back"))?;
+        self.unpacked.clear();
+        self.unpacked.reserve(self.data.len());
+        let same = self
+            .decompressor
+            .decompress_to_buffer(&self.packed, &mut self.unpacked)
+            .is_ok()
+            && self.unpacked == self.data;
+        if !same {
+            return Err(CompressError::Mismatch(shown.to_owned()));
+        }
+        Ok(written as u64)
+    }
+
+    fn streamed(
+        &mut self,
+        source: &mut File,
+        out: &mut File,
+        before: &fs::Metadata,
+        shown: &str,
+    ) -> Result<u64, CompressError> {
+        let io = |what: &'static str| {
+            move |error| CompressError::Io {
+                what,
+                path: shown.to_owned(),
+                error,
+            }
+        };
+        let mut encoder =
+            zstd::stream::write::Encoder::new(&mut *out, self.level).map_err(io("compress"))?;
+        encoder.include_checksum(true).map_err(io("compress"))?;
+        let copied = io::copy(source, &mut encoder).map_err(io("compress"))?;
+        encoder
+            .finish()
+            .map_err(io("compress"))?
+            .flush()
+            .map_err(io("write"))?;
+        if copied != before.len() {
+            return Err(CompressError::Mismatch(shown.to_owned()));
+        }
+        finish(out, before).map_err(io("set mode and times of"))?;
+        let written = out.metadata().map_err(io("read back"))?.len();
+        let reader = io::BufReader::new(PositionedReader { file: out, at: 0 });
+        let original = PositionedReader {
+            file: source,
+            at: 0,
+        };
+        let same = zstd::stream::read::Decoder::with_buffer(reader)
+            .and_then(|decoder| same_stream(decoder, original))
+            .unwrap_or(false);
+        if !same {
+            return Err(CompressError::Mismatch(shown.to_owned()));
+        }
+        Ok(written)
+    }
+}
+
+/// Reads `file` from an offset without moving its cursor.
+struct PositionedReader<'a> {
+    file: &'a File,
+    at: u64,
+}
+
+impl Read for PositionedReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+/// Reads a file of `len` bytes into `buf`, and checks that it ends there.
+fn read_whole(file: &mut File, buf: &mut Vec<u8>, len: u64) -> io::Result<()> {
+    buf.clear();
+    buf.resize(len as usize, 0);
+    file.read_exact(buf)?;
+    let mut probe = [0u8; 1];
+    if file.read(&mut probe)? != 0 {
+        return Err(io::Error::other("it grew while being read"));
+    }
+    Ok(())
+}
+
+/// Gives the copy the original's mode, owner (when we may) and times, as
+/// gzip and zstd do, and makes it durable.
+fn finish(file: &File, meta: &fs::Metadata) -> io::Result<()> {
+    use rustix::fs::{fchown, Gid, Uid};
+    let ours = file.metadata()?;
+    // Changing the owner clears set-id bits, so it goes first; a user who
+    // is not root cannot give files away, and keeps them.
+    if (ours.uid(), ours.gid()) != (meta.uid(), meta.gid()) {
+        let _ = fchown(
+            file,
+            Some(Uid::from_raw(meta.uid())),
+            Some(Gid::from_raw(meta.gid())),
+        );
+    }
+    file.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+    let times = FileTimes::new()
+        .set_accessed(meta.accessed()?)
+        .set_modified(meta.modified()?);
+    file.set_times(times)?;
+    file.sync_all()
 }
 
 /// Same inode, size and modification time: nobody wrote to it.
@@ -165,31 +330,13 @@ fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
         && a.mtime_nsec() == b.mtime_nsec()
 }
 
-/// Gives the copy the original's mode, owner (when we may) and times, as
-/// gzip and zstd do.
-fn keep_metadata(file: &File, original: &fs::Metadata) -> io::Result<()> {
-    use rustix::fs::{fchown, Gid, Uid};
-    // Changing the owner clears set-id bits, so it goes first; a user who
-    // is not root cannot give files away, and keeps them.
-    let _ = fchown(
-        file,
-        Some(Uid::from_raw(original.uid())),
-        Some(Gid::from_raw(original.gid())),
-    );
-    file.set_permissions(fs::Permissions::from_mode(original.mode() & 0o7777))?;
-    let times = FileTimes::new()
-        .set_accessed(original.accessed()?)
-        .set_modified(original.modified()?);
-    file.set_times(times)
-}
-
 /// Whether two readers yield the same bytes to the end.
-fn same_stream(mut a: impl Read, b: &mut impl Read) -> io::Result<bool> {
+fn same_stream(mut a: impl Read, mut b: impl Read) -> io::Result<bool> {
     let mut left = vec![0u8; CHUNK];
     let mut right = vec![0u8; CHUNK];
     loop {
         let n = read_full(&mut a, &mut left)?;
-        let m = read_full(b, &mut right)?;
+        let m = read_full(&mut b, &mut right)?;
         if n != m || left[..n] != right[..m] {
             return Ok(false);
         }

@@ -3,8 +3,8 @@
 //!
 //! The plan ([`plan`]) decides about every file first; a dry run prints it.
 //! A real run compresses the chosen files on several threads ([`compress`]),
-//! writing one `compact` record per file in the plan's order, each as soon
-//! as it and those before it are done.
+//! writing one `compact` record per file in the plan's order, as soon as it
+//! and those before it are done.
 
 mod compress;
 mod plan;
@@ -12,7 +12,7 @@ mod writers;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use ops_shared::path_text::encode;
@@ -68,64 +68,87 @@ pub fn run(args: &[String], options: &Options, out: &mut Output) -> anyhow::Resu
     let work: Vec<usize> = (0..candidates.len())
         .filter(|&i| candidates[i].skip.is_none())
         .collect();
-    let next = AtomicUsize::new(0);
-    let (done, results) = mpsc::channel::<(usize, Result<Outcome, CompressError>)>();
-    let jobs = options.jobs.clamp(1, work.len().max(1));
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        for _ in 0..jobs {
-            let done = done.clone();
-            let (next, work, candidates) = (&next, &work, &candidates);
-            let level = options.level;
-            scope.spawn(move || {
-                let mut codec = match Codec::new(level) {
-                    Ok(codec) => codec,
-                    Err(err) => {
-                        ops_shared::entry::error(format!("zstd: {err}"));
-                        return;
-                    }
-                };
-                loop {
-                    let at = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&index) = work.get(at) else { break };
-                    let outcome = codec.compress(&candidates[index]);
-                    if done.send((index, outcome)).is_err() {
-                        break;
-                    }
-                }
-            });
+    let pool = Pool {
+        candidates: &candidates,
+        work: &work,
+        next: AtomicUsize::new(0),
+        finished: Mutex::new(BTreeMap::new()),
+        level: options.level,
+    };
+    let helpers = options.jobs.clamp(1, work.len().max(1)) - 1;
+    let mut emit_from = 0;
+    let mut emit = |last: bool, out: &mut Output| -> anyhow::Result<()> {
+        let mut finished = pool.finished.lock().unwrap_or_else(|p| p.into_inner());
+        while emit_from < candidates.len() {
+            let candidate = &candidates[emit_from];
+            let record = match (&candidate.skip, finished.remove(&emit_from)) {
+                (Some(reason), _) => skipped(candidate, reason),
+                (None, Some(outcome)) => done_record(candidate, outcome),
+                (None, None) if last => done_record(candidate, Err(CompressError::NotRun)),
+                (None, None) => return Ok(()),
+            };
+            summary.add(&record);
+            crate::report::write(out, options.mode, &record)?;
+            emit_from += 1;
         }
-        drop(done);
-        // Records go out in the plan's order: skipped files as their turn
-        // comes, compressed ones when their worker reports.
-        let mut finished = BTreeMap::new();
-        let mut emit_from = 0;
-        let mut emit = |finished: &mut BTreeMap<usize, Result<Outcome, CompressError>>,
-                        last: bool,
-                        out: &mut Output|
-         -> anyhow::Result<()> {
-            while emit_from < candidates.len() {
-                let candidate = &candidates[emit_from];
-                let record = match (&candidate.skip, finished.remove(&emit_from)) {
-                    (Some(reason), _) => skipped(candidate, reason),
-                    (None, Some(outcome)) => done_record(candidate, outcome),
-                    (None, None) if last => done_record(candidate, Err(CompressError::NotRun)),
-                    (None, None) => return Ok(()),
-                };
-                summary.add(&record);
-                crate::report::write(out, options.mode, &record)?;
-                emit_from += 1;
-            }
-            Ok(())
-        };
-        for (index, outcome) in results {
-            finished.insert(index, outcome);
-            emit(&mut finished, false, out)?;
-        }
-        emit(&mut finished, true, out)?;
         Ok(())
+    };
+    let unsynced = std::thread::scope(|scope| -> anyhow::Result<bool> {
+        let helpers: Vec<_> = (0..helpers)
+            .map(|_| scope.spawn(|| pool.work(|| Ok(()))))
+            .collect();
+        // This thread compresses too, and between its files writes the
+        // records that are ready, in the plan's order.
+        let mut unsynced = pool.work(|| emit(false, out))?;
+        for helper in helpers {
+            unsynced |= helper.join().unwrap_or(Ok(true))?;
+        }
+        emit(true, out)?;
+        Ok(unsynced)
     })?;
     summary.report(false);
-    Ok(Status::problem_if(summary.failed > 0))
+    Ok(Status::problem_if(summary.failed > 0 || unsynced))
+}
+
+/// The files to compress, shared by the threads that compress them.
+struct Pool<'a> {
+    candidates: &'a [Candidate],
+    work: &'a [usize],
+    next: AtomicUsize,
+    finished: Mutex<BTreeMap<usize, Result<Outcome, CompressError>>>,
+    level: i32,
+}
+
+impl Pool<'_> {
+    /// Compresses files until none is left, calling `between` after each;
+    /// whether some directory could not be fsynced at the end.
+    fn work(&self, mut between: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<bool> {
+        let mut codec = match Codec::new(self.level) {
+            Ok(codec) => codec,
+            Err(err) => {
+                // The other threads take this one's share.
+                ops_shared::entry::error(format!("zstd: {err}"));
+                return Ok(false);
+            }
+        };
+        loop {
+            let at = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some(&index) = self.work.get(at) else {
+                break;
+            };
+            let outcome = codec.compress(&self.candidates[index]);
+            self.finished
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(index, outcome);
+            between()?;
+        }
+        if let Err(err) = codec.sync_dirs() {
+            ops_shared::entry::error(format!("cannot fsync a directory of removed files: {err}"));
+            return Ok(true);
+        }
+        Ok(false)
+    }
 }
 
 fn record(candidate: &Candidate, action: &str, after: u64, reason: Option<&str>) -> Compact {
