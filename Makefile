@@ -1,17 +1,31 @@
 # ops: the two commands a newcomer needs are `make demo` and `make test`.
 
+SHELL      := bash
 CARGO      ?= cargo
 PREFIX     ?= /usr/local
 BACKUP_DIR ?= backups
 SOURCE     ?= data
 KEEP       ?= 7
-# Set DATABASE_URL to make backup-now dump that database instead of SOURCE.
+# Set DATABASE_URL to make backup-now dump that database instead of SOURCE,
+# and for restore-test, integrity-check, integrity-bloat, health, maintenance.
 DATABASE_URL ?=
+# integrity-check: SQL checks, one NAME=QUERY per line (see scripts/examples/integrity.sql).
+INTEGRITY_SQL ?= integrity.sql
+# backups-snapshot-volume: where the archive of the whole backup directory goes.
+VOLUME_DIR ?= $(BACKUP_DIR)-volumes
+# OPS_BIN=DIR runs the tools found there instead of building them (the tests do).
+ifdef OPS_BIN
+BIN        := $(OPS_BIN)
+BUILD      :=
+else
 BIN        := target/release
+BUILD      := build
+endif
 
 TOOLS := ops-backup ops-verify ops-restore ops-prune ops-compact ops-health
 
-.PHONY: all build demo test lint man bench install backup-now backups-ls backups-tidy verify restore-test health clean
+.PHONY: all build demo test lint man bench install backup-now backups-ls backups-tidy \
+	backups-snapshot-volume verify restore-test integrity-check integrity-bloat health maintenance clean
 
 all: build
 
@@ -19,7 +33,7 @@ build:
 	$(CARGO) build --release --workspace
 
 ## demo: build, make sample data, back up, verify, list, restore; no server needed
-demo: build
+demo: $(BUILD)
 	OPS_BIN=$(BIN) scripts/demo.sh
 
 ## test: formatting, lints and every test (what CI runs)
@@ -34,41 +48,66 @@ lint:
 man:
 	OPS_UPDATE_MAN=1 $(CARGO) test -q -p ops-tests --test man
 
-## bench: ours against tar|zstd, sha256sum+zstd -t, tar -x, pg_dump|zstd, zstd -dc|psql; sled throughput; prune over 100k records
+## bench: ours against tar|zstd, sha256sum+zstd -t, tar -x, pg_dump|zstd, zstd -dc|psql; sled throughput; prune over 100k records; find -exec zstd --rm
 bench: build
 	OPS_BIN=$(BIN) scripts/bench.sh
 	OPS_BIN=$(BIN) scripts/bench-pg.sh
 	OPS_BIN=$(BIN) scripts/bench-sled.sh
 	OPS_BIN=$(BIN) scripts/bench-prune.sh
 	OPS_BIN=$(BIN) scripts/bench-health.sh
+	OPS_BIN=$(BIN) scripts/bench-compact.sh
 
 ## backup-now: back up $(DATABASE_URL) (or $(SOURCE)) into $(BACKUP_DIR) and verify it
-backup-now: build
+backup-now: $(BUILD)
 	$(BIN)/ops-backup create "$(or $(DATABASE_URL),$(SOURCE))" --to $(BACKUP_DIR) | $(BIN)/ops-verify --human
 
 ## backups-ls: the backups in $(BACKUP_DIR)
-backups-ls: build
+backups-ls: $(BUILD)
 	$(BIN)/ops-backup list $(BACKUP_DIR) --human
 
 ## backups-tidy: keep the newest $(KEEP) backups of every series in $(BACKUP_DIR)
-backups-tidy: build
+backups-tidy: $(BUILD)
 	$(BIN)/ops-prune --keep-last $(KEEP) $(BACKUP_DIR) --human
 
+## backups-snapshot-volume: one portable, verified archive of all of $(BACKUP_DIR) in $(VOLUME_DIR) (tar --zstd -xf reads it)
+backups-snapshot-volume: $(BUILD)
+	$(BIN)/ops-backup create $(BACKUP_DIR) --to $(VOLUME_DIR) | $(BIN)/ops-verify --human
+
 ## health: disk, backups in $(BACKUP_DIR) (and $(DATABASE_URL) if set), as a table
-health: build
+health: $(BUILD)
 	$(BIN)/ops-health --disk . --backups $(BACKUP_DIR) $(if $(DATABASE_URL),--postgres "$(DATABASE_URL)") --human
 
 ## verify: verify every backup in $(BACKUP_DIR)
-verify: build
+verify: $(BUILD)
 	$(BIN)/ops-verify $(BACKUP_DIR) --human
 
-## restore-test: restore the newest backup in $(BACKUP_DIR) into a scratch database
-restore-test: build
-	$(BIN)/ops-backup list $(BACKUP_DIR) | tail -n 1 | $(BIN)/ops-verify --restore-test --human
+## restore-test: restore the newest backup in $(BACKUP_DIR) into a scratch database (or directory)
+restore-test: $(BUILD)
+	set -o pipefail; $(BIN)/ops-backup list $(BACKUP_DIR) --json | tail -n 1 | $(BIN)/ops-verify --restore-test --human
 
-install: build
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man7
+## integrity-check: ops-health on $(DATABASE_URL) with the SQL checks in $(INTEGRITY_SQL)
+integrity-check: $(BUILD)
+	@[[ -n "$(DATABASE_URL)" ]] || { echo "make integrity-check: set DATABASE_URL" >&2; exit 2; }
+	@[[ -f "$(INTEGRITY_SQL)" ]] || { echo "make integrity-check: $(INTEGRITY_SQL) not found; write one NAME=QUERY per line (see scripts/examples/integrity.sql) or set INTEGRITY_SQL" >&2; exit 2; }
+	@checks=(); while IFS= read -r line || [[ -n $$line ]]; do \
+	  [[ $$line =~ ^[[:space:]]*(\#|$$) ]] || checks+=(--sql "$$line"); \
+	done <"$(INTEGRITY_SQL)"; \
+	$(BIN)/ops-health --postgres "$(DATABASE_URL)" "$${checks[@]}" --human
+
+## integrity-bloat: bloat per table and index in $(DATABASE_URL); changes nothing
+integrity-bloat: $(BUILD)
+	@[[ -n "$(DATABASE_URL)" ]] || { echo "make integrity-bloat: set DATABASE_URL" >&2; exit 2; }
+	$(BIN)/ops-compact "$(DATABASE_URL)" --dry-run --human
+
+## maintenance: scripts/maintenance.sh on $(BACKUP_DIR) and $(DATABASE_URL): health --fix, compact, snapshot gc, restore test
+maintenance: $(BUILD)
+	DATABASE_URL="$(DATABASE_URL)" BACKUP_DIR="$(BACKUP_DIR)" OPS_BIN="$(abspath $(BIN))" scripts/maintenance.sh
+
+## install: the tools, man pages and maintenance scripts under $(PREFIX)
+install: $(BUILD)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man7 $(DESTDIR)$(PREFIX)/lib/ops
 	install -m 755 $(addprefix $(BIN)/,$(TOOLS)) $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 scripts/backup.sh scripts/maintenance.sh scripts/cleanup-data.sh $(DESTDIR)$(PREFIX)/lib/ops/
 	install -m 644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 man/ops.7 $(DESTDIR)$(PREFIX)/share/man/man7/
 

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# backup.sh - the nightly backup: dump the database and archive the data
+# directories into BACKUP_DIR, verify every new backup, keep the newest KEEP
+# of each series, and report health (as a Prometheus textfile if PROM_FILE
+# is set). Cron and systemd-timer examples are in scripts/examples/.
+#
+# Settings (environment, with defaults):
+#   DATABASE_URL  database to dump; postgres: uses libpq's PG* variables   (none)
+#   DATA_DIRS     directories or sled databases to back up, space-separated (none)
+#   BACKUP_DIR    where backups go                                   (/var/backups/ops)
+#   KEEP          backups kept per series                            (7)
+#   MAX_AGE       health: the newest backup of a series may be this old (26h)
+#   PROM_FILE     node_exporter textfile to write health to          (none)
+#   RECORDS       file the run's JSON-lines records are appended to  (stdout)
+#   OPS_BIN       directory holding the ops-* tools                  (found on PATH)
+#
+# Log lines (timestamped, UTC) go to stderr; records to RECORDS. Exit status:
+# 0 all done; 1 a backup, verification, prune or health check failed (the
+# others still ran); 2 nothing to back up.
+set -euo pipefail
+
+DATABASE_URL=${DATABASE_URL:-}
+DATA_DIRS=${DATA_DIRS:-}
+BACKUP_DIR=${BACKUP_DIR:-/var/backups/ops}
+KEEP=${KEEP:-7}
+MAX_AGE=${MAX_AGE:-26h}
+PROM_FILE=${PROM_FILE:-}
+RECORDS=${RECORDS:-}
+[[ -z ${OPS_BIN:-} ]] || PATH="$OPS_BIN:$PATH"
+
+log() { printf '%s backup.sh: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
+# Passwords in connection strings never reach the log.
+redact() { sed -E 's#(://[^:/@]*):[^@/]*@#\1:***@#; s#(password=)[^ &]*#\1***#g' <<<"$1"; }
+
+if [[ -n $RECORDS ]]; then exec 3>>"$RECORDS"; else exec 3>&1; fi
+
+sources=()
+[[ -z $DATABASE_URL ]] || sources+=("$DATABASE_URL")
+read -ra dirs <<<"$DATA_DIRS"
+sources+=("${dirs[@]}")
+if ((${#sources[@]} == 0)); then
+  log "error: nothing to back up; set DATABASE_URL and/or DATA_DIRS"
+  exit 2
+fi
+
+mkdir -p "$BACKUP_DIR"
+made=$(mktemp "${TMPDIR:-/tmp}/backup.sh.XXXXXX")
+trap 'rm -f "$made"' EXIT
+failed=0
+log "start: ${#sources[@]} source(s) into $BACKUP_DIR, keeping $KEEP per series"
+
+for source in "${sources[@]}"; do
+  shown=$(redact "$source")
+  log "backing up $shown"
+  if ops-backup create "$source" --to "$BACKUP_DIR" --json | ops-verify --json >>"$made"; then
+    log "backed up and verified $shown"
+  else
+    log "error: the backup of $shown failed or did not verify"
+    failed=1
+  fi
+done
+
+# Pruning reads the new records first: a series whose new backup failed
+# verification is left alone.
+log "pruning: the newest $KEEP backups of every series stay"
+if ops-prune --keep-last "$KEEP" "$BACKUP_DIR" --json <"$made" >&3; then
+  log "pruned"
+else
+  log "error: pruning failed or was stopped (see above)"
+  failed=1
+fi
+
+health=(--backups "$BACKUP_DIR" --max-age "$MAX_AGE" --disk "$BACKUP_DIR")
+[[ -z $DATABASE_URL ]] || health+=(--postgres "$DATABASE_URL")
+status=0
+if [[ -n $PROM_FILE ]]; then
+  ops-health "${health[@]}" --format prometheus --prometheus-file "$PROM_FILE" || status=$?
+else
+  ops-health "${health[@]}" --json >&3 || status=$?
+fi
+case $status in
+  0) log "health: ok" ;;
+  1) log "health: warning (see the check records)" ;;
+  *) log "error: health: critical or unknown (exit $status)"; failed=1 ;;
+esac
+
+log "done$( ((failed)) && echo ', with errors')"
+exit "$failed"

@@ -1,0 +1,433 @@
+//! The maintenance scripts and Makefile targets, run end to end against
+//! temporary directories and a throwaway PostgreSQL cluster: what cron and
+//! `make` users rely on. The scripts also pass shellcheck.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use ops_tests::pg::{cluster, SECRET_PASSWORD};
+use ops_tests::{bin_dir, names, Outcome};
+use serde_json::Value;
+use tempfile::tempdir;
+
+const OURS: [&str; 4] = [
+    "scripts/backup.sh",
+    "scripts/maintenance.sh",
+    "scripts/cleanup-data.sh",
+    "scripts/bench-compact.sh",
+];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A script with our binaries (OPS_BIN) and `vars` in its environment.
+fn script(name: &str, vars: &[(&str, &str)]) -> Outcome {
+    let mut command = Command::new(root().join("scripts").join(name));
+    command.env("OPS_BIN", bin_dir());
+    for key in [
+        "DATABASE_URL",
+        "DATA_DIRS",
+        "RECORDS",
+        "PROM_FILE",
+        "SNAPSHOT_REPO",
+    ] {
+        command.env_remove(key);
+    }
+    command.envs(vars.iter().copied());
+    outcome(command)
+}
+
+/// `make -C <repo> TARGET VAR=value...` with the tools of OPS_BIN.
+fn make(args: &[&str]) -> Outcome {
+    let mut command = Command::new("make");
+    command
+        .args(["-s", "--no-print-directory", "-C"])
+        .arg(root())
+        .arg(format!("OPS_BIN={}", bin_dir().display()))
+        .args(args);
+    outcome(command)
+}
+
+fn outcome(mut command: Command) -> Outcome {
+    let output = command.output().unwrap();
+    Outcome {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn records(path: &Path) -> Vec<Value> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
+        .collect()
+}
+
+/// Every log line starts with a UTC timestamp and the script's name.
+fn assert_logged(stderr: &str, script: &str) {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains(&format!(" {script}: ")))
+        .collect();
+    assert!(lines.len() >= 2, "no log lines: {stderr}");
+    for line in lines {
+        let stamp = line.split(' ').next().unwrap();
+        assert!(
+            stamp.parse::<jiff::Timestamp>().is_ok() && stamp.ends_with('Z'),
+            "{line}"
+        );
+    }
+}
+
+fn data_tree(root: &Path) -> PathBuf {
+    let data = root.join("data");
+    fs::create_dir_all(data.join("uploads")).unwrap();
+    fs::write(data.join("uploads/a.txt"), "hello\n").unwrap();
+    data
+}
+
+fn aged(path: &Path, days: u64) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, "{\"n\":1}\n".repeat(200)).unwrap();
+    let when = SystemTime::now() - Duration::from_secs(days * 86400);
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
+}
+
+#[test]
+fn our_scripts_pass_shellcheck() {
+    let found = Command::new("shellcheck").arg("--version").output();
+    assert!(
+        found.is_ok_and(|o| o.status.success()),
+        "shellcheck is not installed (apt-get install shellcheck; .ci/run does it)"
+    );
+    let out = outcome({
+        let mut command = Command::new("shellcheck");
+        command.arg("-x").args(OURS).current_dir(root());
+        command
+    });
+    assert_eq!(out.code, 0, "shellcheck: {}{}", out.stdout, out.stderr);
+    for script in OURS {
+        let text = fs::read_to_string(root().join(script)).unwrap();
+        assert!(text.contains("set -euo pipefail"), "{script}");
+    }
+}
+
+#[test]
+fn backup_then_maintenance_against_a_database_and_a_directory() {
+    let pg = cluster();
+    pg.create_db("scripts_app");
+    pg.psql(
+        "scripts_app",
+        "CREATE TABLE t (id int PRIMARY KEY, v text) WITH (autovacuum_enabled = false); \
+         INSERT INTO t SELECT g, 'x' FROM generate_series(1, 20000) g",
+    );
+    pg.psql("scripts_app", "DELETE FROM t WHERE id % 2 = 0");
+    let tmp = tempdir().unwrap();
+    let data = data_tree(tmp.path());
+    let backups = tmp.path().join("backups");
+    let log = tmp.path().join("records.jsonl");
+    let prom = tmp.path().join("ops.prom");
+    // A password in the URL must not reach the log.
+    let url = pg.secret_url("scripts_app", SECRET_PASSWORD);
+    let vars = [
+        ("DATABASE_URL", url.as_str()),
+        ("DATA_DIRS", data.to_str().unwrap()),
+        ("BACKUP_DIR", backups.to_str().unwrap()),
+        ("KEEP", "1"),
+        ("RECORDS", log.to_str().unwrap()),
+        ("PROM_FILE", prom.to_str().unwrap()),
+    ];
+    let first = script("backup.sh", &vars);
+    assert_eq!(first.code, 0, "{first:?}");
+    assert_logged(&first.stderr, "backup.sh");
+    assert!(!first.stderr.contains(SECRET_PASSWORD), "{}", first.stderr);
+    let second = script("backup.sh", &vars);
+    assert_eq!(second.code, 0, "{second:?}");
+    let made: Vec<Value> = records(&log)
+        .into_iter()
+        .filter(|r| r["type"] == "backup")
+        .collect();
+    let (kept, removed): (Vec<&Value>, Vec<&Value>) =
+        made.iter().partition(|r| r["prune"]["action"] == "keep");
+    assert_eq!(kept.len(), 4, "two sources, two runs: {made:?}");
+    assert!(kept.iter().all(|r| r["verify"]["ok"] == true), "{made:?}");
+    let first_ids: Vec<&Value> = kept[..2].iter().map(|r| &r["id"]).collect();
+    let removed_ids: Vec<&Value> = removed.iter().map(|r| &r["id"]).collect();
+    assert_eq!(
+        removed_ids.len(),
+        2,
+        "KEEP=1 removes the first run's: {made:?}"
+    );
+    assert!(
+        removed_ids.iter().all(|id| first_ids.contains(id)),
+        "{made:?}"
+    );
+    let manifests = names(&backups)
+        .into_iter()
+        .filter(|n| n.ends_with(".manifest.jsonl"))
+        .count();
+    assert_eq!(
+        manifests,
+        2,
+        "KEEP=1 leaves one per series: {:?}",
+        names(&backups)
+    );
+    let text = fs::read_to_string(&prom).unwrap();
+    assert!(text.contains("ops_check_status"), "{text}");
+
+    let log = tmp.path().join("maintenance.jsonl");
+    let out = script(
+        "maintenance.sh",
+        &[
+            ("DATABASE_URL", url.as_str()),
+            ("BACKUP_DIR", backups.to_str().unwrap()),
+            ("RECORDS", log.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_logged(&out.stderr, "maintenance.sh");
+    assert!(
+        !out.stderr.contains("garbage"),
+        "no SNAPSHOT_REPO, no gc: {}",
+        out.stderr
+    );
+    let done = records(&log);
+    let table = done
+        .iter()
+        .find(|r| r["type"] == "compact" && r["target"] == "public.t")
+        .unwrap();
+    assert_eq!(table["action"], "vacuumed", "{table}");
+    assert!(done.iter().any(|r| r["type"] == "check"), "health ran");
+    let tested = done.iter().find(|r| r["type"] == "backup").unwrap();
+    assert_eq!(
+        tested["verify"]["level"], "restore",
+        "the newest database backup: {tested}"
+    );
+    assert_eq!(tested["verify"]["ok"], true, "{tested}");
+
+    // A snapshot repository that is not there fails the run, after the rest.
+    let out = script(
+        "maintenance.sh",
+        &[
+            ("BACKUP_DIR", backups.to_str().unwrap()),
+            (
+                "SNAPSHOT_REPO",
+                tmp.path().join("no-repo").to_str().unwrap(),
+            ),
+            ("RESTORE_TEST", "0"),
+        ],
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("no-repo"), "{}", out.stderr);
+}
+
+#[test]
+fn backup_reports_a_missing_source_and_still_backs_up_the_others() {
+    let tmp = tempdir().unwrap();
+    let data = data_tree(tmp.path());
+    let backups = tmp.path().join("backups");
+    let out = script("backup.sh", &[("BACKUP_DIR", backups.to_str().unwrap())]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("nothing to back up"), "{}", out.stderr);
+    let dirs = format!(
+        "{} {}",
+        tmp.path().join("missing").display(),
+        data.display()
+    );
+    let out = script(
+        "backup.sh",
+        &[
+            ("BACKUP_DIR", backups.to_str().unwrap()),
+            ("DATA_DIRS", &dirs),
+        ],
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("error: the backup of"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.records()
+            .iter()
+            .filter(|r| r["type"] == "backup")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn cleanup_compresses_then_ages_out_raw_data() {
+    let tmp = tempdir().unwrap();
+    let raw = tmp.path().join("raw");
+    aged(&raw.join("today.jsonl"), 0);
+    aged(&raw.join("last-week.jsonl"), 10);
+    aged(&raw.join("last-year.jsonl"), 400);
+    let vars = |dry: &'static str| {
+        [
+            ("RAW_DIRS", raw.to_str().unwrap().to_owned()),
+            ("COMPRESS_AFTER", "7d".to_owned()),
+            ("DELETE_AFTER", "90d".to_owned()),
+            ("DRY_RUN", dry.to_owned()),
+        ]
+    };
+    let dry = vars("1");
+    let dry: Vec<(&str, &str)> = dry.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = script("cleanup-data.sh", &dry);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        names(&raw),
+        ["last-week.jsonl", "last-year.jsonl", "today.jsonl"],
+        "a dry run changes nothing"
+    );
+    let real = vars("0");
+    let real: Vec<(&str, &str)> = real.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = script("cleanup-data.sh", &real);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_logged(&out.stderr, "cleanup-data.sh");
+    assert_eq!(names(&raw), ["last-week.jsonl.zst", "today.jsonl"]);
+    let compacted = out
+        .records()
+        .into_iter()
+        .filter(|r| r["type"] == "compact")
+        .count();
+    assert_eq!(
+        compacted, 3,
+        "two compressed, today's skipped: {}",
+        out.stdout
+    );
+    let out = script(
+        "cleanup-data.sh",
+        &[("RAW_DIRS", tmp.path().join("nope").to_str().unwrap())],
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("no such file or directory"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn make_targets_work_end_to_end() {
+    let pg = cluster();
+    pg.create_db("make_app");
+    pg.psql(
+        "make_app",
+        "CREATE TABLE posts (id int PRIMARY KEY); INSERT INTO posts SELECT generate_series(1, 100)",
+    );
+    let url = pg.url("make_app");
+    let tmp = tempdir().unwrap();
+    let data = data_tree(tmp.path());
+    let backups = tmp.path().join("backups");
+    let dir = format!("BACKUP_DIR={}", backups.display());
+    let db = format!("DATABASE_URL={url}");
+    let ok = |args: &[&str]| {
+        let out = make(args);
+        assert_eq!(out.code, 0, "make {args:?}: {out:?}");
+        out
+    };
+    ok(&["backup-now", &dir, &format!("SOURCE={}", data.display())]);
+    ok(&["backup-now", &dir, &db]);
+    std::thread::sleep(Duration::from_millis(1100));
+    ok(&["backup-now", &dir, &db]);
+    let listed = ok(&["backups-ls", &dir]);
+    assert!(
+        listed.stdout.contains("make_app_") && listed.stdout.contains("data_"),
+        "{}",
+        listed.stdout
+    );
+    ok(&["backups-tidy", &dir, "KEEP=1"]);
+    let left = names(&backups)
+        .into_iter()
+        .filter(|n| n.ends_with(".manifest.jsonl"))
+        .count();
+    assert_eq!(left, 2, "{:?}", names(&backups));
+    let volumes = tmp.path().join("volumes");
+    ok(&[
+        "backups-snapshot-volume",
+        &dir,
+        &format!("VOLUME_DIR={}", volumes.display()),
+    ]);
+    assert_eq!(
+        names(&volumes)
+            .iter()
+            .filter(|n| n.ends_with(".tar.zst"))
+            .count(),
+        1
+    );
+    let tested = ok(&["restore-test", &dir]);
+    assert!(tested.stdout.contains("ok (restore"), "{}", tested.stdout);
+    let checks = tmp.path().join("integrity.sql");
+    fs::write(
+        &checks,
+        "# comment\n\nmissing_posts=SELECT 100 - count(*) FROM posts\n",
+    )
+    .unwrap();
+    let checked = ok(&[
+        "integrity-check",
+        &db,
+        &format!("INTEGRITY_SQL={}", checks.display()),
+    ]);
+    assert!(
+        checked.stdout.contains("missing_posts"),
+        "{}",
+        checked.stdout
+    );
+    let out = make(&["integrity-check", &db, "INTEGRITY_SQL=/nonexistent.sql"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("/nonexistent.sql not found"),
+        "{}",
+        out.stderr
+    );
+    let bloat = ok(&["integrity-bloat", &db]);
+    assert!(
+        bloat.stdout.contains("public.posts") && bloat.stdout.contains("BLOAT"),
+        "{}",
+        bloat.stdout
+    );
+    let out = make(&["integrity-bloat"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    ok(&["health", &dir]);
+    ok(&["maintenance", &dir, &db]);
+    let dest = tmp.path().join("dest");
+    ok(&[
+        "install",
+        &format!("DESTDIR={}", dest.display()),
+        "PREFIX=/usr",
+    ]);
+    for path in [
+        "usr/bin/ops-compact",
+        "usr/share/man/man1/ops-compact.1",
+        "usr/share/man/man7/ops.7",
+        "usr/lib/ops/maintenance.sh",
+    ] {
+        assert!(dest.join(path).exists(), "make install: no {path}");
+    }
+}
+
+#[test]
+fn make_demo_runs() {
+    if !bin_dir().join("make-sled-db").exists() {
+        panic!("make-sled-db not built; run `cargo build --workspace`");
+    }
+    let out = make(&["demo"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("ops-compact sled:app.db"),
+        "{}",
+        out.stdout
+    );
+}
