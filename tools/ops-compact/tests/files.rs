@@ -331,3 +331,59 @@ fn a_glob_picks_its_files_only() {
         .success();
     assert_eq!(human.stdout, "", "nothing left to do: {}", human.stdout);
 }
+
+#[test]
+fn a_crash_leaves_the_original_and_the_next_run_finishes_the_job() {
+    for step in ["temp-created", "written"] {
+        let tmp = tempdir().unwrap();
+        let raw = tmp.path().join("raw");
+        let bytes = "line\n".repeat(5000).into_bytes();
+        old_file(&raw.join("a.log"), &bytes, 0o644, 10);
+        let status = Command::new(ops_tests::bin_dir().join("ops-compact"))
+            .arg("--files")
+            .arg(&raw)
+            .env("OPS_FAILPOINT", step)
+            .output()
+            .unwrap()
+            .status;
+        assert!(!status.success(), "{step}: the failpoint did not stop it");
+        assert_eq!(fs::read(raw.join("a.log")).unwrap(), bytes, "{step}");
+        assert_eq!(
+            names(&raw),
+            ["a.log", "a.log.zst.ops-tmp"],
+            "{step}: only a temporary file is left"
+        );
+        let records = ops("ops-compact")
+            .arg("--files")
+            .arg(&raw)
+            .run()
+            .success()
+            .records();
+        assert_eq!(records[0]["action"], "compressed", "{step}: {records:?}");
+        assert_eq!(names(&raw), ["a.log.zst"], "{step}");
+        assert_eq!(zstd_dc(&raw.join("a.log.zst")), bytes, "{step}");
+    }
+}
+
+#[test]
+fn a_file_another_run_is_compressing_is_left_to_it() {
+    let tmp = tempdir().unwrap();
+    let raw = tmp.path().join("raw");
+    old_file(&raw.join("a.log"), b"a\n", 0o644, 10);
+    // The other run holds the lock on its temporary file.
+    let temp = fs::File::create(raw.join("a.log.zst.ops-tmp")).unwrap();
+    temp.lock().unwrap();
+    let records = ops("ops-compact")
+        .arg("--files")
+        .arg(&raw)
+        .run()
+        .success()
+        .records();
+    assert_eq!(records[0]["action"], "skipped", "{records:?}");
+    let reason = records[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("another ops-compact is compressing it"),
+        "{reason}"
+    );
+    assert_eq!(names(&raw), ["a.log", "a.log.zst.ops-tmp"]);
+}

@@ -1,7 +1,8 @@
 //! Compressing one file to FILE.zst so that nothing half-written ever
 //! looks finished and nothing is lost: the compressed copy is written under
-//! a temporary name beside it (FILE.zst.ops-tmp, which ops-health knows),
-//! given the original's mode, owner and times, fsynced, read back,
+//! a temporary name beside it (FILE.zst.ops-tmp, locked while this run
+//! works on it, so a leftover of a run that died is recognised and
+//! replaced), given the original's mode, owner and times, fsynced, read back,
 //! decompressed and compared byte for byte, and only then renamed to its
 //! name, never over an existing file; the directory is fsynced, and the
 //! original is removed last, only if it is still the file that was
@@ -12,7 +13,7 @@
 //! and FILE.zst are there and nothing is lost.
 
 use std::collections::HashSet;
-use std::fs::{self, File, FileTimes, OpenOptions};
+use std::fs::{self, File, FileTimes, OpenOptions, TryLockError};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -123,24 +124,17 @@ impl Codec {
         }
         let target = candidate.output();
         let temp_path = with_suffix(&target, TEMP_SUFFIX);
-        let file = match OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&temp_path)
-        {
-            Ok(file) => file,
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+        let file = match create_temp(&temp_path) {
+            Ok(Some(file)) => file,
+            Ok(None) => {
                 return Ok(Outcome::Skipped(format!(
-                    "{} exists: another run is compressing it, or one crashed (remove it \
-                     when none runs)",
+                    "another ops-compact is compressing it ({} is locked)",
                     temp_path.display()
                 )));
             }
             Err(err) => return Err(io("create a temporary file beside")(err)),
         };
+        failpoint("temp-created");
         let mut temp = Temp {
             path: &temp_path,
             file,
@@ -151,6 +145,7 @@ impl Codec {
         } else {
             self.streamed(&mut source, &mut temp.file, &before, &shown)?
         };
+        failpoint("written");
         let after = source.metadata().map_err(io("read"))?;
         if !same_file(&after, &before) {
             return Ok(Outcome::Skipped("changed while it was compressed".into()));
@@ -270,6 +265,60 @@ impl Codec {
             return Err(CompressError::Mismatch(shown.to_owned()));
         }
         Ok(written)
+    }
+}
+
+/// Creates the temporary file and locks it (flock) for as long as this run
+/// works on it; `None` if another run holds it.
+///
+/// A temporary file that exists but is not locked was left by a run that
+/// died (the kernel dropped its lock): it is removed and made anew. A new
+/// file is locked right after it is created; in the instant between, another
+/// run could take it for a leftover and remove it, and then this run's
+/// rename fails and the original stays: safe either way.
+fn create_temp(path: &Path) -> io::Result<Option<File>> {
+    let create = || {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+    };
+    let file = match create() {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+            let leftover = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path)?;
+            match leftover.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => return Ok(None),
+                Err(TryLockError::Error(err)) => return Err(err),
+            }
+            let (held, named) = (leftover.metadata()?, fs::symlink_metadata(path)?);
+            if (held.dev(), held.ino()) != (named.dev(), named.ino()) {
+                return Ok(None);
+            }
+            fs::remove_file(path)?;
+            create()?
+        }
+        Err(err) => return Err(err),
+    };
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(TryLockError::WouldBlock) => Ok(None),
+        Err(TryLockError::Error(err)) => Err(err),
+    }
+}
+
+/// Crash tests stop the process here when `OPS_FAILPOINT` names the step:
+/// an abort, like a `kill -9`, runs no cleanup.
+fn failpoint(step: &str) {
+    if std::env::var_os("OPS_FAILPOINT").is_some_and(|wanted| wanted == step) {
+        std::process::abort();
     }
 }
 
