@@ -15,6 +15,7 @@ pub mod output;
 pub mod path_text;
 pub mod record;
 pub mod redact;
+pub mod staging;
 pub mod stream;
 
 pub use entry::{Status, UsageError};

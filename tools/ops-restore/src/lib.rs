@@ -9,7 +9,6 @@ mod database;
 mod extract;
 
 use std::ffi::OsString;
-use std::fs;
 use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
 
@@ -17,7 +16,7 @@ use anyhow::{bail, Context};
 use clap::CommandFactory;
 use ops_backup::archive::{self, Level};
 use ops_backup::{catalog, manifest, sleddb};
-use ops_shared::atomic::{self, with_suffix, TEMP_SUFFIX};
+use ops_shared::staging::Target;
 use ops_shared::{read_records, Backup, Output, Record, Status, UsageError};
 use serde::Serialize;
 
@@ -136,48 +135,6 @@ fn backup_at(path: &Path) -> anyhow::Result<Backup> {
     Ok(backup)
 }
 
-/// Where the restore goes, checked before anything is written.
-struct Target {
-    path: PathBuf,
-    replace: bool,
-}
-
-impl Target {
-    fn plan(path: &Path, force: bool) -> anyhow::Result<Self> {
-        let replace = match fs::symlink_metadata(path) {
-            Err(err) if err.kind() == io::ErrorKind::NotFound => false,
-            Err(err) => {
-                return Err(err).with_context(|| format!("cannot use target {}", path.display()))
-            }
-            Ok(meta) if !meta.is_dir() => {
-                bail!("target {} exists and is not a directory", path.display())
-            }
-            Ok(_) => {
-                let empty = fs::read_dir(path)?.next().is_none();
-                if !empty && !force {
-                    bail!(
-                        "target {} is not empty; pass --force to replace its contents",
-                        path.display()
-                    );
-                }
-                !empty
-            }
-        };
-        let parent = catalog::parent_dir(path);
-        if !parent.is_dir() {
-            bail!(
-                "cannot restore to {}: {} does not exist",
-                path.display(),
-                parent.display()
-            );
-        }
-        Ok(Target {
-            path: path.to_owned(),
-            replace,
-        })
-    }
-}
-
 fn restore(backup: &Backup, target: &Target) -> anyhow::Result<(u64, u64)> {
     let sled = backup.format == sleddb::backup::FORMAT;
     if backup.format != ops_backup::create::FORMAT && !sled {
@@ -187,44 +144,14 @@ fn restore(backup: &Backup, target: &Target) -> anyhow::Result<(u64, u64)> {
             backup.format
         );
     }
-    let staging = with_suffix(
-        &target.path,
-        &format!(".{}{TEMP_SUFFIX}", std::process::id()),
-    );
-    fs::create_dir(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
-    let extracted = if sled {
-        sleddb::backup::restore_into(&backup.path, &staging)
-            .with_context(|| format!("restore of {} failed", backup.id))
-    } else {
-        extract_into(backup, &staging)
-    };
-    let (entries, bytes) = match extracted {
-        Ok(counts) => counts,
-        Err(err) => {
-            let _ = fs::remove_dir_all(&staging);
-            return Err(err.context(format!("nothing was written to {}", target.path.display())));
+    target.fill(|staging| {
+        if sled {
+            sleddb::backup::restore_into(&backup.path, staging)
+                .with_context(|| format!("restore of {} failed", backup.id))
+        } else {
+            extract_into(backup, staging)
         }
-    };
-    if target.replace {
-        let old = with_suffix(
-            &target.path,
-            &format!(".{}.old{TEMP_SUFFIX}", std::process::id()),
-        );
-        fs::rename(&target.path, &old)?;
-        fs::rename(&staging, &target.path)?;
-        fs::remove_dir_all(&old).with_context(|| {
-            format!("restored, but the old contents remain in {}", old.display())
-        })?;
-    } else {
-        fs::rename(&staging, &target.path).with_context(|| {
-            format!(
-                "cannot move the restored tree into {}",
-                target.path.display()
-            )
-        })?;
-    }
-    atomic::sync_dir(&target.path)?;
-    Ok((entries, bytes))
+    })
 }
 
 fn extract_into(backup: &Backup, staging: &Path) -> anyhow::Result<(u64, u64)> {

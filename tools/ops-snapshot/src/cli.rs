@@ -1,0 +1,165 @@
+//! The command line of ops-snapshot. Parsing does no I/O.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use ops_shared::OutputArgs;
+
+/// Deduplicated snapshots of data trees.
+///
+/// Files are cut into content-defined chunks (FastCDC), named by their
+/// SHA-256, compressed with zstd and stored once in pack files; a file whose
+/// size, mtime, ctime and inode match the previous snapshot is not read
+/// again. A `snapshot` record is written for every snapshot made or listed.
+/// The chunk index in REPO/index is a cache: delete it, or run
+/// `rebuild-index`, and it is rebuilt from the packs.
+#[derive(Debug, Parser)]
+#[command(name = "ops-snapshot", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Snapshot a directory (or a file); the repository is created on first use.
+    Create(CreateArgs),
+    /// List the snapshots, oldest first.
+    List(RepoArgs),
+    /// Restore a snapshot (an id, a unique prefix of one, or `latest`) into a directory.
+    Restore(RestoreArgs),
+    /// Show what changed between two snapshots: added, removed, modified
+    /// (content) and metadata (mode, owner, times) paths, as `diff` records.
+    Diff(DiffArgs),
+    /// Write a snapshot to stdout as a tar archive compressed with zstd
+    /// (`tar --zstd -xf` extracts it).
+    Export(ExportArgs),
+    /// Remove data no snapshot needs, and repack packs that are mostly unused.
+    Gc(GcArgs),
+    /// Rebuild the chunk index from the packs.
+    RebuildIndex(RepoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct Repo {
+    /// The repository directory.
+    #[arg(long, value_name = "REPO")]
+    pub repo: Option<PathBuf>,
+    /// How long to wait for another process holding the repository.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub lock_wait: Duration,
+}
+
+impl Repo {
+    /// The repository, which every command but `restore` of a piped record needs.
+    pub fn path(&self) -> Result<&std::path::Path, ops_shared::UsageError> {
+        self.repo
+            .as_deref()
+            .ok_or_else(|| ops_shared::UsageError("give the repository with --repo REPO".into()))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RepoArgs {
+    #[command(flatten)]
+    pub repo: Repo,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The directory or file to snapshot.
+    pub source: PathBuf,
+    #[command(flatten)]
+    pub repo: Repo,
+    /// The series name [default: the source's base name].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Leave out paths matching GLOB (repeatable). A GLOB with a `/` matches the
+    /// path relative to the source; one without matches a name at any depth.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Warn about paths that cannot be read and leave them out, instead of failing.
+    #[arg(long)]
+    pub skip_unreadable: bool,
+    /// zstd level of a new repository's chunks, 1 to 19.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub level: i32,
+    /// Reader and compressor threads; 0 uses every core.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The snapshot: an id, a unique prefix, or `latest` [default: one
+    /// snapshot record on stdin].
+    pub snapshot: Option<String>,
+    #[command(flatten)]
+    pub repo: Repo,
+    /// The directory to restore into (created; must be empty unless --force).
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+    /// Restore only this path of the snapshot (and what is under it).
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<PathBuf>,
+    /// Replace the contents of a non-empty target.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The older snapshot.
+    pub from: String,
+    /// The newer snapshot.
+    pub to: String,
+    #[command(flatten)]
+    pub repo: Repo,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The snapshot: an id, a unique prefix, or `latest`.
+    pub snapshot: String,
+    #[command(flatten)]
+    pub repo: Repo,
+    /// zstd level of the archive.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub level: i32,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    #[command(flatten)]
+    pub repo: Repo,
+    /// Repack until at most this share of the packs' bytes is unused.
+    #[arg(long, value_name = "PERCENT", default_value = "10%", value_parser = parse_percent)]
+    pub max_unused: f64,
+    /// Say what would be removed and repacked; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    ops_shared::duration::parse(text).map_err(|err| err.to_string())
+}
+
+/// `10%` or `10` as a percentage from 0 to 100.
+pub fn parse_percent(text: &str) -> Result<f64, String> {
+    let number = text.trim().trim_end_matches('%');
+    match number.parse::<f64>() {
+        Ok(value) if (0.0..=100.0).contains(&value) => Ok(value),
+        _ => Err(format!("{text:?} is not a percentage from 0% to 100%")),
+    }
+}

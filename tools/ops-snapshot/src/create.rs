@@ -1,0 +1,446 @@
+//! `ops-snapshot create`: walk a tree, read only what changed since the
+//! parent snapshot, store new chunks, and commit the snapshot last.
+//!
+//! One walker (in sorted order, merging the parent's file list as it goes),
+//! reader threads (open, chunk, hash, deduplicate), the store's compressors
+//! and pack writer, and this thread putting entries back in walk order into
+//! the new file list. A bounded number of entries is in flight, so memory
+//! does not grow with the tree. The manifest is written only after every
+//! pack it needs is durable and indexed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use jiff::Timestamp;
+use ops_shared::entry::warn;
+use ops_shared::exclude::Excludes;
+use ops_shared::lock::Access;
+
+use crate::chunker::{Chunker, Params};
+use crate::id::Id;
+use crate::index::Index;
+use crate::reader::ChunkReader;
+use crate::repo::{Manifest, Repo};
+use crate::store::ChunkStore;
+use crate::tree::{Kind, Node, TreeReader, TreeWriter};
+use crate::RepoError;
+
+/// What to snapshot and how.
+pub struct Request {
+    pub source: PathBuf,
+    pub name: Option<String>,
+    pub excludes: Vec<String>,
+    pub skip_unreadable: bool,
+    pub threads: usize,
+    pub level: i32,
+    pub lock_wait: Duration,
+}
+
+/// Entries walked but not yet written to the file list, at most.
+const IN_FLIGHT: usize = 4096;
+
+enum Outcome {
+    Node(Node),
+    Skipped,
+    Unreadable(PathBuf, String),
+    /// Storing failed; the run stops.
+    Fatal(RepoError),
+}
+
+struct Job {
+    seq: u64,
+    node: Node,
+    full: PathBuf,
+}
+
+/// Takes a snapshot; returns its id and manifest.
+///
+/// Fails when the source or repository cannot be used, when files could not
+/// be read (unless `skip_unreadable`), or when storing fails; the snapshot
+/// is then not recorded, and data already stored waits for the next run or gc.
+pub fn create(root: &Path, request: &Request) -> anyhow::Result<(String, Manifest)> {
+    let source = fs::canonicalize(&request.source)
+        .with_context(|| format!("cannot snapshot {}", request.source.display()))?;
+    let name = match &request.name {
+        Some(name) => name.clone(),
+        None => source
+            .file_name()
+            .map_or_else(|| "root".into(), |n| n.to_string_lossy().into_owned()),
+    };
+    let excludes = Excludes::new(&request.excludes)?;
+    rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
+    let repo = Arc::new(Repo::open_or_init(root, request.level)?);
+    let _lock = repo.lock(Access::Shared, request.lock_wait, "ops-snapshot create")?;
+    let index = Arc::new(Index::open(
+        &repo,
+        request.lock_wait,
+        "ops-snapshot create",
+    )?);
+    let source_text = ops_shared::path_text::encode(&source);
+    let parent = repo
+        .manifests()?
+        .into_iter()
+        .rfind(|(_, m)| m.name == name && m.paths == [source_text.clone()]);
+    let reader = ChunkReader::new(Arc::clone(&repo), Arc::clone(&index));
+    let store = ChunkStore::start(Arc::clone(&repo), Arc::clone(&index), request.threads);
+    let started = Timestamp::now();
+
+    let abort = AtomicBool::new(false);
+    let (jobs_tx, jobs_rx) = bounded::<Job>(request.threads * 4);
+    let (done_tx, done_rx) = unbounded::<(u64, Outcome)>();
+    let (permit_tx, permit_rx) = bounded::<()>(IN_FLIGHT);
+    let parent_tree = parent
+        .as_ref()
+        .map(|(_, m)| m.tree.clone())
+        .unwrap_or_default();
+
+    let mut tree = TreeWriter::new(&store, repo.config.tree_chunks);
+    let mut tally = Tally::default();
+    let mut fatal: Option<anyhow::Error> = None;
+    thread::scope(|scope| {
+        let walker = Walker {
+            source: &source,
+            excludes: &excludes,
+            parent: TreeReader::new(&reader, &parent_tree).peekable(),
+            index: &index,
+            abort: &abort,
+            jobs: jobs_tx,
+            done: done_tx.clone(),
+            permits: permit_tx,
+            hard_links: HashMap::new(),
+        };
+        scope.spawn(move || walker.walk());
+        for _ in 0..request.threads.max(1) {
+            let jobs = jobs_rx.clone();
+            let done = done_tx.clone();
+            let (store, abort, params) = (&store, &abort, repo.config.data_chunks);
+            scope.spawn(move || read_files(&jobs, &done, store, params, abort));
+        }
+        drop(done_tx);
+        let mut pending = BTreeMap::new();
+        let mut next = 0u64;
+        for (seq, outcome) in &done_rx {
+            pending.insert(seq, outcome);
+            while let Some(outcome) = pending.remove(&next) {
+                next += 1;
+                let _ = permit_rx.recv();
+                if fatal.is_some() {
+                    continue;
+                }
+                if let Err(err) = tally.add(outcome, &mut tree, request.skip_unreadable) {
+                    fatal = Some(err.into());
+                    abort.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+    });
+    if let Some(err) = fatal {
+        return Err(err.context("the snapshot was not recorded"));
+    }
+    let tree = tree.finish()?;
+    let added = store.finish()?;
+    if tally.unreadable > 0 {
+        bail!(
+            "{} path(s) could not be read (above); the snapshot was not recorded. \
+             Fix their permissions, or pass --skip-unreadable to leave them out",
+            tally.unreadable
+        );
+    }
+    let manifest = Manifest {
+        name,
+        time: started,
+        host: hostname(),
+        paths: vec![source_text],
+        parent: parent.map(|(id, _)| id),
+        excludes: request.excludes.clone(),
+        tree,
+        files: tally.files,
+        dirs: tally.dirs,
+        bytes: tally.bytes,
+        added_bytes: added.stored_bytes,
+    };
+    let id = repo.write_manifest(&manifest)?;
+    Ok((id, manifest))
+}
+
+#[derive(Default)]
+struct Tally {
+    files: u64,
+    dirs: u64,
+    bytes: u64,
+    unreadable: u64,
+}
+
+impl Tally {
+    fn add(
+        &mut self,
+        outcome: Outcome,
+        tree: &mut TreeWriter,
+        skip: bool,
+    ) -> Result<(), RepoError> {
+        match outcome {
+            Outcome::Node(node) => {
+                match node.kind {
+                    Kind::File | Kind::Hardlink => {
+                        self.files += 1;
+                        self.bytes += node.size;
+                    }
+                    Kind::Dir => self.dirs += 1,
+                    Kind::Symlink => {}
+                }
+                tree.push(&node)?;
+            }
+            Outcome::Skipped => {}
+            Outcome::Fatal(err) => return Err(err),
+            Outcome::Unreadable(path, why) if skip => {
+                warn(format!("{}: {why}; left out", path.display()));
+            }
+            Outcome::Unreadable(path, why) => {
+                ops_shared::entry::error(format!("{}: {why}", path.display()));
+                self.unreadable += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Walker<'a> {
+    source: &'a Path,
+    excludes: &'a Excludes,
+    parent: std::iter::Peekable<TreeReader<'a>>,
+    index: &'a Index,
+    abort: &'a AtomicBool,
+    jobs: Sender<Job>,
+    done: Sender<(u64, Outcome)>,
+    permits: Sender<()>,
+    hard_links: HashMap<(u64, u64), PathBuf>,
+}
+
+impl Walker<'_> {
+    fn walk(mut self) {
+        let source = self.source;
+        let single_file = !source.is_dir();
+        let base = if single_file {
+            source.parent().unwrap_or(Path::new("/"))
+        } else {
+            source
+        };
+        let walk = walkdir::WalkDir::new(source)
+            .follow_links(false)
+            .sort_by_file_name()
+            .min_depth(usize::from(!single_file))
+            .into_iter()
+            .filter_entry(|entry| {
+                let relative = entry.path().strip_prefix(base).unwrap_or(entry.path());
+                entry.depth() == 0 || !self.excludes.matches(relative)
+            });
+        for (seq, entry) in (0u64..).zip(walk) {
+            if self.abort.load(Ordering::Relaxed) || self.permits.send(()).is_err() {
+                break;
+            }
+            let outcome = match entry {
+                Ok(entry) => {
+                    let relative = entry.path().strip_prefix(base).unwrap_or(entry.path());
+                    match entry.metadata() {
+                        Ok(meta) => self.visit(seq, entry.path(), relative.to_owned(), &meta),
+                        Err(err) => Some(Outcome::Unreadable(
+                            entry.path().to_owned(),
+                            err.to_string(),
+                        )),
+                    }
+                }
+                Err(err) => {
+                    let path = err.path().unwrap_or(source).to_owned();
+                    let why = err
+                        .io_error()
+                        .map_or_else(|| err.to_string(), io::Error::to_string);
+                    Some(Outcome::Unreadable(path, why))
+                }
+            };
+            if let Some(outcome) = outcome {
+                if self.done.send((seq, outcome)).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The entry's outcome, or `None` when a reader thread will give it.
+    fn visit(
+        &mut self,
+        seq: u64,
+        full: &Path,
+        path: PathBuf,
+        meta: &fs::Metadata,
+    ) -> Option<Outcome> {
+        let file_type = meta.file_type();
+        let mut node = Node {
+            path,
+            kind: Kind::File,
+            mode: meta.permissions().mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            mtime: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            ctime: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+            ino: meta.ino(),
+            size: 0,
+            chunks: Vec::new(),
+            target: PathBuf::new(),
+            changed: false,
+        };
+        if file_type.is_dir() {
+            node.kind = Kind::Dir;
+            return Some(Outcome::Node(node));
+        }
+        if file_type.is_symlink() {
+            node.kind = Kind::Symlink;
+            return Some(match fs::read_link(full) {
+                Ok(target) => {
+                    node.target = target;
+                    Outcome::Node(node)
+                }
+                Err(err) => Outcome::Unreadable(full.to_owned(), err.to_string()),
+            });
+        }
+        if !file_type.is_file() {
+            warn(format!(
+                "{}: not a file, directory or symlink; skipped",
+                full.display()
+            ));
+            return Some(Outcome::Skipped);
+        }
+        if meta.nlink() > 1 {
+            let key = (meta.dev(), meta.ino());
+            if let Some(first) = self.hard_links.get(&key) {
+                node.kind = Kind::Hardlink;
+                node.target = first.clone();
+                node.size = meta.len();
+                return Some(Outcome::Node(node));
+            }
+            self.hard_links.insert(key, node.path.clone());
+        }
+        node.size = meta.len();
+        if let Some(parent) = self.unchanged(&node) {
+            node.chunks = parent.chunks;
+            return Some(Outcome::Node(node));
+        }
+        let job = Job {
+            seq,
+            node,
+            full: full.to_owned(),
+        };
+        match self.jobs.send(job) {
+            Ok(()) => None,
+            Err(_) => Some(Outcome::Skipped),
+        }
+    }
+
+    /// The parent's entry for `node` if the file is unchanged since then
+    /// and all its chunks are still stored.
+    fn unchanged(&mut self, node: &Node) -> Option<Node> {
+        while let Some(Ok(parent)) = self.parent.peek() {
+            if parent.path < node.path {
+                self.parent.next();
+                continue;
+            }
+            let same = parent.path == node.path
+                && parent.kind == Kind::File
+                && !parent.changed
+                && parent.size == node.size
+                && parent.mtime == node.mtime
+                && parent.ctime == node.ctime
+                && parent.ino == node.ino;
+            if !same {
+                return None;
+            }
+            let parent = self.parent.next()?.ok()?;
+            let stored = parent
+                .chunks
+                .iter()
+                .all(|id| self.index.stored(id).is_ok_and(|at| at.is_some()));
+            return stored.then_some(parent);
+        }
+        None
+    }
+}
+
+fn read_files(
+    jobs: &Receiver<Job>,
+    done: &Sender<(u64, Outcome)>,
+    store: &ChunkStore,
+    params: Params,
+    abort: &AtomicBool,
+) {
+    let mut chunker = Chunker::new(params);
+    for Job {
+        seq,
+        mut node,
+        full,
+    } in jobs
+    {
+        let outcome = if abort.load(Ordering::Relaxed) {
+            Outcome::Skipped
+        } else {
+            match read_file(&full, &mut node, &mut chunker, store) {
+                Ok(()) => Outcome::Node(node),
+                Err(ReadError::Source(err)) => Outcome::Unreadable(full, err.to_string()),
+                Err(ReadError::Store(err)) => {
+                    abort.store(true, Ordering::Relaxed);
+                    Outcome::Fatal(err)
+                }
+            }
+        };
+        if done.send((seq, outcome)).is_err() {
+            return;
+        }
+    }
+}
+
+enum ReadError {
+    Source(io::Error),
+    Store(RepoError),
+}
+
+fn read_file(
+    full: &Path,
+    node: &mut Node,
+    chunker: &mut Chunker,
+    store: &ChunkStore,
+) -> Result<(), ReadError> {
+    let mut file = File::open(full).map_err(ReadError::Source)?;
+    chunker.reset();
+    let mut size = 0u64;
+    while let Some(chunk) = chunker.next(&mut file).map_err(ReadError::Source)? {
+        let id = Id::of(chunk);
+        store.put(id, chunk).map_err(ReadError::Store)?;
+        node.chunks.push(id);
+        size += chunk.len() as u64;
+    }
+    let after = file.metadata().map_err(ReadError::Source)?;
+    let ctime = after.ctime() * 1_000_000_000 + after.ctime_nsec();
+    let mtime = after.mtime() * 1_000_000_000 + after.mtime_nsec();
+    if size != node.size || mtime != node.mtime || ctime != node.ctime {
+        warn(format!(
+            "{}: changed while it was read; stored as read, marked changed",
+            full.display()
+        ));
+        node.changed = true;
+        node.size = size;
+    }
+    Ok(())
+}
+
+fn hostname() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_default()
+}

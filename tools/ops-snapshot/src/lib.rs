@@ -1,0 +1,300 @@
+//! ops-snapshot: deduplicated, incremental-forever snapshots of data trees.
+//!
+//! This crate owns the repository format (see [`repo`]) and is the only
+//! code that reads or writes it: ops-verify, ops-restore, ops-prune,
+//! ops-health and ops-compact call the functions exported here.
+
+mod chunker;
+mod cli;
+pub mod create;
+pub mod diff;
+mod export;
+pub mod gc;
+pub mod id;
+pub mod index;
+pub mod pack;
+pub mod reader;
+pub mod repo;
+pub mod restore;
+mod store;
+pub mod tree;
+pub mod verify;
+
+use std::ffi::OsString;
+use std::io::{self, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::CommandFactory;
+use ops_shared::lock::{Access, DirLock, LockError};
+use ops_shared::record::{Compact, Snapshot};
+use ops_shared::staging::Target;
+use ops_shared::{read_records, Output, Record, Status, UsageError};
+use serde::Serialize;
+
+pub use cli::Cli;
+use cli::Command;
+use index::Index;
+use reader::ChunkReader;
+use repo::{Manifest, Repo, FORMAT_VERSION};
+
+/// What can go wrong with a repository.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("{}: not an ops-snapshot repository (no readable config); `ops-snapshot create PATH --repo {}` makes one", .0.display(), .0.display())]
+    NotARepo(PathBuf),
+    #[error("{}: repository format version {version} is newer than this ops-snapshot reads (up to {FORMAT_VERSION}); upgrade ops", repo.display())]
+    TooNew { repo: PathBuf, version: u32 },
+    #[error("{}: {error}", path.display())]
+    Io { path: PathBuf, error: io::Error },
+    #[error(transparent)]
+    Lock(LockError),
+    #[error("chunk index: {0}")]
+    Index(String),
+    #[error("{0}")]
+    Damaged(String),
+    #[error("no snapshot {wanted:?} in {}; `ops-snapshot list --repo {}` shows them", repo.display(), repo.display())]
+    NoSnapshot { repo: PathBuf, wanted: String },
+    #[error("{wanted:?} matches {count} snapshots; give more of the id")]
+    Ambiguous { wanted: String, count: usize },
+}
+
+impl RepoError {
+    pub fn io(path: PathBuf, error: io::Error) -> RepoError {
+        RepoError::Io { path, error }
+    }
+
+    /// Whether the user asked for something that is not there (exit 2).
+    fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            RepoError::NotARepo(_)
+                | RepoError::TooNew { .. }
+                | RepoError::NoSnapshot { .. }
+                | RepoError::Ambiguous { .. }
+        )
+    }
+}
+
+/// The clap definition, for man pages and completions.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Runs ops-snapshot with `args` (including the program name).
+pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
+    let Some(cli) = ops_shared::entry::parse_args::<Cli>(args)? else {
+        return Ok(Status::Success);
+    };
+    dispatch(cli).map_err(|err| match err.downcast_ref::<RepoError>() {
+        Some(repo_err) if repo_err.is_usage() => UsageError(format!("{err:#}")).into(),
+        _ => err,
+    })
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<Status> {
+    let threads = |n: usize| {
+        if n == 0 {
+            std::thread::available_parallelism().map_or(2, usize::from)
+        } else {
+            n
+        }
+    };
+    match cli.command {
+        Command::Create(args) => {
+            let request = create::Request {
+                source: args.source,
+                name: args.name,
+                excludes: args.exclude,
+                skip_unreadable: args.skip_unreadable,
+                threads: threads(args.threads),
+                level: args.level,
+                lock_wait: args.repo.lock_wait,
+            };
+            let (id, manifest) = create::create(args.repo.path()?, &request)?;
+            let mut out = Output::stdout(args.output.mode());
+            out.record(&record(args.repo.path()?, &id, &manifest))?;
+            out.finish()?;
+            Ok(Status::Success)
+        }
+        Command::List(args) => {
+            let mut out = Output::stdout(args.output.mode());
+            for snapshot in list(args.repo.path()?)? {
+                out.record(&snapshot)?;
+            }
+            out.finish()?;
+            Ok(Status::Success)
+        }
+        Command::Restore(args) => {
+            let mut out = Output::stdout(args.output.mode());
+            let (repo_path, wanted) = match args.snapshot {
+                Some(wanted) => (args.repo.path()?.to_owned(), wanted),
+                None => {
+                    let snapshot = one_snapshot_from_stdin(&mut out)?;
+                    (snapshot.repo, snapshot.id)
+                }
+            };
+            let target = Target::plan(&args.to, args.force)?;
+            let (mut snapshot, restored) = restore_snapshot(
+                &repo_path,
+                &wanted,
+                &target,
+                args.path.as_deref(),
+                args.repo.lock_wait,
+            )?;
+            snapshot.annotate("restore", restored_note(&args.to, restored));
+            out.record(&snapshot)?;
+            out.finish()?;
+            Ok(Status::Success)
+        }
+        Command::Diff(args) => diff::run(&args),
+        Command::Export(args) => export::run(&args),
+        Command::Gc(args) => {
+            let options = gc::Options {
+                max_unused: args.max_unused,
+                dry_run: args.dry_run,
+                lock_wait: args.repo.lock_wait,
+            };
+            let compact: Compact = gc::gc(args.repo.path()?, &options)?;
+            let mut out = Output::stdout(args.output.mode());
+            out.record(&compact)?;
+            out.finish()?;
+            Ok(Status::Success)
+        }
+        Command::RebuildIndex(args) => {
+            let repo = Repo::open(args.repo.path()?)?;
+            let index = Index::rebuild(&repo, args.repo.lock_wait, "ops-snapshot rebuild-index")?;
+            index.flush()?;
+            ops_shared::entry::note(format!(
+                "rebuilt the index of {}: {} chunks in {} packs",
+                repo.root.display(),
+                index.chunks(),
+                repo.packs()?.len()
+            ));
+            Ok(Status::Success)
+        }
+    }
+}
+
+/// The single snapshot record on stdin; other records are passed on.
+fn one_snapshot_from_stdin(out: &mut Output) -> anyhow::Result<Snapshot> {
+    if io::stdin().is_terminal() {
+        return Err(UsageError(
+            "give the snapshot to restore, or pipe one snapshot record in".into(),
+        )
+        .into());
+    }
+    let mut snapshots = Vec::new();
+    for record in read_records(io::stdin().lock()) {
+        let record = record?;
+        if record.is::<Snapshot>() {
+            snapshots.push(record.parse::<Snapshot>()?);
+        } else {
+            out.raw(record.raw())?;
+        }
+    }
+    match snapshots.len() {
+        1 => Ok(snapshots.remove(0)),
+        0 => Err(UsageError("no snapshot record on stdin".into()).into()),
+        n => Err(UsageError(format!(
+            "{n} snapshot records on stdin; restore one at a time (for example with tail -n 1)"
+        ))
+        .into()),
+    }
+}
+
+/// What a restore adds to the snapshot record.
+#[derive(Serialize)]
+pub struct RestoredNote {
+    pub ok: bool,
+    #[serde(with = "ops_shared::path_text")]
+    pub to: PathBuf,
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+pub fn restored_note(to: &Path, restored: restore::Restored) -> RestoredNote {
+    RestoredNote {
+        ok: true,
+        to: to.to_owned(),
+        entries: restored.entries,
+        bytes: restored.bytes,
+    }
+}
+
+/// The `snapshot` record of a manifest.
+pub fn record(repo: &Path, id: &str, manifest: &Manifest) -> Snapshot {
+    let mut extra = serde_json::Map::new();
+    extra.insert("host".into(), manifest.host.clone().into());
+    Snapshot {
+        id: id.to_owned(),
+        name: manifest.name.clone(),
+        time: manifest.time,
+        repo: repo.to_owned(),
+        paths: manifest.paths.clone(),
+        parent: manifest.parent.clone(),
+        files: manifest.files,
+        bytes: manifest.bytes,
+        added_bytes: manifest.added_bytes,
+        extra,
+    }
+}
+
+/// Every snapshot of the repository at `root`, oldest first.
+///
+/// Fails when `root` is not a repository or a manifest is damaged.
+pub fn list(root: &Path) -> Result<Vec<Snapshot>, RepoError> {
+    let repo = Repo::open(root)?;
+    Ok(repo
+        .manifests()?
+        .iter()
+        .map(|(id, manifest)| record(root, id, manifest))
+        .collect())
+}
+
+/// Opens a repository for reading chunks: its lock shared, its index.
+pub fn open_reader(
+    root: &Path,
+    wait: Duration,
+    tool: &str,
+) -> Result<(ChunkReader, DirLock), RepoError> {
+    let repo = Arc::new(Repo::open(root)?);
+    let lock = repo.lock(Access::Shared, wait, tool)?;
+    let index = Arc::new(Index::open(&repo, wait, tool)?);
+    Ok((ChunkReader::new(repo, index), lock))
+}
+
+/// Restores snapshot `wanted` of the repository at `root` into `target`.
+///
+/// Fails when the snapshot cannot be found or any of it cannot be restored;
+/// the target is then left as it was.
+pub fn restore_snapshot(
+    root: &Path,
+    wanted: &str,
+    target: &Target,
+    only: Option<&Path>,
+    wait: Duration,
+) -> anyhow::Result<(Snapshot, restore::Restored)> {
+    let (reader, _lock) = open_reader(root, wait, "ops-snapshot restore")?;
+    let (id, manifest) = reader.repo.resolve(wanted)?;
+    let threads = std::thread::available_parallelism().map_or(2, usize::from);
+    let restored = target
+        .fill(|staging| restore::restore_into(&reader, &manifest, staging, only, threads))
+        .with_context(|| format!("restore of snapshot {} failed", &id[..8]))?;
+    Ok((record(root, &id, &manifest), restored))
+}
+
+/// Removes snapshots (their data stays until gc), holding the repository
+/// exclusively while it does.
+///
+/// Fails on the first snapshot that cannot be removed.
+pub fn forget(root: &Path, ids: &[String], wait: Duration) -> Result<(), RepoError> {
+    let repo = Repo::open(root)?;
+    let _lock = repo.lock(Access::Exclusive, wait, "ops-prune")?;
+    for id in ids {
+        repo.remove_snapshot(id)?;
+    }
+    Ok(())
+}

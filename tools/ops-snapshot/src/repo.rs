@@ -1,0 +1,305 @@
+//! The repository on disk: its layout, its format version, its lock, and its
+//! snapshot manifests.
+//!
+//! ```text
+//! REPO/config               {"format":"ops-snapshot","version":1,...}
+//! REPO/.ops-lock            flock: create and gc's planning hold it shared,
+//!                           gc's deletion and forget exclusive
+//! REPO/snapshots/<id>       one JSON manifest per snapshot; id = its SHA-256
+//! REPO/packs/<aa>/<id>      pack files of compressed chunks; id = their SHA-256
+//! REPO/index/               the chunk index, a sled database (a cache)
+//! ```
+//!
+//! Everything is written under a temporary name, fsynced and renamed, and
+//! the repository is owner-only: the directories are 0700, files 0600.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use ops_shared::atomic::{self, AtomicFile};
+use ops_shared::lock::{Access, DirLock};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::chunker::Params;
+use crate::id::Id;
+use crate::RepoError;
+
+/// The repository format this version writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+const FORMAT_NAME: &str = "ops-snapshot";
+
+/// `REPO/config`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Config {
+    pub format: String,
+    pub version: u32,
+    pub created: Timestamp,
+    /// Content-defined chunking of file data.
+    pub data_chunks: Params,
+    /// Content-defined chunking of the snapshots' file lists.
+    pub tree_chunks: Params,
+    /// zstd level of stored chunks.
+    pub level: i32,
+}
+
+/// One snapshot's manifest, `REPO/snapshots/<id>`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    pub name: String,
+    pub time: Timestamp,
+    pub host: String,
+    pub paths: Vec<String>,
+    pub parent: Option<String>,
+    pub excludes: Vec<String>,
+    /// The chunks of the file list, in order.
+    pub tree: Vec<Id>,
+    pub files: u64,
+    pub dirs: u64,
+    pub bytes: u64,
+    pub added_bytes: u64,
+}
+
+/// An open repository.
+#[derive(Debug)]
+pub struct Repo {
+    pub root: PathBuf,
+    pub config: Config,
+}
+
+impl Repo {
+    /// Opens the repository at `root`.
+    ///
+    /// Fails when `root` is not a repository, or is one of a newer format.
+    pub fn open(root: &Path) -> Result<Repo, RepoError> {
+        let text = match fs::read(root.join("config")) {
+            Ok(text) => text,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                return Err(RepoError::NotARepo(root.to_owned()))
+            }
+            Err(err) => return Err(RepoError::io(root.join("config"), err)),
+        };
+        let config: Config =
+            serde_json::from_slice(&text).map_err(|_| RepoError::NotARepo(root.to_owned()))?;
+        if config.format != FORMAT_NAME {
+            return Err(RepoError::NotARepo(root.to_owned()));
+        }
+        if config.version > FORMAT_VERSION {
+            return Err(RepoError::TooNew {
+                repo: root.to_owned(),
+                version: config.version,
+            });
+        }
+        Ok(Repo {
+            root: root.to_owned(),
+            config,
+        })
+    }
+
+    /// Opens the repository at `root`, creating it first if `root` does not
+    /// exist or is an empty directory.
+    pub fn open_or_init(root: &Path, level: i32) -> Result<Repo, RepoError> {
+        let empty = match fs::read_dir(root) {
+            Ok(mut entries) => entries.next().is_none(),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => true,
+            Err(err) => return Err(RepoError::io(root.to_owned(), err)),
+        };
+        if !empty {
+            return Repo::open(root);
+        }
+        let parent = root.parent().filter(|p| !p.as_os_str().is_empty());
+        if let Some(parent) = parent {
+            if !parent.is_dir() {
+                return Err(RepoError::io(
+                    root.to_owned(),
+                    io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("{} does not exist", parent.display()),
+                    ),
+                ));
+            }
+        }
+        let config = Config {
+            format: FORMAT_NAME.into(),
+            version: FORMAT_VERSION,
+            created: Timestamp::now(),
+            data_chunks: Params::DATA,
+            tree_chunks: Params::TREE,
+            level,
+        };
+        for dir in [root.to_owned(), root.join("snapshots"), root.join("packs")] {
+            make_dir(&dir).map_err(|err| RepoError::io(dir.clone(), err))?;
+        }
+        let text = serde_json::to_vec_pretty(&config).unwrap_or_default();
+        let path = root.join("config");
+        match AtomicFile::create_new(&path) {
+            Ok(mut file) => {
+                io::Write::write_all(file.file(), &text)
+                    .and_then(|()| file.commit())
+                    .map_err(|err| RepoError::io(path.clone(), err))?;
+            }
+            // Another process created it first: use theirs.
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(RepoError::io(path, err)),
+        }
+        Repo::open(root)
+    }
+
+    /// Locks the repository; see the module docs for who holds it how.
+    pub fn lock(&self, access: Access, wait: Duration, tool: &str) -> Result<DirLock, RepoError> {
+        DirLock::acquire(&self.root, access, wait, tool).map_err(RepoError::Lock)
+    }
+
+    pub fn packs_dir(&self) -> PathBuf {
+        self.root.join("packs")
+    }
+
+    pub fn pack_path(&self, pack: &Id) -> PathBuf {
+        let hex = pack.to_hex();
+        self.packs_dir().join(&hex[..2]).join(hex)
+    }
+
+    pub fn index_dir(&self) -> PathBuf {
+        self.root.join("index")
+    }
+
+    /// Every pack file in the repository.
+    pub fn packs(&self) -> Result<HashSet<Id>, RepoError> {
+        let mut packs = HashSet::new();
+        let dir = self.packs_dir();
+        let listing = fs::read_dir(&dir).map_err(|err| RepoError::io(dir.clone(), err))?;
+        for sub in listing {
+            let sub = sub.map_err(|err| RepoError::io(dir.clone(), err))?;
+            if !sub.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let listing = fs::read_dir(sub.path()).map_err(|err| RepoError::io(sub.path(), err))?;
+            for file in listing {
+                let file = file.map_err(|err| RepoError::io(sub.path(), err))?;
+                if let Some(id) = file.file_name().to_str().and_then(Id::from_hex) {
+                    packs.insert(id);
+                }
+            }
+        }
+        Ok(packs)
+    }
+
+    /// The ids of all snapshots, in no particular order.
+    pub fn snapshot_ids(&self) -> Result<Vec<String>, RepoError> {
+        let dir = self.root.join("snapshots");
+        let listing = fs::read_dir(&dir).map_err(|err| RepoError::io(dir.clone(), err))?;
+        let mut ids = Vec::new();
+        for entry in listing {
+            let entry = entry.map_err(|err| RepoError::io(dir.clone(), err))?;
+            if let Some(name) = entry.file_name().to_str() {
+                if Id::from_hex(name).is_some() {
+                    ids.push(name.to_owned());
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Reads one snapshot's manifest, checking it against its id.
+    pub fn manifest(&self, id: &str) -> Result<Manifest, RepoError> {
+        let path = self.root.join("snapshots").join(id);
+        let bytes = fs::read(&path).map_err(|err| RepoError::io(path.clone(), err))?;
+        if Id::of(&bytes).to_hex() != id {
+            return Err(RepoError::Damaged(format!(
+                "snapshot {id}: its manifest does not match its id (the file was changed or damaged)"
+            )));
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|err| RepoError::Damaged(format!("snapshot {id}: unreadable manifest: {err}")))
+    }
+
+    /// All snapshots, oldest first.
+    pub fn manifests(&self) -> Result<Vec<(String, Manifest)>, RepoError> {
+        let mut all = Vec::new();
+        for id in self.snapshot_ids()? {
+            let manifest = self.manifest(&id)?;
+            all.push((id, manifest));
+        }
+        all.sort_by(|a, b| a.1.time.cmp(&b.1.time).then_with(|| a.0.cmp(&b.0)));
+        Ok(all)
+    }
+
+    /// Finds a snapshot by id, unique id prefix, or `latest`.
+    pub fn resolve(&self, wanted: &str) -> Result<(String, Manifest), RepoError> {
+        let mut all = self.manifests()?;
+        if wanted == "latest" {
+            return all.pop().ok_or_else(|| RepoError::NoSnapshot {
+                repo: self.root.clone(),
+                wanted: wanted.into(),
+            });
+        }
+        let mut matching: Vec<_> = all
+            .into_iter()
+            .filter(|(id, _)| id.starts_with(wanted))
+            .collect();
+        match matching.len() {
+            1 if !wanted.is_empty() => Ok(matching.remove(0)),
+            0 | 1 => Err(RepoError::NoSnapshot {
+                repo: self.root.clone(),
+                wanted: wanted.into(),
+            }),
+            n => Err(RepoError::Ambiguous {
+                wanted: wanted.into(),
+                count: n,
+            }),
+        }
+    }
+
+    /// Stores a snapshot manifest durably; returns its id.
+    pub fn write_manifest(&self, manifest: &Manifest) -> Result<String, RepoError> {
+        let bytes = serde_json::to_vec(manifest).unwrap_or_default();
+        let id = Id::of(&bytes).to_hex();
+        let path = self.root.join("snapshots").join(&id);
+        let mut file =
+            AtomicFile::create_new(&path).map_err(|err| RepoError::io(path.clone(), err))?;
+        io::Write::write_all(file.file(), &bytes)
+            .and_then(|()| file.commit())
+            .map_err(|err| RepoError::io(path, err))?;
+        Ok(id)
+    }
+
+    /// Removes a snapshot's manifest (its data stays until gc).
+    pub fn remove_snapshot(&self, id: &str) -> Result<(), RepoError> {
+        let path = self.root.join("snapshots").join(id);
+        fs::remove_file(&path).map_err(|err| RepoError::io(path.clone(), err))?;
+        atomic::sync_dir(&path).map_err(|err| RepoError::io(path, err))
+    }
+
+    /// Bytes of all pack files.
+    pub fn packs_bytes(&self) -> u64 {
+        walk_bytes(&self.packs_dir())
+    }
+}
+
+/// Creates `dir` owner-only if it is missing.
+pub fn make_dir(dir: &Path) -> io::Result<()> {
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        other => other,
+    }
+}
+
+fn walk_bytes(dir: &Path) -> u64 {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.metadata().ok())
+        .filter(fs::Metadata::is_file)
+        .map(|m| m.len())
+        .sum()
+}
+
+/// SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
