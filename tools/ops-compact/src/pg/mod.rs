@@ -135,10 +135,12 @@ pub fn problem(err: &postgres::Error, options: &Options) -> plan::Problem {
             "locked by another session: no lock within --lock-timeout {}",
             humantime::format_duration(options.lock_timeout)
         )),
-        Some("57014") => plan::Problem::Failed(format!(
-            "cancelled after --statement-timeout {}; raise it for this table",
-            humantime::format_duration(options.statement_timeout)
-        )),
+        Some("57014") if describe(err).contains("statement timeout") => {
+            plan::Problem::Failed(format!(
+                "cancelled after --statement-timeout {}; raise it for this table",
+                humantime::format_duration(options.statement_timeout)
+            ))
+        }
         _ => plan::Problem::Failed(describe(err)),
     }
 }

@@ -284,10 +284,7 @@ impl Session<'_> {
         );
         match result {
             Ok(bytes) => record.after_bytes = bytes,
-            Err(err) => {
-                record.action = "skipped".into();
-                mark(record, problem(&err, self.options));
-            }
+            Err(err) => mark(record, problem(&err, self.options)),
         }
     }
 
@@ -361,13 +358,19 @@ impl Session<'_> {
     }
 }
 
+/// A relation that was locked is `skipped`; one whose statement failed is
+/// `failed`. Either way the record says why in `error`.
 fn mark(record: &mut Compact, problem: Problem) {
     match problem {
         Problem::Locked(reason) => {
+            record.action = "skipped".into();
             record.annotate("locked", true);
             record.annotate("error", reason);
         }
-        Problem::Failed(reason) => record.annotate("error", reason),
+        Problem::Failed(reason) => {
+            record.action = "failed".into();
+            record.annotate("error", reason);
+        }
     }
 }
 
