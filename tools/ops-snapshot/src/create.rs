@@ -49,7 +49,8 @@ pub struct Request {
 const IN_FLIGHT: usize = 4096;
 
 enum Outcome {
-    Node(Node),
+    /// An entry, and whether its file was read (not taken from the parent).
+    Node(Node, bool),
     Skipped,
     Unreadable(PathBuf, String),
     /// Storing failed; the run stops.
@@ -62,12 +63,20 @@ struct Job {
     full: PathBuf,
 }
 
-/// Takes a snapshot; returns its id and manifest.
+/// A snapshot just taken.
+pub struct Created {
+    pub id: String,
+    pub manifest: Manifest,
+    /// Files read; the others were unchanged since the parent.
+    pub files_read: u64,
+}
+
+/// Takes a snapshot.
 ///
 /// Fails when the source or repository cannot be used, when files could not
 /// be read (unless `skip_unreadable`), or when storing fails; the snapshot
 /// is then not recorded, and data already stored waits for the next run or gc.
-pub fn create(root: &Path, request: &Request) -> anyhow::Result<(String, Manifest)> {
+pub fn create(root: &Path, request: &Request) -> anyhow::Result<Created> {
     let source = fs::canonicalize(&request.source)
         .with_context(|| format!("cannot snapshot {}", request.source.display()))?;
     let name = match &request.name {
@@ -169,12 +178,17 @@ pub fn create(root: &Path, request: &Request) -> anyhow::Result<(String, Manifes
         added_bytes: added.stored_bytes,
     };
     let id = repo.write_manifest(&manifest)?;
-    Ok((id, manifest))
+    Ok(Created {
+        id,
+        manifest,
+        files_read: tally.read,
+    })
 }
 
 #[derive(Default)]
 struct Tally {
     files: u64,
+    read: u64,
     dirs: u64,
     bytes: u64,
     unreadable: u64,
@@ -188,7 +202,8 @@ impl Tally {
         skip: bool,
     ) -> Result<(), RepoError> {
         match outcome {
-            Outcome::Node(node) => {
+            Outcome::Node(node, read) => {
+                self.read += u64::from(read);
                 match node.kind {
                     Kind::File | Kind::Hardlink => {
                         self.files += 1;
@@ -299,14 +314,14 @@ impl Walker<'_> {
         };
         if file_type.is_dir() {
             node.kind = Kind::Dir;
-            return Some(Outcome::Node(node));
+            return Some(Outcome::Node(node, false));
         }
         if file_type.is_symlink() {
             node.kind = Kind::Symlink;
             return Some(match fs::read_link(full) {
                 Ok(target) => {
                     node.target = target;
-                    Outcome::Node(node)
+                    Outcome::Node(node, false)
                 }
                 Err(err) => Outcome::Unreadable(full.to_owned(), err.to_string()),
             });
@@ -324,14 +339,14 @@ impl Walker<'_> {
                 node.kind = Kind::Hardlink;
                 node.target = first.clone();
                 node.size = meta.len();
-                return Some(Outcome::Node(node));
+                return Some(Outcome::Node(node, false));
             }
             self.hard_links.insert(key, node.path.clone());
         }
         node.size = meta.len();
         if let Some(parent) = self.unchanged(&node) {
             node.chunks = parent.chunks;
-            return Some(Outcome::Node(node));
+            return Some(Outcome::Node(node, false));
         }
         let job = Job {
             seq,
@@ -391,7 +406,7 @@ fn read_files(
             Outcome::Skipped
         } else {
             match read_file(&full, &mut node, &mut chunker, store) {
-                Ok(()) => Outcome::Node(node),
+                Ok(()) => Outcome::Node(node, true),
                 Err(ReadError::Source(err)) => Outcome::Unreadable(full, err.to_string()),
                 Err(ReadError::Store(err)) => {
                     abort.store(true, Ordering::Relaxed);

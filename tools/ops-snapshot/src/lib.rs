@@ -113,9 +113,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<Status> {
                 level: args.level,
                 lock_wait: args.repo.lock_wait,
             };
-            let (id, manifest) = create::create(args.repo.path()?, &request)?;
+            let created = create::create(args.repo.path()?, &request)?;
+            let mut snapshot = record(args.repo.path()?, &created.id, &created.manifest);
+            snapshot.annotate("files_read", created.files_read);
             let mut out = Output::stdout(args.output.mode());
-            out.record(&record(args.repo.path()?, &id, &manifest))?;
+            out.record(&snapshot)?;
             out.finish()?;
             Ok(Status::Success)
         }

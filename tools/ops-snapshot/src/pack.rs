@@ -7,8 +7,9 @@
 //! ```
 //!
 //! Chunk offsets follow from the stored lengths. A pack is named by the
-//! SHA-256 of its whole content, so `--read-data` can check it as a file and
-//! chunk by chunk, and the table alone rebuilds the index.
+//! SHA-256 of its table; each chunk is checked against its own id when it
+//! is read, so every byte of a pack is covered without hashing it twice.
+//! The table alone rebuilds the index.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -17,7 +18,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ops_shared::atomic::{self, TEMP_SUFFIX};
-use sha2::{Digest, Sha256};
 
 use crate::id::Id;
 use crate::repo::{make_dir, Repo};
@@ -40,7 +40,6 @@ pub struct PackEntry {
 pub struct PackWriter {
     out: BufWriter<File>,
     temp: PathBuf,
-    hasher: Sha256,
     entries: Vec<PackEntry>,
     len: u64,
 }
@@ -64,7 +63,6 @@ impl PackWriter {
         Ok(PackWriter {
             out: BufWriter::with_capacity(1 << 20, file),
             temp,
-            hasher: Sha256::new(),
             entries: Vec::new(),
             len: 0,
         })
@@ -91,7 +89,6 @@ impl PackWriter {
     }
 
     fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.hasher.update(bytes);
         self.out.write_all(bytes)?;
         self.len += bytes.len() as u64;
         Ok(())
@@ -112,7 +109,7 @@ impl PackWriter {
         self.write(&table)?;
         self.out.flush()?;
         self.out.get_ref().sync_all()?;
-        let id = Id(self.hasher.clone().finalize().into());
+        let id = Id::of(&table[..table.len() - 12]);
         let target = repo.pack_path(&id);
         if let Some(dir) = target.parent() {
             if !dir.is_dir() {
@@ -133,6 +130,29 @@ impl Drop for PackWriter {
             let _ = fs::remove_file(&self.temp);
         }
     }
+}
+
+/// `data` as a zstd frame of raw (uncompressed) blocks: what zstd itself
+/// writes for incompressible data, without searching for matches first.
+/// Any zstd decoder reads it.
+pub fn raw_frame(data: &[u8]) -> Vec<u8> {
+    const BLOCK: usize = 128 << 10;
+    let mut frame = Vec::with_capacity(data.len() + 9 + 3 * (data.len() / BLOCK + 1));
+    frame.extend_from_slice(&0xFD2F_B528u32.to_le_bytes());
+    // Single segment, 8-byte content size, no checksum, no dictionary.
+    frame.push(0b1110_0000);
+    frame.extend_from_slice(&(data.len() as u64).to_le_bytes());
+    let mut blocks = data.chunks(BLOCK).peekable();
+    if blocks.peek().is_none() {
+        frame.extend_from_slice(&[1, 0, 0]);
+    }
+    while let Some(block) = blocks.next() {
+        let last = u32::from(blocks.peek().is_none());
+        let header = (block.len() as u32) << 3 | last;
+        frame.extend_from_slice(&header.to_le_bytes()[..3]);
+        frame.extend_from_slice(block);
+    }
+    frame
 }
 
 /// Why a pack's table cannot be read.
@@ -225,7 +245,6 @@ pub fn decode(id: &Id, stored: &[u8], raw: u32) -> Result<Vec<u8>, ChunkError> {
 /// Fails only when the file cannot be read or its table is unusable.
 pub fn check_pack(path: &Path, id: &Id) -> Result<PackCheck, PackError> {
     let bytes = fs::read(path)?;
-    let whole_ok = Id::of(&bytes) == *id;
     let len = bytes.len() as u64;
     if len < 12 || &bytes[bytes.len() - 8..] != MAGIC {
         return Err(PackError::BadTable);
@@ -237,7 +256,9 @@ pub fn check_pack(path: &Path, id: &Id) -> Result<PackCheck, PackError> {
         return Err(PackError::BadTable);
     }
     let data_len = len - 12 - table_len;
-    let entries = parse_table(&bytes[data_len as usize..(len - 12) as usize], data_len)?;
+    let table = &bytes[data_len as usize..(len - 12) as usize];
+    let whole_ok = Id::of(table) == *id;
+    let entries = parse_table(table, data_len)?;
     let mut damaged = Vec::new();
     for entry in &entries {
         let start = entry.offset as usize;
@@ -257,6 +278,21 @@ pub fn check_pack(path: &Path, id: &Id) -> Result<PackCheck, PackError> {
 pub struct PackCheck {
     pub entries: Vec<PackEntry>,
     pub damaged: Vec<(PackEntry, ChunkError)>,
-    /// Whether the file's SHA-256 matches its name.
+    /// Whether the table's SHA-256 matches the pack's name.
     pub whole_ok: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_frames_are_zstd_frames() {
+        for len in [0, 1, 128 << 10, (128 << 10) + 1, 1_000_000] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            let frame = raw_frame(&data);
+            assert_eq!(zstd::bulk::decompress(&frame, len).unwrap(), data, "{len}");
+            assert_eq!(zstd::decode_all(&frame[..]).unwrap(), data, "{len}");
+        }
+    }
 }

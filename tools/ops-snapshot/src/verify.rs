@@ -100,7 +100,9 @@ pub fn verify(
                             if !check.whole_ok {
                                 bad_packs.insert(
                                     pack,
-                                    format!("pack {pack} does not match its name (damaged)"),
+                                    format!(
+                                        "pack {pack}: its table does not match its name (damaged)"
+                                    ),
                                 );
                             }
                         }
