@@ -1,11 +1,14 @@
-//! ops-verify: check backups in full and annotate their records.
+//! ops-verify: check backups and snapshot repositories in full and annotate
+//! their records.
 //!
 //! Inputs (arguments or stdin records) are verified by a pool of workers,
 //! several artifacts at once, while output keeps the input order: each
 //! input gets a slot in a queue, and slots are written as they complete
-//! from the front.
+//! from the front. Snapshot records from stdin are verified together at the
+//! end of the input (see [`snapshots`]); their slots wait until then.
 
 mod cli;
+mod snapshots;
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -20,7 +23,12 @@ use jiff::Timestamp;
 use ops_backup::archive::{self, Discard, Level};
 use ops_backup::{catalog, manifest, pg, sleddb};
 use ops_shared::entry::{error, warn};
-use ops_shared::{read_records, Backup, Output, Record, Status, UsageError, Verification};
+use ops_shared::record::Snapshot;
+use ops_shared::{
+    read_records, Backup, Output, OutputMode, Record, Status, UsageError, Verification,
+};
+use ops_snapshot::verify::ReadData;
+use snapshots::{Checked, SnapshotDepth};
 
 pub use cli::Cli;
 
@@ -45,16 +53,30 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
         .jobs
         .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    let from_stdin = cli.paths.is_empty() || cli.paths.iter().any(|p| p.as_os_str() == "-");
+    let snapshot_depth = SnapshotDepth {
+        read: match (cli.read_data, cli.read_data_subset) {
+            (_, Some(percent)) => ReadData::Subset(percent),
+            (true, None) => ReadData::All,
+            (false, None) => ReadData::None,
+        },
+        lock_wait: cli.lock_wait,
+    };
+    let from_stdin = (cli.paths.is_empty() && cli.repo.is_empty())
+        || cli.paths.iter().any(|p| p.as_os_str() == "-");
     if from_stdin && io::stdin().is_terminal() {
         return Err(UsageError(
-            "give artifacts or backup directories to verify, or pipe backup records in".into(),
+            "give artifacts, backup directories or --repo REPO to verify, or pipe backup or \
+             snapshot records in"
+                .into(),
         )
         .into());
     }
-    let mut out = Output::stdout(cli.output.mode());
+    snapshots::check_repos(&cli.repo)?;
+    let mode = cli.output.mode();
+    let mut out = Output::stdout(mode);
     let mut failed = false;
     let mut unusable_path = false;
+    let mut unused_damage = false;
     let result = thread::scope(|scope| -> anyhow::Result<()> {
         let (jobs_in, jobs_out) = channel::<Job>();
         let jobs_out = Arc::new(Mutex::new(jobs_out));
@@ -67,6 +89,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
             pending: VecDeque::new(),
             jobs: jobs_in,
             limit: jobs * 2,
+            deferred: Vec::new(),
         };
         let mut emit = |done: Done| -> io::Result<()> {
             match done {
@@ -74,6 +97,20 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
                 Done::Backup(backup) => {
                     failed |= !backup.verification().is_some_and(|v| v.ok);
                     out.record(backup.as_ref())
+                }
+                Done::Snapshot(checked) => {
+                    failed |= !checked.ok;
+                    if mode == OutputMode::Human {
+                        let header = snapshots::human_header();
+                        out.row(
+                            Snapshot::TYPE,
+                            &header,
+                            snapshots::human_row(&checked.snapshot),
+                        );
+                        Ok(())
+                    } else {
+                        out.record(&checked.snapshot)
+                    }
                 }
             }
         };
@@ -90,22 +127,39 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
                 }
             }
         }
+        for root in &cli.repo {
+            match snapshots::verify_repo(root, snapshot_depth) {
+                Ok((checked, damaged)) => {
+                    unused_damage |= damaged;
+                    for checked in checked {
+                        queue.ready(Done::Snapshot(Box::new(checked)), &mut emit)?;
+                    }
+                }
+                Err(err) => {
+                    error(format!("{}: {err}", root.display()));
+                    unusable_path = true;
+                }
+            }
+        }
         if from_stdin {
             for record in read_records(io::stdin().lock()) {
                 let record = record?;
                 if record.is::<Backup>() {
                     queue.submit(record.parse()?, &mut emit)?;
+                } else if record.is::<Snapshot>() {
+                    queue.defer(record.parse()?);
                 } else {
                     queue.ready(Done::Raw(record.raw().to_owned()), &mut emit)?;
                 }
             }
         }
+        unused_damage |= queue.verify_deferred(snapshot_depth);
         queue.drain(&mut emit)?;
         Ok(())
     });
     result?;
     out.finish()?;
-    Ok(Status::problem_if(failed || unusable_path))
+    Ok(Status::problem_if(failed || unusable_path || unused_damage))
 }
 
 /// The backups a path argument names: one artifact, or a directory's catalog.
@@ -128,14 +182,23 @@ fn backups_at(path: &Path) -> anyhow::Result<Vec<Backup>> {
 enum Done {
     Raw(String),
     Backup(Box<Backup>),
+    Snapshot(Box<Checked>),
 }
 
 type Job = (Backup, Sender<Done>);
 
 struct Queue {
-    pending: VecDeque<Receiver<Done>>,
+    pending: VecDeque<Slot>,
     jobs: Sender<Job>,
     limit: usize,
+    /// Snapshot records waiting for the end of the input.
+    deferred: Vec<(Snapshot, Sender<Done>)>,
+}
+
+struct Slot {
+    done: Receiver<Done>,
+    /// Filled only by [`Queue::verify_deferred`]: never waited for before.
+    deferred: bool,
 }
 
 impl Queue {
@@ -146,8 +209,37 @@ impl Queue {
     ) -> io::Result<()> {
         let (done, slot) = channel();
         let _ = self.jobs.send((backup, done));
-        self.pending.push_back(slot);
+        self.pending.push_back(Slot {
+            done: slot,
+            deferred: false,
+        });
         self.flush(emit, self.limit)
+    }
+
+    /// Takes a snapshot record whose verification waits for the end of the
+    /// input, when all of its repository's records are known.
+    fn defer(&mut self, snapshot: Snapshot) {
+        let (done, slot) = channel();
+        self.deferred.push((snapshot, done));
+        self.pending.push_back(Slot {
+            done: slot,
+            deferred: true,
+        });
+    }
+
+    /// Verifies the deferred snapshot records; returns whether a repository
+    /// holds damage none of them is affected by.
+    fn verify_deferred(&mut self, depth: SnapshotDepth) -> bool {
+        let (snapshots, slots): (Vec<Snapshot>, Vec<Sender<Done>>) =
+            std::mem::take(&mut self.deferred).into_iter().unzip();
+        if snapshots.is_empty() {
+            return false;
+        }
+        let (checked, unused_damage) = snapshots::verify_records(snapshots, depth);
+        for (checked, slot) in checked.into_iter().zip(slots) {
+            let _ = slot.send(Done::Snapshot(Box::new(checked)));
+        }
+        unused_damage
     }
 
     fn ready(
@@ -157,22 +249,26 @@ impl Queue {
     ) -> io::Result<()> {
         let (done, slot) = channel();
         let _ = done.send(item);
-        self.pending.push_back(slot);
+        self.pending.push_back(Slot {
+            done: slot,
+            deferred: false,
+        });
         self.flush(emit, self.limit)
     }
 
     /// Writes finished slots from the front; blocks while more than `keep`
-    /// are pending.
+    /// are pending, unless the front waits for the end of the input.
     fn flush(
         &mut self,
         emit: &mut impl FnMut(Done) -> io::Result<()>,
         keep: usize,
     ) -> io::Result<()> {
         while let Some(front) = self.pending.front() {
-            let done = if self.pending.len() > keep {
-                front.recv().ok()
+            let waits_for_input = front.deferred && !self.deferred.is_empty();
+            let done = if self.pending.len() > keep && !waits_for_input {
+                front.done.recv().ok()
             } else {
-                front.try_recv().ok()
+                front.done.try_recv().ok()
             };
             let Some(done) = done else { break };
             self.pending.pop_front();
