@@ -1,8 +1,9 @@
-//! ops-restore: bring a backup back, checked, all or nothing.
+//! ops-restore: bring a backup or a snapshot back, checked, all or nothing.
 //!
 //! The plan (which backup, where, whether anything is replaced) is settled
 //! and validated before anything is written; then the backup is extracted
-//! into a temporary directory beside the target and renamed into place.
+//! into a temporary directory beside the target and renamed into place. A
+//! snapshot is restored the same way by ops-snapshot's own reader.
 
 mod cli;
 mod database;
@@ -16,8 +17,10 @@ use anyhow::{bail, Context};
 use clap::CommandFactory;
 use ops_backup::archive::{self, Level};
 use ops_backup::{catalog, manifest, sleddb};
+use ops_shared::record::Snapshot;
 use ops_shared::staging::Target;
 use ops_shared::{read_records, Backup, Output, Record, Status, UsageError};
+use ops_snapshot::RepoError;
 use serde::Serialize;
 
 pub use cli::Cli;
@@ -44,32 +47,44 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
     };
     let mut out = Output::stdout(cli.output.mode());
     let mut passed_through = Vec::new();
-    let backup = match &cli.artifact {
-        Some(path) => backup_at(path)?,
+    let item = match &cli.artifact {
+        Some(path) => Item::Backup(backup_at(path)?),
         None => {
             if io::stdin().is_terminal() {
                 return Err(UsageError(
-                    "give the artifact to restore, or pipe one backup record in".into(),
+                    "give the artifact to restore, or pipe one backup or snapshot record in".into(),
                 )
                 .into());
             }
-            let mut backups = Vec::new();
+            let mut items = Vec::new();
             for record in read_records(io::stdin().lock()) {
                 let record = record?;
                 if record.is::<Backup>() {
-                    backups.push(record.parse::<Backup>()?);
+                    items.push(Item::Backup(record.parse::<Backup>()?));
+                } else if record.is::<Snapshot>() {
+                    items.push(Item::Snapshot(record.parse::<Snapshot>()?));
                 } else {
                     passed_through.push(record.raw().to_owned());
                 }
             }
-            match backups.len() {
-                1 => backups.remove(0),
-                0 => return Err(UsageError("no backup record on stdin".into()).into()),
+            match items.len() {
+                1 => items.remove(0),
+                0 => return Err(UsageError("no backup or snapshot record on stdin".into()).into()),
                 n => {
+                    let snapshots = items
+                        .iter()
+                        .filter(|item| matches!(item, Item::Snapshot(_)))
+                        .count();
+                    let kind = match snapshots {
+                        0 => "backup",
+                        s if s == n => "snapshot",
+                        _ => "backup and snapshot",
+                    };
                     return Err(UsageError(format!(
-                        "{n} backup records on stdin; restore one at a time (for example with tail -n 1)"
+                        "{n} {kind} records on stdin; restore one at a time (for example with \
+                         tail -n 1)"
                     ))
-                    .into())
+                    .into());
                 }
             }
         }
@@ -77,7 +92,15 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
     for line in &passed_through {
         out.raw(line)?;
     }
-    let mut backup = backup;
+    let mut backup = match item {
+        Item::Backup(backup) => backup,
+        Item::Snapshot(snapshot) => {
+            let snapshot = restore_snapshot(&snapshot, &cli)?;
+            out.record(&snapshot)?;
+            out.finish()?;
+            return Ok(Status::Success);
+        }
+    };
     let to = cli.to.to_string_lossy();
     if ops_backup::pg::is_postgres(&to) {
         if ops_backup::pg::DumpFormat::of(&backup.format).is_none() {
@@ -122,6 +145,43 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
     out.record(&backup)?;
     out.finish()?;
     Ok(Status::Success)
+}
+
+/// The one thing to restore.
+enum Item {
+    Backup(Backup),
+    Snapshot(Snapshot),
+}
+
+/// Restores `snapshot` into `--to` with ops-snapshot's reader; returns the
+/// record annotated with `"restore"`.
+///
+/// Fails (a usage error) when the target is a database or the snapshot or
+/// its repository cannot be found; fails when any of it cannot be restored,
+/// leaving the target as it was.
+fn restore_snapshot(snapshot: &Snapshot, cli: &Cli) -> anyhow::Result<Snapshot> {
+    if ops_backup::pg::is_postgres(&cli.to.to_string_lossy()) {
+        return Err(UsageError(format!(
+            "snapshot {} is a directory tree; restore it into a directory, not a database",
+            snapshot.id
+        ))
+        .into());
+    }
+    let target = Target::plan(&cli.to, cli.force)?;
+    let (_, restored) =
+        ops_snapshot::restore_snapshot(&snapshot.repo, &snapshot.id, &target, None, cli.lock_wait)
+            .map_err(|err| match err.downcast_ref::<RepoError>() {
+                Some(
+                    RepoError::NotARepo(_)
+                    | RepoError::TooNew { .. }
+                    | RepoError::NoSnapshot { .. }
+                    | RepoError::Ambiguous { .. },
+                ) => UsageError(format!("{err:#}")).into(),
+                _ => err,
+            })?;
+    let mut snapshot = snapshot.clone();
+    snapshot.annotate("restore", ops_snapshot::restored_note(&cli.to, restored));
+    Ok(snapshot)
 }
 
 fn backup_at(path: &Path) -> anyhow::Result<Backup> {

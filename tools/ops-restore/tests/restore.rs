@@ -25,7 +25,7 @@ fn help_and_bad_arguments() {
         .run()
         .fails_with(2);
     assert!(
-        out.stderr.contains("no backup record on stdin"),
+        out.stderr.contains("no backup or snapshot record on stdin"),
         "{}",
         out.stderr
     );
