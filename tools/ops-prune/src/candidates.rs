@@ -1,7 +1,8 @@
 //! Where candidates come from: records on stdin, the catalogs of backup
-//! directories, and plain files found by `--files`. The same item reached
-//! twice (a record on stdin and the directory it lives in) is one item,
-//! known by its canonical path.
+//! directories, the snapshots of repositories (see [`crate::snapshots`]),
+//! and plain files found by `--files`. The same item reached twice (a record
+//! on stdin and the directory or repository it lives in) is one item, known
+//! by its canonical path.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -12,11 +13,12 @@ use anyhow::Context;
 use jiff::Timestamp;
 use ops_backup::catalog;
 use ops_shared::entry::warn;
-use ops_shared::record::File;
+use ops_shared::record::{File, Snapshot};
 use ops_shared::{Backup, InputRecord, UsageError};
 use walkdir::WalkDir;
 
 use crate::cli::GroupBy;
+use crate::snapshots;
 
 /// What the policy needs to know about an item.
 #[derive(Clone, Debug, PartialEq)]
@@ -40,13 +42,14 @@ pub struct Candidate {
 pub enum Subject {
     Backup(Backup),
     File(File),
+    Snapshot(Snapshot),
 }
 
 #[derive(Clone, Debug)]
 pub struct Item {
     pub candidate: Candidate,
     pub subject: Subject,
-    /// The artifact or file, canonical: what is deleted.
+    /// The artifact, file or snapshot manifest, canonical: what is deleted.
     pub path: PathBuf,
     /// The stdin line it came from, if it did: such a record is checked
     /// against its manifest before anything is deleted.
@@ -71,10 +74,11 @@ pub struct Candidates {
 }
 
 impl Candidates {
-    /// Takes the records read from stdin: `backup` and `file` records become
-    /// candidates, the rest pass through. A file record whose file is gone
-    /// is passed through with a warning; backup records are checked against
-    /// their manifests later, under the lock ([`Self::check_stdin_backups`]).
+    /// Takes the records read from stdin: `backup`, `snapshot` and `file`
+    /// records become candidates, the rest pass through. A file record whose
+    /// file is gone is passed through with a warning; backup and snapshot
+    /// records are checked later, under the lock
+    /// ([`Self::check_stdin_backups`], [`snapshots::Repos::check`]).
     ///
     /// Fails (exit 2) on a record that does not parse.
     pub fn add_stdin(
@@ -115,13 +119,20 @@ impl Candidates {
                         self.lines.push(Line::Raw(raw));
                     }
                 }
+            } else if record.is::<Snapshot>() {
+                let snapshot: Snapshot = record.into_parsed()?;
+                let verification = snapshots::verification(&snapshot).map_err(|_| {
+                    UsageError(format!(
+                        "input line {line}: its \"verify\" is not a verification result \
+                         ({{ok, level, time, errors}}); nothing was deleted"
+                    ))
+                })?;
+                let root = self.canonical_repo(&snapshot.repo);
+                let mut item = snapshots::item(snapshot, &root, group_by);
+                item.candidate.failed_upstream = verification.is_some_and(|v| !v.ok);
+                item.line = Some(line);
+                self.push(item.path.clone(), item, true);
             } else {
-                if record.kind == "snapshot" {
-                    warn(format!(
-                        "input line {line}: snapshot records are pruned by ops-snapshot's repository, \
-                         which this version does not have yet; passed through"
-                    ));
-                }
                 self.lines.push(Line::Raw(raw));
             }
         }
@@ -140,6 +151,49 @@ impl Candidates {
             self.push(path, item, false);
         }
         Ok(())
+    }
+
+    /// Adds the snapshots listed in a repository (canonical `root`).
+    pub fn add_snapshots(&mut self, root: &Path, listed: Vec<Snapshot>, group_by: GroupBy) {
+        for snapshot in listed {
+            let item = snapshots::item(snapshot, root, group_by);
+            self.push(item.path.clone(), item, false);
+        }
+    }
+
+    /// The repositories the snapshot candidates are in (canonical).
+    pub fn snapshot_repos(&self) -> Vec<PathBuf> {
+        let mut roots: Vec<PathBuf> = self
+            .items
+            .iter()
+            .filter(|item| matches!(item.subject, Subject::Snapshot(_)))
+            .map(|item| snapshots::root_of(item).to_owned())
+            .collect();
+        roots.sort();
+        roots.dedup();
+        roots
+    }
+
+    /// Checks every snapshot record from stdin against its repository's
+    /// listing, before anything is deleted (a dry run too: its plan must be
+    /// the one a real run would carry out).
+    ///
+    /// Fails (exit 2) naming the first record that does not match.
+    pub fn check_stdin_snapshots(&self, repos: &snapshots::Repos) -> Result<(), UsageError> {
+        for item in &self.items {
+            if let (Subject::Snapshot(_), Some(line)) = (&item.subject, item.line) {
+                if !item.candidate.failed_upstream {
+                    repos.check(item, line)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A repository's root, canonical as the candidates know it.
+    pub fn canonical_repo(&mut self, root: &Path) -> PathBuf {
+        let inside = self.canonical(&root.join("snapshots"));
+        catalog::parent_dir(&inside).to_owned()
     }
 
     /// Adds the plain files a `--files` argument names: every regular file

@@ -11,24 +11,34 @@ use ops_shared::{OutputArgs, UsageError};
 
 use crate::policy::{Count, Period, RetentionPolicy, Window};
 
-/// Age out backups and plain files with retention rules that never lose the
-/// backup you need.
+/// Age out backups, snapshots and plain files with retention rules that
+/// never lose the backup you need.
 ///
-/// Candidates are the backups in the DIR arguments, the files found by
-/// --files, and the `backup` and `file` records on stdin (when stdin is not
-/// a terminal). Rules have the meaning restic's `forget` gives them and are
-/// applied per series (see --group-by); an item is kept if any rule keeps
-/// it. Every candidate record is written to stdout with `"prune": {"action":
-/// "keep"|"remove", "reasons": [...], "done": bool}`; other records pass
-/// through. All input is read and checked before anything is deleted.
+/// Candidates are the backups in the DIR arguments, the snapshots of the
+/// --repo repositories, the files found by --files, and the `backup`,
+/// `snapshot` and `file` records on stdin (when stdin is not a terminal):
+/// `ops-snapshot list --repo R | ops-prune --keep-daily 7`. Rules have the
+/// meaning restic's `forget` gives them and are applied per series (see
+/// --group-by); an item is kept if any rule keeps it. Every candidate record
+/// is written to stdout with `"prune": {"action": "keep"|"remove",
+/// "reasons": [...], "done": bool}`; other records pass through. All input
+/// is read and checked before anything is deleted.
 ///
-/// Safety: the newest good backup of a series is never removed (unless
-/// --allow-remove-all); a backup that a kept one depends on is kept; if a
-/// record on stdin says its verification failed, its series is not pruned
-/// at all and the exit status is 1; a backup whose last verification failed
-/// does not count towards any --keep-* quota and is left for you to inspect.
-/// Backup directories are locked while backups are deleted, so a backup
-/// or another prune on the same directory waits.
+/// Safety: the newest good backup or snapshot of a series is never removed
+/// (unless --allow-remove-all); a backup that a kept one depends on is kept;
+/// if a record on stdin says its verification failed, its series is not
+/// pruned at all and the exit status is 1; an item whose last verification
+/// failed does not count towards any --keep-* quota and is left for you to
+/// inspect. Backup directories and repositories are locked while items are
+/// deleted, so a backup, snapshot, gc or another prune there waits.
+///
+/// Snapshots: removing one forgets it (its manifest goes); the data only it
+/// needed is freed by `ops-snapshot gc --repo R`, so `freed` counts nothing
+/// for snapshots and the summary estimates what gc can free. A snapshot
+/// needs no parent to be restored, so parents are not kept for their
+/// children. Snapshot records on stdin are checked against their repository
+/// (the snapshot is there, name, time, parent and paths match), in a dry
+/// run too.
 ///
 /// Exit status: 0 done; 1 a series was not pruned, a deletion failed, or
 /// the lock was not free in time; 2 usage or input error (nothing deleted).
@@ -38,6 +48,9 @@ pub struct Cli {
     /// Backup directories whose backups are candidates.
     #[arg(value_name = "DIR")]
     pub dirs: Vec<PathBuf>,
+    /// An ops-snapshot repository whose snapshots are candidates (repeatable).
+    #[arg(long = "repo", value_name = "REPO")]
+    pub repos: Vec<PathBuf>,
     /// Plain files as candidates: every file under a directory, or a glob
     /// (quote it: 'backups/*.sql'); by modification time (repeatable).
     #[arg(long, value_name = "DIR|GLOB")]
@@ -86,8 +99,9 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", value_parser = parse_window, help_heading = "Rules")]
     pub older_than: Option<Window>,
 
-    /// Apply the rules per series name (backups) or per --files argument
-    /// (files), or to all items of a directory together.
+    /// Apply the rules per series name (backups and snapshots) or per
+    /// --files argument (files), or to all items of a directory or
+    /// repository together.
     #[arg(long, value_enum, default_value_t = GroupBy::Name, value_name = "HOW")]
     pub group_by: GroupBy,
     /// Calendar buckets in UTC instead of the local time zone (TZ is honoured).
@@ -100,11 +114,12 @@ pub struct Cli {
     /// Show what would be kept and removed, and why; change nothing.
     #[arg(long, short = 'n')]
     pub dry_run: bool,
-    /// Allow removing every item, including the newest backup of a series.
+    /// Allow removing every item, including the newest backup or snapshot
+    /// of a series.
     #[arg(long)]
     pub allow_remove_all: bool,
-    /// How long to wait for a backup directory that a backup or another
-    /// prune holds.
+    /// How long to wait for a backup directory or repository that a
+    /// backup, snapshot, gc or another prune holds.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_wait)]
     pub lock_wait: Duration,
     #[command(flatten)]
@@ -121,6 +136,7 @@ pub enum GroupBy {
 #[derive(Debug)]
 pub struct Config {
     pub dirs: Vec<PathBuf>,
+    pub repos: Vec<PathBuf>,
     pub files: Vec<String>,
     pub policy: RetentionPolicy,
     pub group_by: GroupBy,
@@ -179,6 +195,7 @@ impl Cli {
         }
         Ok(Config {
             dirs: self.dirs,
+            repos: self.repos,
             files: self.files,
             policy,
             group_by: self.group_by,

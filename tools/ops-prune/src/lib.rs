@@ -1,21 +1,24 @@
-//! ops-prune: age out backups and plain files with retention rules.
+//! ops-prune: age out backups, snapshots and plain files with retention
+//! rules.
 //!
 //! A run reads and checks all of its input first (stdin to the end, every
-//! argument), locks the backup directories it may delete from, lists them,
-//! and judges every candidate ([`plan`]); only then does it delete, or, with
-//! `--dry-run`, say what it would delete. [`policy`] holds the rules,
-//! [`candidates`] where items come from.
+//! argument), locks the backup directories and snapshot repositories it may
+//! delete from, lists them, and judges every candidate ([`plan`]); only then
+//! does it delete, or, with `--dry-run`, say what it would delete.
+//! [`policy`] holds the rules, [`candidates`] where items come from,
+//! [`snapshots`] what is special about snapshots.
 
 pub mod candidates;
 mod cli;
 pub mod plan;
 pub mod policy;
+pub mod snapshots;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, IsTerminal};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::CommandFactory;
@@ -30,6 +33,7 @@ use serde::Serialize;
 use candidates::{Candidates, Item, Line, Subject};
 pub use cli::Cli;
 use plan::{Plan, Rules};
+use snapshots::Repos;
 
 /// The clap definition, for man pages and completions.
 pub fn command() -> clap::Command {
@@ -54,9 +58,14 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
     let mode = cli.output.mode();
     let config = cli.config()?;
     let stdin_is_terminal = io::stdin().is_terminal();
-    if config.dirs.is_empty() && config.files.is_empty() && stdin_is_terminal {
+    if config.dirs.is_empty()
+        && config.files.is_empty()
+        && config.repos.is_empty()
+        && stdin_is_terminal
+    {
         return Err(UsageError(
-            "nothing to prune: give backup directories, --files DIR|GLOB, or pipe records in"
+            "nothing to prune: give backup directories, --repo REPO, --files DIR|GLOB, \
+             or pipe records in"
                 .into(),
         )
         .into());
@@ -78,13 +87,31 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
     if !stdin_is_terminal {
         candidates.add_stdin(read_records(io::stdin().lock()), config.group_by)?;
     }
+    let repo_args: Vec<PathBuf> = config
+        .repos
+        .iter()
+        .map(|root| candidates.canonical_repo(root))
+        .collect();
+    let mut repo_roots = candidates.snapshot_repos();
+    repo_roots.extend(repo_args.iter().cloned());
+    let mut repos = Repos::open(repo_roots.iter().map(PathBuf::as_path))?;
     let _locks = if config.dry_run {
         Vec::new()
     } else {
-        lock_backup_dirs(&candidates, &config.dirs, config.lock_wait)?
+        let locks = lock_backup_dirs(&candidates, &config.dirs, config.lock_wait)?;
+        repos.lock(config.lock_wait)?;
+        locks
     };
     for dir in &config.dirs {
         candidates.add_dir(dir, config.group_by)?;
+    }
+    let mut listed: BTreeMap<PathBuf, Vec<_>> = BTreeMap::new();
+    for (root, snapshot) in repos.list(&repo_args)? {
+        listed.entry(root).or_default().push(snapshot);
+    }
+    for root in &repo_args {
+        let snapshots = listed.remove(root).unwrap_or_default();
+        candidates.add_snapshots(root, snapshots, config.group_by);
     }
     for files in &config.files {
         candidates.add_files(files, config.group_by)?;
@@ -92,6 +119,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
     if !config.dry_run {
         candidates.check_stdin_backups()?;
     }
+    candidates.check_stdin_snapshots(&repos)?;
 
     let judged: Vec<_> = candidates
         .items
@@ -110,7 +138,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
     let outcome = if config.dry_run {
         Outcome::planned(&plan)
     } else {
-        execute(&candidates.items, &plan)
+        execute(&candidates.items, &plan, &repos)
     };
     for why in &plan.halted {
         error(format!(
@@ -171,7 +199,7 @@ impl Outcome {
     }
 }
 
-fn execute(items: &[Item], plan: &Plan) -> Outcome {
+fn execute(items: &[Item], plan: &Plan, repos: &Repos) -> Outcome {
     let mut outcome = Outcome {
         done: plan.decisions.iter().map(|d| d.keep).collect(),
         freed: 0,
@@ -181,7 +209,7 @@ fn execute(items: &[Item], plan: &Plan) -> Outcome {
         if decision.keep {
             continue;
         }
-        match remove(item) {
+        match remove(item, repos) {
             Ok(freed) => {
                 outcome.freed += freed;
                 outcome.done[index] = true;
@@ -195,8 +223,11 @@ fn execute(items: &[Item], plan: &Plan) -> Outcome {
     outcome
 }
 
-fn remove(item: &Item) -> anyhow::Result<u64> {
+/// Removes one item; returns the bytes freed now (a snapshot frees its
+/// data only when gc runs).
+fn remove(item: &Item, repos: &Repos) -> anyhow::Result<u64> {
     match &item.subject {
+        Subject::Snapshot(_) => repos.forget(item).map(|()| 0),
         Subject::Backup(backup) => {
             let mut backup = backup.clone();
             backup.path = item.path.clone();
@@ -261,6 +292,11 @@ fn write(
                         file.annotate("prune", &note);
                         out.record(&file)?;
                     }
+                    Subject::Snapshot(snapshot) => {
+                        let mut snapshot = snapshot.clone();
+                        snapshot.annotate("prune", &note);
+                        out.record(&snapshot)?;
+                    }
                 }
             }
         }
@@ -295,13 +331,40 @@ fn summarize(items: &[Item], plan: &Plan, outcome: &Outcome, dry_run: bool) {
         .filter(|&i| !plan.decisions[i].keep)
         .collect();
     let kept = items.len() - removing.len();
+    let is_snapshot = |i: usize| matches!(items[i].subject, Subject::Snapshot(_));
+    let snapshots = |done: bool| {
+        let mut by_repo: BTreeMap<&Path, (usize, u64)> = BTreeMap::new();
+        for &i in removing.iter().filter(|&&i| is_snapshot(i)) {
+            if outcome.done[i] == done {
+                let entry = by_repo.entry(snapshots::root_of(&items[i])).or_default();
+                entry.0 += 1;
+                if let Subject::Snapshot(snapshot) = &items[i].subject {
+                    entry.1 += snapshot.added_bytes;
+                }
+            }
+        }
+        by_repo
+    };
     if dry_run {
-        let bytes: u64 = removing.iter().map(|&i| items[i].candidate.bytes).sum();
+        let bytes: u64 = removing
+            .iter()
+            .filter(|&&i| !is_snapshot(i))
+            .map(|&i| items[i].candidate.bytes)
+            .sum();
         note(format!(
             "dry run: would keep {kept} and remove {} ({}); nothing was changed",
             removing.len(),
             human_bytes(bytes)
         ));
+        for (repo, (count, added)) in snapshots(false) {
+            note(format!(
+                "{count} snapshot(s) of {} would be removed; their data stays until \
+                 ops-snapshot gc --repo {} (they added {} when made: an estimate of what gc frees)",
+                repo.display(),
+                repo.display(),
+                human_bytes(added)
+            ));
+        }
     } else {
         let removed = removing.iter().filter(|&&i| outcome.done[i]).count();
         note(format!(
@@ -313,5 +376,15 @@ fn summarize(items: &[Item], plan: &Plan, outcome: &Outcome, dry_run: bool) {
                 String::new()
             }
         ));
+        for (repo, (count, added)) in snapshots(true) {
+            note(format!(
+                "removed {count} snapshot(s) from {}; their data stays until gc: run \
+                 ops-snapshot gc --repo {} to free the space (they added {} when made: \
+                 an estimate of what gc frees)",
+                repo.display(),
+                repo.display(),
+                human_bytes(added)
+            ));
+        }
     }
 }

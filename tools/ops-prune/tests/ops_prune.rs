@@ -272,20 +272,14 @@ fn listed_records_on_stdin_and_the_directory_are_the_same_items() {
 fn records_of_other_types_pass_through_unchanged() {
     let tmp = tempdir().unwrap();
     let line = r#"{"type":"check","v":1,"check":"disk","target":"/","status":"ok","message":"fine","metrics":{}}"#;
-    let snapshot = r#"{"type":"snapshot","v":1,"id":"3f2a","name":"data","time":"2026-11-20T00:00:00Z","repo":"/r","paths":[],"parent":null,"files":1,"bytes":1,"added_bytes":1}"#;
+    let compact = r#"{"type":"compact","v":1,"target":"/r","kind":"repo","action":"gc","before_bytes":2,"after_bytes":1}"#;
     let out = ops("ops-prune")
         .args(["--keep-last", "1"])
-        .stdin(format!("{line}\n{snapshot}\n"))
+        .stdin(format!("{line}\n{compact}\n"))
         .current_dir(tmp.path())
         .run()
         .success();
-    assert_eq!(out.stdout, format!("{line}\n{snapshot}\n"));
-    assert!(
-        out.stderr
-            .contains("snapshot records are pruned by ops-snapshot"),
-        "{}",
-        out.stderr
-    );
+    assert_eq!(out.stdout, format!("{line}\n{compact}\n"));
 }
 
 #[test]
