@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The five-minute tour, on throwaway data and no server: back up a
 # directory and a sled database, verify them, list the catalog, prune,
-# restore, show that standard tools read our artifacts, check health and
-# compact.
+# restore, show that standard tools read our artifacts, check health,
+# compact a sled database and compress old logs.
 set -euo pipefail
 
 bin=${OPS_BIN:-target/release}
@@ -51,6 +51,13 @@ run "ops-backup create sled:app.db --to backups | ops-verify --restore-test --hu
 run "ops-restore \"\$(find backups -name '*.sled.zst' | head -n 1)\" --to app.db.restored --human"
 run "ops-compact sled:app.db --dry-run --human"
 run "ops-compact sled:app.db --human"
+step "raw logs older than a week, compressed in place (checked before the original goes)"
+mkdir -p logs
+seq 1 20000 | sed 's/^/{"event":"view","n":/; s/$/}/' >logs/app-2026-10.jsonl
+touch -d '30 days ago' logs/app-2026-10.jsonl
+echo '{"event":"view","n":0}' >logs/app-today.jsonl
+run "ops-compact --files logs --older-than 7d --human"
+run "ls -l logs && zstd -dc logs/app-2026-10.jsonl.zst | tail -n 1"
 run "ops-backup list backups --human"
 step "health of the whole setup: disk, backups (the corrupt one is critical), sled"
 ops-health --disk . --path backups/ --backups backups --sled app.db --human ||

@@ -13,11 +13,12 @@ use ops_tests::{bin_dir, names, Outcome};
 use serde_json::Value;
 use tempfile::tempdir;
 
-const OURS: [&str; 4] = [
+const OURS: [&str; 5] = [
     "scripts/backup.sh",
     "scripts/maintenance.sh",
     "scripts/cleanup-data.sh",
     "scripts/bench-compact.sh",
+    "scripts/demo.sh",
 ];
 
 fn root() -> PathBuf {

@@ -277,7 +277,7 @@ impl Drop for Locker {
 }
 
 #[test]
-fn a_table_locked_by_another_session_is_skipped_within_the_lock_timeout() {
+fn a_table_locked_by_another_session_is_skipped_within_the_lock_timeout_or_statement_timeout() {
     let _turn = serial();
     let pg = cluster();
     bloated("compact_locked");
@@ -306,4 +306,22 @@ fn a_table_locked_by_another_session_is_skipped_within_the_lock_timeout() {
     assert_eq!(find(&records, "public.posts_pkey")["locked"], true);
     // The other table is not held up.
     assert!(find(&records, "public.quiet").get("error").is_none());
+
+    // A statement timeout shorter than the lock timeout cancels the wait.
+    let started = Instant::now();
+    let out = compact(&[
+        &url,
+        "--table",
+        "posts",
+        "--lock-timeout",
+        "60s",
+        "--statement-timeout",
+        "1s",
+    ])
+    .fails_with(1);
+    assert!(started.elapsed() < Duration::from_secs(10), "{out:?}");
+    let posts = find(&out.records(), "public.posts");
+    assert_eq!(posts["action"], "failed", "{posts}");
+    let error = posts["error"].as_str().unwrap();
+    assert!(error.contains("--statement-timeout 1s"), "{posts}");
 }
