@@ -30,8 +30,8 @@ pub struct Cli {
     /// Artifacts or backup directories; `-` or none reads records from stdin.
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-    /// quick: checksums of artifact and manifest only; full: also decompress
-    /// and check every entry.
+    /// Backups: quick checks the checksums of artifact and manifest only;
+    /// full also decompresses and checks every entry.
     #[arg(long, value_enum, default_value_t = LevelArg::Full)]
     pub level: LevelArg,
     /// Also restore each database backup into a scratch database with a
@@ -44,8 +44,8 @@ pub struct Cli {
     /// Verify every snapshot of this ops-snapshot repository (repeatable).
     #[arg(long, value_name = "REPO")]
     pub repo: Vec<PathBuf>,
-    /// Snapshots: also read every pack, checking it against its name, and
-    /// decompress and hash every chunk.
+    /// Snapshots: also read every pack, checking its table against its
+    /// name, and decompress and hash every chunk.
     #[arg(long)]
     pub read_data: bool,
     /// Snapshots: like --read-data, for a random share of the packs (e.g.
