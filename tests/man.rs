@@ -15,6 +15,7 @@ fn pages() -> Vec<(String, Vec<u8>)> {
         ops_prune::command(),
         ops_compact::command(),
         ops_health::command(),
+        ops_snapshot::command(),
     ] {
         let name = command.get_name().to_owned();
         for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
