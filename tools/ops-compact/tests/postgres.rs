@@ -217,6 +217,34 @@ fn dead_tuples_get_vacuum_analyze_and_bloated_indexes_a_concurrent_reindex() {
     );
 }
 
+#[test]
+fn tables_this_user_may_not_vacuum_are_reported_not_pretended() {
+    let _turn = serial();
+    let pg = cluster();
+    bloated("compact_owner");
+    pg.psql(
+        "compact_owner",
+        "DO $$ BEGIN CREATE ROLE plain_role LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$; \
+         GRANT SELECT ON ALL TABLES IN SCHEMA public TO plain_role",
+    );
+    let url = format!(
+        "postgres://plain_role@/compact_owner?host={}&port={}",
+        pg.socket_dir.display(),
+        pg.port
+    );
+    let out = compact(&[&url]).success();
+    let posts = find(&out.records(), "public.posts");
+    assert_eq!(posts["action"], "skipped", "{posts}");
+    assert!(
+        posts["reason"]
+            .as_str()
+            .unwrap()
+            .contains("only its owner or a superuser"),
+        "{posts}"
+    );
+    assert!(out.stderr.contains("not vacuumed"), "{}", out.stderr);
+}
+
 /// A psql session holding an ACCESS EXCLUSIVE lock on a table until
 /// dropped.
 struct Locker(Child);

@@ -42,6 +42,10 @@ pub struct Table {
     pub live_tuples: i64,
     pub dead_tuples: i64,
     pub fillfactor: f64,
+    /// Whether this user may VACUUM and REINDEX it (owner, database owner,
+    /// superuser; MAINTAIN from PostgreSQL 17). VACUUM only warns about a
+    /// table it may not touch, so this is checked up front.
+    pub maintainable: bool,
 }
 
 impl Table {
@@ -98,7 +102,13 @@ pub fn tables(client: &mut Client) -> Result<Vec<Table>, postgres::Error> {
         "SELECT c.oid::int8, n.nspname::text, c.relname::text, \
                 coalesce(s.n_live_tup, c.reltuples::int8, 0)::int8, coalesce(s.n_dead_tup, 0)::int8, \
                 coalesce((SELECT option_value FROM pg_options_to_table(c.reloptions) \
-                          WHERE option_name = 'fillfactor'), '100')::float8 \
+                          WHERE option_name = 'fillfactor'), '100')::float8, \
+                CASE WHEN current_setting('server_version_num')::int >= 170000 \
+                     THEN has_table_privilege(c.oid, 'MAINTAIN') \
+                     ELSE pg_has_role(c.relowner, 'USAGE') \
+                          OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) \
+                          OR pg_has_role((SELECT datdba FROM pg_database \
+                                          WHERE datname = current_database()), 'USAGE') END \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid \
          WHERE c.relkind IN ('r', 'm') AND n.nspname <> 'information_schema' \
@@ -115,6 +125,7 @@ pub fn tables(client: &mut Client) -> Result<Vec<Table>, postgres::Error> {
                 live_tuples: row.try_get::<_, i64>(3)?.max(0),
                 dead_tuples: row.try_get(4)?,
                 fillfactor: row.try_get(5)?,
+                maintainable: row.try_get(6)?,
             })
         })
         .collect()

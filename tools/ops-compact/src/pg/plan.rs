@@ -143,6 +143,19 @@ impl Session<'_> {
                 ),
             )
         };
+        let (action, reason) = match action {
+            Action::Vacuum | Action::VacuumFull if !table.maintainable => {
+                ops_shared::entry::warn(format!(
+                    "{name} in {}: not vacuumed: only its owner or a superuser may",
+                    self.database
+                ));
+                (
+                    Action::Nothing,
+                    format!("{reason}, but only its owner or a superuser may VACUUM it"),
+                )
+            }
+            _ => (action, reason),
+        };
         let mut record = self.record(&name, "table", None, &measure, action, &reason);
         let sql = match action {
             Action::Vacuum => format!("VACUUM (ANALYZE) {}", ident(&table.schema, &table.name)),
@@ -231,6 +244,13 @@ impl Session<'_> {
                     format!("{b:.0}% bloat; --reindex rebuilds bloated indexes"),
                 ),
             }
+        };
+        let (action, reason) = match action {
+            Action::Reindex if !table.maintainable => (
+                Action::Nothing,
+                format!("{reason}, but only its owner or a superuser may REINDEX it"),
+            ),
+            _ => (action, reason),
         };
         let mut record = self.record(&name, "index", Some(&owner), &measure, action, &reason);
         if options.dry_run {
