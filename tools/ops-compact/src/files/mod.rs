@@ -11,7 +11,7 @@ mod plan;
 mod writers;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -72,6 +72,7 @@ pub fn run(args: &[String], options: &Options, out: &mut Output) -> anyhow::Resu
         candidates: &candidates,
         work: &work,
         next: AtomicUsize::new(0),
+        stop: AtomicBool::new(false),
         finished: Mutex::new(BTreeMap::new()),
         level: options.level,
     };
@@ -115,6 +116,9 @@ struct Pool<'a> {
     candidates: &'a [Candidate],
     work: &'a [usize],
     next: AtomicUsize,
+    /// Set when records can no longer be written (stdout closed): the
+    /// others finish the file they are on and start no other.
+    stop: AtomicBool,
     finished: Mutex<BTreeMap<usize, Result<Outcome, CompressError>>>,
     level: i32,
 }
@@ -131,7 +135,8 @@ impl Pool<'_> {
                 return Ok(false);
             }
         };
-        loop {
+        let mut stopped = Ok(());
+        while !self.stop.load(Ordering::Relaxed) {
             let at = self.next.fetch_add(1, Ordering::Relaxed);
             let Some(&index) = self.work.get(at) else {
                 break;
@@ -141,9 +146,14 @@ impl Pool<'_> {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(index, outcome);
-            between()?;
+            if let Err(err) = between() {
+                self.stop.store(true, Ordering::Relaxed);
+                stopped = Err(err);
+            }
         }
-        if let Err(err) = codec.sync_dirs() {
+        let synced = codec.sync_dirs();
+        stopped?;
+        if let Err(err) = synced {
             ops_shared::entry::error(format!("cannot fsync a directory of removed files: {err}"));
             return Ok(true);
         }
