@@ -8,6 +8,7 @@ SOURCE     ?= data
 KEEP       ?= 7
 # Set DATABASE_URL to make backup-now dump that database instead of SOURCE,
 # and for restore-test, integrity-check, integrity-bloat, health, maintenance.
+# Recipes that use it are not echoed, so a password in it is not shown.
 DATABASE_URL ?=
 # integrity-check: SQL checks, one NAME=QUERY per line (see scripts/examples/integrity.sql).
 INTEGRITY_SQL ?= integrity.sql
@@ -59,7 +60,7 @@ bench: build
 
 ## backup-now: back up $(DATABASE_URL) (or $(SOURCE)) into $(BACKUP_DIR) and verify it
 backup-now: $(BUILD)
-	$(BIN)/ops-backup create "$(or $(DATABASE_URL),$(SOURCE))" --to $(BACKUP_DIR) | $(BIN)/ops-verify --human
+	@set -o pipefail; $(BIN)/ops-backup create "$(or $(DATABASE_URL),$(SOURCE))" --to $(BACKUP_DIR) | $(BIN)/ops-verify --human
 
 ## backups-ls: the backups in $(BACKUP_DIR)
 backups-ls: $(BUILD)
@@ -71,11 +72,11 @@ backups-tidy: $(BUILD)
 
 ## backups-snapshot-volume: one portable, verified archive of all of $(BACKUP_DIR) in $(VOLUME_DIR) (tar --zstd -xf reads it)
 backups-snapshot-volume: $(BUILD)
-	$(BIN)/ops-backup create $(BACKUP_DIR) --to $(VOLUME_DIR) | $(BIN)/ops-verify --human
+	set -o pipefail; $(BIN)/ops-backup create $(BACKUP_DIR) --to $(VOLUME_DIR) | $(BIN)/ops-verify --human
 
 ## health: disk, backups in $(BACKUP_DIR) (and $(DATABASE_URL) if set), as a table
 health: $(BUILD)
-	$(BIN)/ops-health --disk . --backups $(BACKUP_DIR) $(if $(DATABASE_URL),--postgres "$(DATABASE_URL)") --human
+	@$(BIN)/ops-health --disk . --backups $(BACKUP_DIR) $(if $(DATABASE_URL),--postgres "$(DATABASE_URL)") --human
 
 ## verify: verify every backup in $(BACKUP_DIR)
 verify: $(BUILD)
@@ -97,11 +98,11 @@ integrity-check: $(BUILD)
 ## integrity-bloat: bloat per table and index in $(DATABASE_URL); changes nothing
 integrity-bloat: $(BUILD)
 	@[[ -n "$(DATABASE_URL)" ]] || { echo "make integrity-bloat: set DATABASE_URL" >&2; exit 2; }
-	$(BIN)/ops-compact "$(DATABASE_URL)" --dry-run --human
+	@$(BIN)/ops-compact "$(DATABASE_URL)" --dry-run --human
 
 ## maintenance: scripts/maintenance.sh on $(BACKUP_DIR) and $(DATABASE_URL): health --fix, compact, snapshot gc, restore test
 maintenance: $(BUILD)
-	DATABASE_URL="$(DATABASE_URL)" BACKUP_DIR="$(BACKUP_DIR)" OPS_BIN="$(abspath $(BIN))" scripts/maintenance.sh
+	@DATABASE_URL="$(DATABASE_URL)" BACKUP_DIR="$(BACKUP_DIR)" OPS_BIN="$(abspath $(BIN))" scripts/maintenance.sh
 
 ## install: the tools, man pages and maintenance scripts under $(PREFIX)
 install: $(BUILD)

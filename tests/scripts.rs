@@ -399,6 +399,15 @@ fn make_targets_work_end_to_end() {
         "{}",
         bloat.stdout
     );
+    let secret = format!(
+        "DATABASE_URL={}",
+        pg.secret_url("make_app", SECRET_PASSWORD)
+    );
+    let quiet = ok(&["integrity-bloat", &secret]);
+    assert!(
+        !quiet.stdout.contains(SECRET_PASSWORD) && !quiet.stderr.contains(SECRET_PASSWORD),
+        "make echoed the password: {quiet:?}"
+    );
     let out = make(&["integrity-bloat"]);
     assert_eq!(out.code, 2, "{out:?}");
     ok(&["health", &dir]);
