@@ -115,6 +115,21 @@ fn the_dry_run_reports_bloat_and_vacuum_full_reclaims_it() {
     assert_eq!(find(&plan, "public.posts_pkey")["relation"], "index");
     assert_eq!(size(), before, "a dry run changes nothing");
 
+    // Analyzed: estimated from the row width the statistics give.
+    pg.psql("compact_full", "ANALYZE posts");
+    let plan = compact(&[&url, "--dry-run"]).success().records();
+    let posts = find(&plan, "public.posts");
+    assert_eq!(posts["method"], "statistics", "{posts}");
+    let estimate = posts["bloat_percent"].as_f64().unwrap();
+    assert!(
+        (60.0..=90.0).contains(&estimate),
+        "three in four rows deleted: {posts}"
+    );
+    let index = find(&plan, "public.posts_pkey");
+    assert_eq!(index["method"], "statistics", "{index}");
+    let estimate = index["bloat_percent"].as_f64().unwrap();
+    assert!((50.0..=90.0).contains(&estimate), "{index}");
+
     // With pgstattuple: measured.
     pg.psql("compact_full", "CREATE EXTENSION pgstattuple");
     let plan = compact(&[&url, "--dry-run", "--full"]).success().records();
