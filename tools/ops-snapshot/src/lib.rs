@@ -67,7 +67,7 @@ impl RepoError {
     }
 
     /// Whether the user asked for something that is not there (exit 2).
-    fn is_usage(&self) -> bool {
+    pub fn is_usage(&self) -> bool {
         matches!(
             self,
             RepoError::NotARepo(_)
@@ -226,15 +226,17 @@ pub fn restored_note(to: &Path, restored: restore::Restored) -> RestoredNote {
     }
 }
 
-/// The `snapshot` record of a manifest.
+/// The `snapshot` record of a manifest; `repo` becomes absolute, so the
+/// record works from any directory.
 pub fn record(repo: &Path, id: &str, manifest: &Manifest) -> Snapshot {
+    let repo = std::fs::canonicalize(repo).unwrap_or_else(|_| repo.to_owned());
     let mut extra = serde_json::Map::new();
     extra.insert("host".into(), manifest.host.clone().into());
     Snapshot {
         id: id.to_owned(),
         name: manifest.name.clone(),
         time: manifest.time,
-        repo: repo.to_owned(),
+        repo,
         paths: manifest.paths.clone(),
         parent: manifest.parent.clone(),
         files: manifest.files,

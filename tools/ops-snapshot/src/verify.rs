@@ -6,7 +6,7 @@
 //! whole: the file against its name, and each chunk decompressed and
 //! hashed. Damage is reported against the snapshots and files it hits.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -37,7 +37,8 @@ pub struct SnapshotCheck {
 /// What [`verify`] found.
 pub struct RepoCheck {
     pub snapshots: Vec<SnapshotCheck>,
-    /// Damage that no snapshot is affected by (unused packs).
+    /// Damage that none of the checked snapshots is affected by, and
+    /// damaged pack tables.
     pub unused_damage: Vec<String>,
     pub packs_read: usize,
 }
@@ -62,6 +63,9 @@ pub fn verify(
         .ok_or_else(|| RepoError::Index("no index".into()))?;
     let mut damaged: HashMap<Id, String> = HashMap::new();
     let mut bad_packs: HashMap<Id, String> = HashMap::new();
+    // Packs whose chunks are intact but whose table is not: the index still
+    // finds the chunks, a rebuilt one would not.
+    let mut damaged_tables: HashMap<Id, String> = HashMap::new();
     let mut packs: Vec<Id> = repo.packs()?.into_iter().collect();
     packs.sort();
     if let ReadData::Subset(percent) = read {
@@ -77,7 +81,7 @@ pub fn verify(
         packs.len()
     };
     if read != ReadData::None {
-        let found = Mutex::new((HashMap::new(), HashMap::new()));
+        let found = Mutex::new((HashMap::new(), HashMap::new(), HashMap::new()));
         let queue = Mutex::new(packs.into_iter());
         let threads = std::thread::available_parallelism().map_or(2, usize::from);
         std::thread::scope(|scope| {
@@ -88,7 +92,7 @@ pub fn verify(
                     };
                     let result = pack::check_pack(&repo.pack_path(&pack), &pack);
                     let Ok(mut found) = found.lock() else { return };
-                    let (damaged, bad_packs) = &mut *found;
+                    let (damaged, bad_packs, tables) = &mut *found;
                     match result {
                         Ok(check) => {
                             for (entry, err) in check.damaged {
@@ -98,7 +102,7 @@ pub fn verify(
                                 );
                             }
                             if !check.whole_ok {
-                                bad_packs.insert(
+                                tables.insert(
                                     pack,
                                     format!(
                                         "pack {pack}: its table does not match its name (damaged)"
@@ -116,11 +120,12 @@ pub fn verify(
                 });
             }
         });
-        (damaged, bad_packs) = found.into_inner().unwrap_or_default();
+        (damaged, bad_packs, damaged_tables) = found.into_inner().unwrap_or_default();
     }
 
     let mut checks = Vec::new();
-    let mut affected = std::collections::HashSet::new();
+    let mut affected = HashSet::new();
+    let mut referenced = HashSet::new();
     for (id, manifest) in snapshot_list(repo, only)? {
         let mut errors = Vec::new();
         let manifest = match manifest {
@@ -134,6 +139,7 @@ pub fn verify(
             }
         };
         let mut check = |what: &str, chunk: &Id, errors: &mut Vec<String>| {
+            referenced.insert(*chunk);
             let problem = match index.location(chunk) {
                 Ok(None) => Some(format!("chunk {} is in no pack", chunk.short())),
                 Err(err) => Some(err.to_string()),
@@ -149,7 +155,9 @@ pub fn verify(
                     if let Some(why) = damaged.get(chunk) {
                         affected.insert(at.pack);
                         Some(format!("chunk {}: {why}", chunk.short()))
-                    } else if let Some(why) = bad_packs.get(&at.pack) {
+                    } else if let Some(why) =
+                        bad_packs.get(&at.pack).or(damaged_tables.get(&at.pack))
+                    {
                         affected.insert(at.pack);
                         Some(why.clone())
                     } else {
@@ -168,19 +176,17 @@ pub fn verify(
         for chunk in &manifest.tree {
             check("file list", chunk, &mut errors);
         }
-        if errors.is_empty() {
-            for node in TreeReader::new(&reader, &manifest.tree) {
-                match node {
-                    Ok(node) => {
-                        let what = node.path.display().to_string();
-                        for chunk in &node.chunks {
-                            check(&what, chunk, &mut errors);
-                        }
+        for node in TreeReader::new(&reader, &manifest.tree) {
+            match node {
+                Ok(node) => {
+                    let what = node.path.display().to_string();
+                    for chunk in &node.chunks {
+                        check(&what, chunk, &mut errors);
                     }
-                    Err(err) => {
-                        errors.push(format!("file list: {err}"));
-                        break;
-                    }
+                }
+                Err(err) => {
+                    errors.push(format!("file list: {err}"));
+                    break;
                 }
             }
         }
@@ -196,12 +202,19 @@ pub fn verify(
         .chain(
             damaged
                 .iter()
-                .filter(|(_, why)| {
-                    !checks
-                        .iter()
-                        .any(|c| c.errors.iter().any(|e| e.ends_with(why.as_str())))
-                })
-                .map(|(chunk, why)| format!("unused chunk {}: {why}", chunk.short())),
+                .filter(|(chunk, _)| !referenced.contains(*chunk))
+                .map(|(chunk, why)| {
+                    format!(
+                        "chunk {} (used by none of the snapshots checked): {why}",
+                        chunk.short()
+                    )
+                }),
+        )
+        .chain(
+            damaged_tables
+                .iter()
+                .filter(|(pack, _)| !affected.contains(*pack))
+                .map(|(_, why)| why.clone()),
         )
         .collect();
     Ok(RepoCheck {

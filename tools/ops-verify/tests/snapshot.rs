@@ -230,10 +230,6 @@ fn a_corrupted_data_chunk_names_the_file_it_belongs_to() {
 }
 
 #[test]
-#[ignore = "ops-snapshot bug: when a pack's table does not match its name, every snapshot \
-            using the pack is failed on its file list only (its intact file-list chunk), the \
-            files are not walked or named, and the damaged table entry is reported as an \
-            'unused chunk'"]
 fn a_corrupted_pack_table_names_the_files_it_affects() {
     let repo = TwoSnapshots::make();
     let pack = &repo.beta_packs[0];
