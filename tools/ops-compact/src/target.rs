@@ -10,7 +10,10 @@ use crate::cli::{Cli, Kind};
 
 /// A thing ops-compact knows how to compact.
 // A snapshot repository (`--repo R`) becomes one more variant here when
-// ops-snapshot lands; its compaction is gc, owned by that tool's format.
+// ops-snapshot lands (its compaction is gc, owned by that tool's format): a
+// `--repo` flag in cli.rs beside --files (TARGET then required unless either
+// is given), a `Kind::Repo` for Cli::check, and one arm in `of` and in
+// lib.rs's dispatch.
 #[derive(Debug)]
 pub enum Target {
     /// A PostgreSQL database: the location as given (URL or `postgres:`).
