@@ -41,6 +41,13 @@ pub struct Cli {
     /// runs (warn).
     #[arg(long, value_name = "DIR", help_heading = "Checks")]
     pub backups: Vec<PathBuf>,
+    /// An ops-snapshot repository: per series (snapshot name) the newest
+    /// snapshot's age (crit past --max-age, or when there is none); the
+    /// chunk index (crit when damaged; a missing one is rebuilt, as
+    /// ops-snapshot does); temporary files of crashed runs older than an
+    /// hour (warn).
+    #[arg(long, value_name = "REPO", help_heading = "Checks")]
+    pub repo: Vec<PathBuf>,
     /// An HTTP endpoint: a 2xx answer within the timeout, and how fast.
     #[arg(long, value_name = "URL", help_heading = "Checks")]
     pub http: Vec<String>,
@@ -55,8 +62,8 @@ pub struct Cli {
     /// --disk: crit at this share of space or inodes used.
     #[arg(long, value_name = "PERCENT", default_value = "90%", value_parser = parse_percent)]
     pub disk_crit: f64,
-    /// --backups: the newest backup of a series may be this old (the
-    /// recovery point objective).
+    /// --backups, --repo: the newest backup or snapshot of a series may be
+    /// this old (the recovery point objective).
     #[arg(long, value_name = "DURATION", default_value = "26h", value_parser = parse_duration)]
     pub max_age: Duration,
     /// --postgres: warn about transactions open, or sessions idle in a
@@ -74,8 +81,10 @@ pub struct Cli {
     pub timeout: Duration,
     /// Repair what is safe to repair, and say what was done: temporary
     /// files of crashed runs older than an hour in --backups directories
-    /// (only while no backup is running there). Locks need no repair: they
-    /// are flock(2) locks, which the kernel drops when their holder dies.
+    /// and --repo repositories (only while nothing else holds them), and a
+    /// damaged chunk index of a --repo repository, rebuilt from its packs
+    /// (while no gc or prune runs). Locks need no repair: they are flock(2)
+    /// locks, which the kernel drops when their holder dies.
     #[arg(long)]
     pub fix: bool,
     /// Output format: records (a table on a terminal), prometheus
@@ -104,6 +113,7 @@ impl Cli {
             && self.path.is_empty()
             && self.postgres.is_empty()
             && self.backups.is_empty()
+            && self.repo.is_empty()
             && self.http.is_empty()
             && self.sled.is_empty())
     }

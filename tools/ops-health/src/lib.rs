@@ -12,6 +12,7 @@ mod http;
 mod level;
 mod path;
 mod postgres;
+mod repo;
 mod report;
 mod sled;
 
@@ -63,7 +64,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
     if !cli.has_checks() {
         return Err(UsageError(
             "no check given; ask for at least one: --disk PATH, --path PATH, --postgres URL, \
-             --backups DIR, --http URL or --sled PATH"
+             --backups DIR, --repo REPO, --http URL or --sled PATH"
                 .into(),
         )
         .into());
@@ -73,9 +74,8 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
     }
     // Repairs first, so the checks report what is left.
     let mut checks: Vec<Check> = if cli.fix {
-        cli.backups
-            .iter()
-            .flat_map(|dir| backups::fix(dir))
+        let dirs = cli.backups.iter().flat_map(|dir| backups::fix(dir));
+        dirs.chain(cli.repo.iter().flat_map(|root| repo::fix(root)))
             .collect()
     } else {
         Vec::new()
@@ -122,6 +122,12 @@ fn jobs(cli: &Cli) -> Vec<Job> {
         let (dir, max_age) = (dir.clone(), cli.max_age);
         jobs.push(Job::new("backups", dir.display().to_string(), move || {
             backups::check(&dir, max_age)
+        }));
+    }
+    for root in &cli.repo {
+        let (root, max_age) = (root.clone(), cli.max_age);
+        jobs.push(Job::new("repo", root.display().to_string(), move || {
+            repo::check(&root, max_age)
         }));
     }
     for url in &cli.http {

@@ -80,8 +80,9 @@ fn records(mode: OutputMode, checks: &[Check]) -> anyhow::Result<()> {
 }
 
 /// The node_exporter textfile format: `ops_check_status` per check, every
-/// metric as a gauge `ops_<check>_<metric>`, and the newest backup's time
-/// per series as `ops_backup_newest_timestamp_seconds`.
+/// metric as a gauge `ops_<check>_<metric>`, and the newest backup's or
+/// snapshot's time per series as `ops_backup_newest_timestamp_seconds` or
+/// `ops_snapshot_newest_timestamp_seconds`.
 pub fn prometheus(checks: &[Check]) -> String {
     let mut families: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
     let mut seen = BTreeSet::new();
@@ -114,10 +115,16 @@ pub fn prometheus(checks: &[Check]) -> String {
             let help = format!("ops-health {} check: {metric}.", check.check);
             sample(family, help, labels.clone(), *value);
         }
-        if let (Some(name), Some(newest)) = (name, check.metrics.get("newest_timestamp_seconds")) {
+        let item = match check.check.as_str() {
+            "backups" => Some("backup"),
+            "repo" => Some("snapshot"),
+            _ => None,
+        };
+        let newest = check.metrics.get("newest_timestamp_seconds");
+        if let (Some(name), Some(newest), Some(item)) = (name, newest, item) {
             sample(
-                "ops_backup_newest_timestamp_seconds".into(),
-                "Time of the newest backup of each series, in Unix seconds.".into(),
+                format!("ops_{item}_newest_timestamp_seconds"),
+                format!("Time of the newest {item} of each series, in Unix seconds."),
                 format!(
                     "name=\"{}\",target=\"{}\"",
                     escape(name),
@@ -161,9 +168,15 @@ pub fn nagios(checks: &[Check]) -> String {
     let perfdata: Vec<String> = checks
         .iter()
         .flat_map(|check| {
+            // A series name keeps the labels of two series apart.
+            let series = check
+                .extra
+                .get("name")
+                .and_then(|n| n.as_str())
+                .map_or(String::new(), |name| format!(" {name}"));
             check.metrics.iter().map(move |(metric, value)| {
-                let label =
-                    format!("{} {} {metric}", check.check, check.target).replace(['=', '\''], "_");
+                let label = format!("{} {}{series} {metric}", check.check, check.target)
+                    .replace(['=', '\''], "_");
                 format!("'{label}'={}", number(*value))
             })
         })
