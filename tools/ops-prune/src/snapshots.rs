@@ -200,8 +200,9 @@ impl Repos {
 /// A repository the user named that is not one (or is too new) is a usage
 /// error; anything else (permissions, I/O) a problem.
 fn usage_if_asked(err: RepoError) -> anyhow::Error {
-    match err {
-        RepoError::NotARepo(_) | RepoError::TooNew { .. } => UsageError(err.to_string()).into(),
-        other => other.into(),
+    if err.is_usage() {
+        UsageError(err.to_string()).into()
+    } else {
+        err.into()
     }
 }

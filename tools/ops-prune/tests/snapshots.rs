@@ -7,7 +7,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use ops_tests::{assert_same_tree, ops, pseudo_random, Outcome};
+use ops_tests::{assert_same_tree, ops, pseudo_random, sh, Outcome};
 use serde_json::Value;
 use tempfile::{tempdir, TempDir};
 
@@ -218,6 +218,11 @@ fn keep_last_over_listed_snapshots_forgets_the_rest_and_gc_then_frees_their_spac
         gc["after_bytes"].as_u64().unwrap(),
     );
     assert!(after < before, "gc freed nothing: {gc}");
+    ops("ops-verify")
+        .args(["--read-data", "--repo"])
+        .arg(&fixture.repo)
+        .run()
+        .success();
     fixture.assert_restores(&data[2]);
     fixture.assert_restores(&logs[1]);
 }
@@ -336,9 +341,8 @@ fn a_stale_or_edited_snapshot_record_stops_the_run_before_anything_is_removed() 
     assert_eq!(fixture.manifests(), after_first);
 
     // A record whose repository is not one.
-    let elsewhere = lines[0]
-        .to_string()
-        .replace(s(&fixture.repo), s(&fixture.tmp.path().join("gone")));
+    let mut elsewhere = lines[0].clone();
+    elsewhere["repo"] = Value::from(s(&fixture.tmp.path().join("gone")));
     let out = prune(&format!("{elsewhere}\n"), &["--keep-last", "1"]).fails_with(2);
     assert!(
         out.stderr.contains("not an ops-snapshot repository"),
@@ -397,4 +401,24 @@ fn a_repository_held_by_gc_or_create_makes_prune_wait_then_give_up() {
     holder.wait().unwrap();
     assert!(out.stderr.contains("is locked by"), "{}", out.stderr);
     assert_eq!(fixture.manifests().len(), 2);
+}
+
+#[test]
+fn the_issue_pipeline_lists_verifies_and_prunes() {
+    let mut fixture = Fixture::new();
+    let data = fixture.series("data", 3);
+    let out = sh(&format!(
+        "ops-snapshot list --repo '{repo}' | ops-verify | ops-prune --keep-last 2",
+        repo = s(&fixture.repo)
+    ))
+    .run()
+    .success();
+    let records = out.records();
+    assert!(
+        records.iter().all(|r| r["verify"]["ok"] == true),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(ids_with(&records, "remove"), [data[0].clone()]);
+    assert_eq!(fixture.manifests(), sorted(data[1..].to_vec()));
 }
