@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use ops_tests::{ops, pseudo_random, Outcome};
+use ops_tests::{bin_dir, ops, pseudo_random, Outcome};
 use serde_json::Value;
 use tempfile::{tempdir, TempDir};
 
@@ -45,6 +45,21 @@ fn repository(names: &[&str]) -> (TempDir, PathBuf) {
             .success();
     }
     (tmp, repo)
+}
+
+/// Where ops-snapshot keeps the repository's chunk index: `REPO/index`, or
+/// the tests' cache directory (`OPS_CACHE_DIR`, which the harness sets for
+/// the binaries) for a repository with an id.
+fn index_dir(repo: &Path) -> PathBuf {
+    let config: Value =
+        serde_json::from_str(&fs::read_to_string(repo.join("config")).unwrap()).unwrap();
+    match config["id"].as_str().filter(|id| !id.is_empty()) {
+        Some(id) => std::env::var_os("OPS_CACHE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| bin_dir().join("test-cache"))
+            .join(id),
+        None => repo.join("index"),
+    }
 }
 
 fn touch_hours_ago(path: &Path, hours: u32) {
@@ -238,7 +253,7 @@ fn an_old_temporary_file_warns_and_fix_removes_it_when_nothing_holds_the_reposit
 #[test]
 fn a_damaged_index_is_critical_and_fix_rebuilds_it_from_the_packs() {
     let (tmp, repo) = repository(&["data", "logs"]);
-    fs::write(repo.join("index/db/db"), pseudo_random(5000, 9)).unwrap();
+    fs::write(index_dir(&repo).join("db/db"), pseudo_random(5000, 9)).unwrap();
     let out = health(&["--repo", s(&repo), "--json"]).fails_with(2);
     let index = only(&out, "repo").pop().unwrap();
     assert_eq!(index["status"], "crit");
@@ -278,7 +293,7 @@ fn a_damaged_index_is_critical_and_fix_rebuilds_it_from_the_packs() {
 #[test]
 fn an_index_in_use_is_reported_not_critical_and_a_missing_one_is_rebuilt() {
     let (_tmp, repo) = repository(&["data"]);
-    let mut holder = hold(&repo.join("index/.ops-lock"), "--exclusive");
+    let mut holder = hold(&index_dir(&repo).join(".ops-lock"), "--exclusive");
     let out = health(&["--repo", s(&repo), "--json"]).success();
     holder.kill().unwrap();
     holder.wait().unwrap();
@@ -288,10 +303,10 @@ fn an_index_in_use_is_reported_not_critical_and_a_missing_one_is_rebuilt() {
         "{index}"
     );
 
-    fs::remove_dir_all(repo.join("index")).unwrap();
+    fs::remove_dir_all(index_dir(&repo)).unwrap();
     let out = health(&["--repo", s(&repo), "--json"]).success();
     assert!(only(&out, "repo")
         .iter()
         .any(|c| c["message"].as_str().unwrap().contains("up to date")));
-    assert!(repo.join("index/db").exists());
+    assert!(index_dir(&repo).join("db").exists());
 }
