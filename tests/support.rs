@@ -41,10 +41,20 @@ pub fn ops(tool: &str) -> Run {
         "{} not built; run `cargo build --workspace` (or set OPS_BIN_DIR)",
         path.display()
     );
+    let mut command = Command::new(path);
+    command.env("OPS_CACHE_DIR", test_cache());
     Run {
-        command: Command::new(path),
+        command,
         stdin: Vec::new(),
     }
+}
+
+/// Where the tests' ops-snapshot indexes go (not the user's cache), unless
+/// OPS_CACHE_DIR says otherwise.
+pub fn test_cache() -> PathBuf {
+    std::env::var_os("OPS_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| bin_dir().join("test-cache"))
 }
 
 /// A shell pipeline with our binaries first on PATH.
@@ -57,6 +67,7 @@ pub fn sh(script: &str) -> Run {
         std::env::var("PATH").unwrap_or_default()
     );
     command.env("PATH", path);
+    command.env("OPS_CACHE_DIR", test_cache());
     Run {
         command,
         stdin: Vec::new(),

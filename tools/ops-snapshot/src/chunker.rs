@@ -22,11 +22,13 @@ impl Params {
         avg: 1 << 20,
         max: 8 << 20,
     };
-    /// File lists: small chunks, so an unchanged stretch of a tree is stored once.
+    /// File lists: small chunks (about 35 entries), so the unchanged
+    /// stretches of a tree are stored once even when changes are spread
+    /// through it.
     pub const TREE: Params = Params {
-        min: 16 << 10,
-        avg: 64 << 10,
-        max: 256 << 10,
+        min: 2 << 10,
+        avg: 8 << 10,
+        max: 64 << 10,
     };
 }
 
@@ -147,10 +149,10 @@ mod tests {
         let data = noise(3 << 20, 7);
         let all = chunks(&data, Params::TREE);
         assert_eq!(all.concat(), data);
-        assert!(all.len() > 20, "{} chunks", all.len());
+        assert!(all.len() > 200, "{} chunks", all.len());
         for chunk in &all[..all.len() - 1] {
             assert!(
-                (16 << 10..=256 << 10).contains(&chunk.len()),
+                (2 << 10..=64 << 10).contains(&chunk.len()),
                 "{}",
                 chunk.len()
             );

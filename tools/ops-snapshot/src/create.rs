@@ -152,11 +152,19 @@ pub fn create(root: &Path, request: &Request) -> anyhow::Result<Created> {
             }
         }
     });
-    if let Some(err) = fatal {
-        return Err(err.context("the snapshot was not recorded"));
-    }
-    let tree = tree.finish()?;
-    let added = store.finish()?;
+    let tree = match fatal {
+        Some(err) => Err(err),
+        None => tree.finish().map_err(anyhow::Error::from),
+    };
+    // The pack writer's own error (a full disk, say) says more than the
+    // "storing stopped" that the other stages then see.
+    let (tree, added) = match (tree, store.finish()) {
+        (Ok(tree), Ok(added)) => (tree, added),
+        (_, Err(err)) => {
+            return Err(anyhow::Error::from(err).context("the snapshot was not recorded"))
+        }
+        (Err(err), Ok(_)) => return Err(err.context("the snapshot was not recorded")),
+    };
     if tally.unreadable > 0 {
         bail!(
             "{} path(s) could not be read (above); the snapshot was not recorded. \

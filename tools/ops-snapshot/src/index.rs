@@ -9,7 +9,8 @@
 //!
 //! Keys: `c` + chunk id → pack id, offset, stored and raw length;
 //! `p` + pack id → its number of chunks. One process at a time opens the
-//! index (sled allows no more); `REPO/index/.ops-lock` makes the others wait.
+//! index (sled allows no more); `.ops-lock` in its directory (see
+//! [`Repo::index_dir`]) makes the others wait.
 
 use std::collections::HashSet;
 use std::fs;
@@ -142,13 +143,17 @@ impl Index {
         *self.on_disk.write().map_err(|_| poisoned())? = on_disk.clone();
         for pack in on_disk.difference(&known) {
             let path = repo.pack_path(pack);
-            let entries = pack::read_table(&path).map_err(|err| {
-                RepoError::Damaged(format!(
-                    "pack {}: {err}; move it aside or run ops-verify --repo {} --read-data",
-                    pack,
-                    repo.root.display()
-                ))
-            })?;
+            let entries = match pack::read_table(&path) {
+                Ok(entries) => entries,
+                Err(err) => {
+                    // Only what is in this pack is affected; verify names it.
+                    ops_shared::entry::warn(format!(
+                        "pack {pack}: {err}; its chunks are not used (ops-verify --repo {} --read-data tells more)",
+                        repo.root.display()
+                    ));
+                    continue;
+                }
+            };
             self.add_pack(*pack, &entries)?;
         }
         Ok(())

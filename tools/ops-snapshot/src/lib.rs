@@ -167,6 +167,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<Status> {
         }
         Command::RebuildIndex(args) => {
             let repo = Repo::open(args.repo.path()?)?;
+            // Held shared, so no gc deletes packs while their tables are read.
+            let _lock = repo.lock(
+                Access::Shared,
+                args.repo.lock_wait,
+                "ops-snapshot rebuild-index",
+            )?;
             let index = Index::rebuild(&repo, args.repo.lock_wait, "ops-snapshot rebuild-index")?;
             index.flush()?;
             ops_shared::entry::note(format!(
@@ -229,14 +235,13 @@ pub fn restored_note(to: &Path, restored: restore::Restored) -> RestoredNote {
 /// The `snapshot` record of a manifest; `repo` becomes absolute, so the
 /// record works from any directory.
 pub fn record(repo: &Path, id: &str, manifest: &Manifest) -> Snapshot {
-    let repo = std::fs::canonicalize(repo).unwrap_or_else(|_| repo.to_owned());
     let mut extra = serde_json::Map::new();
     extra.insert("host".into(), manifest.host.clone().into());
     Snapshot {
         id: id.to_owned(),
         name: manifest.name.clone(),
         time: manifest.time,
-        repo,
+        repo: absolute(repo),
         paths: manifest.paths.clone(),
         parent: manifest.parent.clone(),
         files: manifest.files,
@@ -246,15 +251,23 @@ pub fn record(repo: &Path, id: &str, manifest: &Manifest) -> Snapshot {
     }
 }
 
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_owned();
+    }
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
+}
+
 /// Every snapshot of the repository at `root`, oldest first.
 ///
 /// Fails when `root` is not a repository or a manifest is damaged.
 pub fn list(root: &Path) -> Result<Vec<Snapshot>, RepoError> {
     let repo = Repo::open(root)?;
+    let root = absolute(root);
     Ok(repo
         .manifests()?
         .iter()
-        .map(|(id, manifest)| record(root, id, manifest))
+        .map(|(id, manifest)| record(&root, id, manifest))
         .collect())
 }
 

@@ -6,9 +6,15 @@
 //! REPO/.ops-lock            flock: create and gc's planning hold it shared,
 //!                           gc's deletion and forget exclusive
 //! REPO/snapshots/<id>       one JSON manifest per snapshot; id = its SHA-256
-//! REPO/packs/<aa>/<id>      pack files of compressed chunks; id = their SHA-256
-//! REPO/index/               the chunk index, a sled database (a cache)
+//! REPO/packs/<aa>/<id>      pack files of compressed chunks; id = the SHA-256
+//!                           of their table
 //! ```
+//!
+//! The chunk index is a cache, so it lives where caches live, as borg's
+//! and restic's do: `$OPS_CACHE_DIR/<repo id>`, else
+//! `$XDG_CACHE_HOME/ops-snapshot/<repo id>`, else
+//! `~/.cache/ops-snapshot/<repo id>` (`REPO/index` when there is no home).
+//! Each host keeps its own and brings it up to date from the packs.
 //!
 //! Everything is written under a temporary name, fsynced and renamed, and
 //! the repository is owner-only: the directories are 0700, files 0600.
@@ -24,7 +30,6 @@ use jiff::Timestamp;
 use ops_shared::atomic::{self, AtomicFile};
 use ops_shared::lock::{Access, DirLock};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::chunker::Params;
 use crate::id::Id;
@@ -39,6 +44,9 @@ const FORMAT_NAME: &str = "ops-snapshot";
 pub struct Config {
     pub format: String,
     pub version: u32,
+    /// Random; names the repository's index in the cache.
+    #[serde(default)]
+    pub id: String,
     pub created: Timestamp,
     /// Content-defined chunking of file data.
     pub data_chunks: Params,
@@ -127,6 +135,7 @@ impl Repo {
         let config = Config {
             format: FORMAT_NAME.into(),
             version: FORMAT_VERSION,
+            id: random_id(),
             created: Timestamp::now(),
             data_chunks: Params::DATA,
             tree_chunks: Params::TREE,
@@ -164,8 +173,20 @@ impl Repo {
         self.packs_dir().join(&hex[..2]).join(hex)
     }
 
+    /// Where this repository's chunk index is kept (see the module docs).
     pub fn index_dir(&self) -> PathBuf {
-        self.root.join("index")
+        let env = |name| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let cache = env("OPS_CACHE_DIR")
+            .or_else(|| env("XDG_CACHE_HOME").map(|dir| dir.join("ops-snapshot")))
+            .or_else(|| env("HOME").map(|home| home.join(".cache/ops-snapshot")));
+        match cache {
+            Some(cache) if !self.config.id.is_empty() => cache.join(&self.config.id),
+            _ => self.root.join("index"),
+        }
     }
 
     /// Every pack file in the repository.
@@ -281,9 +302,13 @@ impl Repo {
     }
 }
 
-/// Creates `dir` owner-only if it is missing.
+/// Creates `dir` (and missing parents) owner-only.
 pub fn make_dir(dir: &Path) -> io::Result<()> {
-    match fs::DirBuilder::new().mode(0o700).create(dir) {
+    match fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(dir)
+    {
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
         other => other,
     }
@@ -299,7 +324,15 @@ fn walk_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-/// SHA-256 of `bytes`.
-pub fn sha256(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
+/// 128 random bits as hex.
+fn random_id() -> String {
+    let mut seed = [0u8; 16];
+    let read =
+        fs::File::open("/dev/urandom").and_then(|mut f| io::Read::read_exact(&mut f, &mut seed));
+    if read.is_err() {
+        seed.copy_from_slice(&Timestamp::now().as_nanosecond().to_le_bytes());
+    }
+    let mut text = Id::of(&[&seed[..], &std::process::id().to_le_bytes()].concat()).to_hex();
+    text.truncate(32);
+    text
 }

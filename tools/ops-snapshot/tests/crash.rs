@@ -95,6 +95,8 @@ fn assert_repository_whole(repo: &Path, expected: &Path, scratch: &Path) {
 
 #[test]
 fn create_and_gc_killed_at_random_moments_leave_every_snapshot_whole() {
+    // In-process calls and children must use the tests' index cache.
+    std::env::set_var("OPS_CACHE_DIR", ops_tests::test_cache());
     let seed = jiff::Timestamp::now().as_nanosecond() as u64;
     eprintln!("seed {seed}");
     let mut random = Lcg(seed);
@@ -156,6 +158,8 @@ fn create_and_gc_killed_at_random_moments_leave_every_snapshot_whole() {
 
 #[test]
 fn create_during_gc_keeps_the_chunks_it_reuses() {
+    // In-process calls and children must use the tests' index cache.
+    std::env::set_var("OPS_CACHE_DIR", ops_tests::test_cache());
     let tmp = tempdir().unwrap();
     let (data, repo, expected) = (
         tmp.path().join("data"),

@@ -218,6 +218,8 @@ fn diff_reports_added_removed_modified_and_metadata_changes() {
 
 #[test]
 fn export_writes_an_archive_gnu_tar_extracts_to_the_same_tree() {
+    // In-process calls and children must use the tests' index cache.
+    std::env::set_var("OPS_CACHE_DIR", ops_tests::test_cache());
     let tmp = tempdir().unwrap();
     let data = tmp.path().join("data");
     sample_tree(&data);
@@ -309,7 +311,13 @@ fn the_index_is_a_cache_rebuilt_from_the_packs() {
     sample_tree(&data);
     let repo = tmp.path().join("repo");
     snapshot(&data, &repo, &[]);
-    fs::remove_dir_all(repo.join("index")).unwrap();
+    let index = ops_snapshot::repo::Repo::open(&repo).unwrap().index_dir();
+    assert!(
+        index.starts_with(ops_tests::test_cache()),
+        "{}",
+        index.display()
+    );
+    fs::remove_dir_all(&index).unwrap();
     let to = tmp.path().join("out");
     restore(&repo, "latest", &to, &[]);
     assert_same_tree(&data, &to);
@@ -438,7 +446,8 @@ fn unreadable_files_fail_the_snapshot_unless_skipped() {
     let repo = tmp.path().join("repo");
     let as_nobody = |extra: &str| {
         ops_tests::sh(&format!(
-            "setpriv --reuid=nobody --regid=nogroup --clear-groups ops-snapshot create {} --repo {} {extra}",
+            "OPS_CACHE_DIR={}/cache setpriv --reuid=nobody --regid=nogroup --clear-groups ops-snapshot create {} --repo {} {extra}",
+            tmp.path().display(),
             data.display(),
             repo.display()
         ))
@@ -486,6 +495,8 @@ fn a_full_disk_fails_cleanly_and_records_no_snapshot() {
 
 #[test]
 fn restore_refuses_entries_that_escape_the_target() {
+    // In-process calls and children must use the tests' index cache.
+    std::env::set_var("OPS_CACHE_DIR", ops_tests::test_cache());
     use ops_snapshot::id::Id;
     use ops_snapshot::index::Index;
     use ops_snapshot::pack::PackWriter;
