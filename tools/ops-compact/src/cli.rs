@@ -1,6 +1,7 @@
 //! The command line of ops-compact. Parsing does no I/O; [`Cli::check`]
 //! refuses flags that do not fit the kind of target before any work starts.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -40,11 +41,24 @@ use ops_shared::{OutputArgs, UsageError};
 pub struct Cli {
     /// What to compact: postgres://USER@HOST/DB, postgres:, sled:PATH or a
     /// sled directory.
-    #[arg(required_unless_present = "files", conflicts_with = "files")]
+    #[arg(required_unless_present_any = ["files", "repo"], conflicts_with_all = ["files", "repo"])]
     pub target: Option<String>,
     /// Say what would be done and why; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Compact an ops-snapshot repository: the same as `ops-snapshot gc`
+    /// (remove data no snapshot needs, repack mostly unused packs).
+    #[arg(
+        long,
+        value_name = "REPO",
+        conflicts_with = "files",
+        help_heading = "Snapshot repositories"
+    )]
+    pub repo: Option<PathBuf>,
+    /// Repack until at most this share of the packs' bytes is unused [default: 10%].
+    #[arg(long, value_name = "PERCENT", value_parser = ops_snapshot::cli_percent, help_heading = "Snapshot repositories")]
+    pub max_unused: Option<f64>,
 
     /// Compress plain files: every file under DIR, or what a GLOB matches
     /// (quote it: 'data/raw/*.jsonl'); repeatable.
@@ -113,6 +127,7 @@ pub enum Kind {
     Postgres,
     Sled,
     Files,
+    Repo,
 }
 
 impl Kind {
@@ -121,6 +136,7 @@ impl Kind {
             Kind::Postgres => "PostgreSQL targets",
             Kind::Sled => "sled targets",
             Kind::Files => "--files",
+            Kind::Repo => "--repo",
         }
     }
 }
@@ -129,8 +145,9 @@ impl Cli {
     /// Refuses flags that mean nothing for a target of `kind`, and
     /// --full without --yes (unless it is a dry run).
     pub fn check(&self, kind: Kind) -> Result<(), UsageError> {
-        let flags: [(&str, bool, Kind); 14] = [
+        let flags: [(&str, bool, Kind); 15] = [
             ("--older-than", self.older_than.is_some(), Kind::Files),
+            ("--max-unused", self.max_unused.is_some(), Kind::Repo),
             ("--level", self.level.is_some(), Kind::Files),
             ("--jobs", self.jobs.is_some(), Kind::Files),
             ("--min-dead", self.min_dead.is_some(), Kind::Postgres),

@@ -14,6 +14,7 @@ use std::ffi::OsString;
 use clap::CommandFactory;
 use ops_backup::sleddb;
 use ops_shared::{Output, Status};
+use ops_snapshot::RepoError;
 
 pub use cli::Cli;
 use target::Target;
@@ -33,6 +34,16 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
     let status = match target {
         Target::Postgres(location) => pg::run(&location, &pg::Options::from(&cli), &mut out)?,
         Target::Files(args) => files::run(&args, &files::Options::from(&cli), &mut out)?,
+        Target::Repo(repo) => {
+            let options = ops_snapshot::gc::Options {
+                max_unused: cli.max_unused.unwrap_or(10.0),
+                dry_run: cli.dry_run,
+                lock_wait: std::time::Duration::from_secs(600),
+            };
+            let record = ops_snapshot::gc::gc(&repo, &options).map_err(RepoError::into_error)?;
+            report::write(&mut out, cli.output.mode(), &record)?;
+            Status::Success
+        }
         Target::Sled(path) => {
             let min_reclaim = cli.min_reclaim.unwrap_or(20.0);
             let record = sleddb::guarded(&path, || {

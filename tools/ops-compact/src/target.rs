@@ -9,11 +9,6 @@ use ops_shared::UsageError;
 use crate::cli::{Cli, Kind};
 
 /// A thing ops-compact knows how to compact.
-// A snapshot repository (`--repo R`) becomes one more variant here when
-// ops-snapshot lands (its compaction is gc, owned by that tool's format): a
-// `--repo` flag in cli.rs beside --files (TARGET then required unless either
-// is given), a `Kind::Repo` for Cli::check, and one arm in `of` and in
-// lib.rs's dispatch.
 #[derive(Debug)]
 pub enum Target {
     /// A PostgreSQL database: the location as given (URL or `postgres:`).
@@ -22,6 +17,8 @@ pub enum Target {
     Sled(PathBuf),
     /// Plain files: the --files arguments.
     Files(Vec<String>),
+    /// An ops-snapshot repository, compacted by its own gc.
+    Repo(PathBuf),
 }
 
 impl Target {
@@ -31,6 +28,7 @@ impl Target {
     /// sled database, or names a directory that --files is meant for.
     pub fn of(cli: &Cli) -> Result<Target, UsageError> {
         let target = match &cli.target {
+            None if cli.repo.is_some() => Target::Repo(cli.repo.clone().unwrap_or_default()),
             None => Target::Files(cli.files.clone()),
             Some(text) if pg::is_postgres(text) => Target::Postgres(text.clone()),
             Some(text) => match sleddb::sled_path(text) {
@@ -47,6 +45,7 @@ impl Target {
             Target::Postgres(_) => Kind::Postgres,
             Target::Sled(_) => Kind::Sled,
             Target::Files(_) => Kind::Files,
+            Target::Repo(_) => Kind::Repo,
         }
     }
 }

@@ -105,7 +105,7 @@ impl Repos {
             if repos.open.contains_key(root) {
                 continue;
             }
-            let repo = Repo::open(root).map_err(usage_if_asked)?;
+            let repo = Repo::open(root).map_err(RepoError::into_error)?;
             let listed = HashMap::new();
             repos.open.insert(root.to_owned(), Opened { repo, listed });
         }
@@ -194,15 +194,5 @@ impl Repos {
             .ok_or_else(|| anyhow::anyhow!("{}: repository not open", item.path.display()))?;
         opened.repo.remove_snapshot(&item.candidate.id)?;
         Ok(())
-    }
-}
-
-/// A repository the user named that is not one (or is too new) is a usage
-/// error; anything else (permissions, I/O) a problem.
-fn usage_if_asked(err: RepoError) -> anyhow::Error {
-    if err.is_usage() {
-        UsageError(err.to_string()).into()
-    } else {
-        err.into()
     }
 }

@@ -20,7 +20,6 @@ use ops_backup::{catalog, manifest, sleddb};
 use ops_shared::record::Snapshot;
 use ops_shared::staging::Target;
 use ops_shared::{read_records, Backup, Output, Record, Status, UsageError};
-use ops_snapshot::RepoError;
 use serde::Serialize;
 
 pub use cli::Cli;
@@ -170,15 +169,7 @@ fn restore_snapshot(snapshot: &Snapshot, cli: &Cli) -> anyhow::Result<Snapshot> 
     let target = Target::plan(&cli.to, cli.force)?;
     let (_, restored) =
         ops_snapshot::restore_snapshot(&snapshot.repo, &snapshot.id, &target, None, cli.lock_wait)
-            .map_err(|err| match err.downcast_ref::<RepoError>() {
-                Some(
-                    RepoError::NotARepo(_)
-                    | RepoError::TooNew { .. }
-                    | RepoError::NoSnapshot { .. }
-                    | RepoError::Ambiguous { .. },
-                ) => UsageError(format!("{err:#}")).into(),
-                _ => err,
-            })?;
+            .map_err(ops_snapshot::usage_errors)?;
     let mut snapshot = snapshot.clone();
     snapshot.annotate("restore", ops_snapshot::restored_note(&cli.to, restored));
     Ok(snapshot)

@@ -34,8 +34,8 @@ use ops_shared::staging::Target;
 use ops_shared::{read_records, Output, Record, Status, UsageError};
 use serde::Serialize;
 
-pub use cli::Cli;
 use cli::Command;
+pub use cli::{parse_percent as cli_percent, Cli};
 use index::Index;
 use reader::ChunkReader;
 use repo::{Manifest, Repo, FORMAT_VERSION};
@@ -66,6 +66,16 @@ impl RepoError {
         RepoError::Io { path, error }
     }
 
+    /// The error for a tool's run: a [`UsageError`] (exit 2) when the user
+    /// asked for something that is not there, else as it is (exit 1).
+    pub fn into_error(self) -> anyhow::Error {
+        if self.is_usage() {
+            UsageError(self.to_string()).into()
+        } else {
+            self.into()
+        }
+    }
+
     /// Whether the user asked for something that is not there (exit 2).
     pub fn is_usage(&self) -> bool {
         matches!(
@@ -88,10 +98,16 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
     let Some(cli) = ops_shared::entry::parse_args::<Cli>(args)? else {
         return Ok(Status::Success);
     };
-    dispatch(cli).map_err(|err| match err.downcast_ref::<RepoError>() {
+    dispatch(cli).map_err(usage_errors)
+}
+
+/// `err` as a [`UsageError`] (exit 2) when a [`RepoError`] in it says the
+/// user asked for something that is not there; else unchanged.
+pub fn usage_errors(err: anyhow::Error) -> anyhow::Error {
+    match err.downcast_ref::<RepoError>() {
         Some(repo_err) if repo_err.is_usage() => UsageError(format!("{err:#}")).into(),
         _ => err,
-    })
+    }
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<Status> {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use ops_shared::entry::error;
 use ops_shared::record::{short_time, Snapshot};
-use ops_shared::{Record, UsageError, Verification};
+use ops_shared::{Record, Verification};
 use ops_snapshot::repo::Repo;
 use ops_snapshot::verify::{verify, ReadData, RepoCheck};
 use ops_snapshot::RepoError;
@@ -39,10 +39,7 @@ pub fn check_repos(repos: &[PathBuf]) -> anyhow::Result<()> {
     for root in repos {
         match Repo::open(root) {
             Ok(_) => {}
-            Err(err @ (RepoError::NotARepo(_) | RepoError::TooNew { .. })) => {
-                return Err(UsageError(err.to_string()).into())
-            }
-            Err(err) => return Err(err.into()),
+            Err(err) => return Err(err.into_error()),
         }
     }
     Ok(())
