@@ -37,6 +37,9 @@ pub struct Chunker {
     params: Params,
     masks: [u64; 4],
     buffer: Vec<u8>,
+    /// How much of `buffer` this stream uses: all of it (two maximum
+    /// chunks) unless the stream is known to be shorter.
+    window: usize,
     start: usize,
     end: usize,
     eof: bool,
@@ -48,14 +51,22 @@ impl Chunker {
             params,
             masks: masks(params),
             buffer: Vec::new(),
+            window: 0,
             start: 0,
             end: 0,
             eof: true,
         }
     }
 
-    /// Starts on a new stream.
-    pub fn reset(&mut self) {
+    /// Starts on a new stream of about `size` bytes (a file's size: a
+    /// small file then needs no big buffer). A stream longer than `size`
+    /// is still read to its end.
+    pub fn reset(&mut self, size: u64) {
+        let full = 2 * self.params.max as usize;
+        self.window = usize::try_from(size.saturating_add(1)).map_or(full, |size| full.min(size));
+        if self.buffer.len() < self.window {
+            self.buffer.resize(self.window, 0);
+        }
         self.start = 0;
         self.end = 0;
         self.eof = false;
@@ -67,13 +78,17 @@ impl Chunker {
     pub fn next(&mut self, source: &mut impl Read) -> io::Result<Option<&[u8]>> {
         let max = self.params.max as usize;
         if !self.eof && self.end - self.start < max {
-            if self.buffer.len() < 2 * max {
-                self.buffer.resize(2 * max, 0);
+            if self.end == self.window {
+                // Longer than announced: read on with the full window.
+                self.window = 2 * max;
+                if self.buffer.len() < self.window {
+                    self.buffer.resize(self.window, 0);
+                }
             }
             self.buffer.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
-            while self.end < self.buffer.len() {
+            while self.end < self.window {
                 match source.read(&mut self.buffer[self.end..]) {
                     Ok(0) => {
                         self.eof = true;
@@ -122,8 +137,12 @@ mod tests {
     use super::*;
 
     fn chunks(data: &[u8], params: Params) -> Vec<Vec<u8>> {
+        chunks_told(data, params, u64::MAX)
+    }
+
+    fn chunks_told(data: &[u8], params: Params, size: u64) -> Vec<Vec<u8>> {
         let mut chunker = Chunker::new(params);
-        chunker.reset();
+        chunker.reset(size);
         let mut source = data;
         let mut out = Vec::new();
         while let Some(chunk) = chunker.next(&mut source).unwrap() {
@@ -172,6 +191,20 @@ mod tests {
             "{shared} of {} shared",
             after.len()
         );
+    }
+
+    #[test]
+    fn the_announced_size_changes_nothing_and_a_wrong_one_loses_nothing() {
+        let data = noise(300_000, 3);
+        let exact = chunks_told(&data, Params::TREE, data.len() as u64);
+        assert_eq!(exact, chunks(&data, Params::TREE));
+        for wrong in [0, 1000, 299_999] {
+            assert_eq!(
+                chunks_told(&data, Params::TREE, wrong).concat(),
+                data,
+                "{wrong}"
+            );
+        }
     }
 
     #[test]

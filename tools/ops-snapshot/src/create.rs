@@ -104,7 +104,7 @@ pub fn create(root: &Path, request: &Request) -> anyhow::Result<Created> {
     let started = Timestamp::now();
 
     let abort = AtomicBool::new(false);
-    let (jobs_tx, jobs_rx) = bounded::<Job>(request.threads * 4);
+    let (jobs_tx, jobs_rx) = bounded::<Job>(request.threads * 64);
     let (done_tx, done_rx) = unbounded::<(u64, Outcome)>();
     let (permit_tx, permit_rx) = bounded::<()>(IN_FLIGHT);
     let parent_tree = parent
@@ -440,7 +440,7 @@ fn read_file(
     store: &ChunkStore,
 ) -> Result<(), ReadError> {
     let mut file = File::open(full).map_err(ReadError::Source)?;
-    chunker.reset();
+    chunker.reset(node.size);
     let mut size = 0u64;
     while let Some(chunk) = chunker.next(&mut file).map_err(ReadError::Source)? {
         let id = Id::of(chunk);

@@ -266,7 +266,7 @@ pub fn gc(root: &Path, options: &Options) -> Result<Compact, RepoError> {
     }
     let index = Index::open(&repo, options.lock_wait, "ops-snapshot gc")?;
     for (pack, entries) in &written {
-        index.move_to(*pack, entries)?;
+        index.point_at(*pack, entries)?;
     }
     for pack in &removing {
         index.remove_pack(*pack, &packs.tables[pack])?;

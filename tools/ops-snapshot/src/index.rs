@@ -179,9 +179,10 @@ impl Index {
         self.db.apply_batch(batch).map_err(index_error)
     }
 
-    /// Points `entries` at `pack` (which holds copies of them), whatever
-    /// their location was; used by gc before it deletes the old packs.
-    pub fn move_to(&self, pack: Id, entries: &[PackEntry]) -> Result<(), RepoError> {
+    /// Points `entries` at `pack`, whatever their location was: for a pack
+    /// of chunks just found not stored (no lookup needed), and for the
+    /// copies gc makes before it deletes the old packs.
+    pub fn point_at(&self, pack: Id, entries: &[PackEntry]) -> Result<(), RepoError> {
         self.on_disk.write().map_err(|_| poisoned())?.insert(pack);
         let mut batch = sled::Batch::default();
         for entry in entries {

@@ -41,7 +41,9 @@ impl ChunkStore {
     /// Starts `threads` compressors and a pack writer for `repo`.
     pub fn start(repo: Arc<Repo>, index: Arc<Index>, threads: usize) -> ChunkStore {
         let threads = threads.max(1);
-        let (to_compress, compress_rx) = bounded::<(Id, Vec<u8>)>(threads * 2);
+        // A queue that is often empty or full costs more in thread
+        // switches than compressing many small chunks.
+        let (to_compress, compress_rx) = bounded::<(Id, Vec<u8>)>(threads * 8);
         let (to_pack, pack_rx) = bounded::<(Id, Vec<u8>, u32)>(threads * 2);
         let level = repo.config.level;
         let compressors = (0..threads)
@@ -186,5 +188,6 @@ fn seal(repo: &Repo, index: &Index, pack: PackWriter, added: &mut Added) -> Resu
         .map_err(|err| RepoError::io(repo.packs_dir(), err))?;
     added.stored_bytes += std::fs::metadata(repo.pack_path(&id)).map_or(0, |m| m.len());
     added.packs += 1;
-    index.add_pack(id, &entries)
+    // Every chunk in it was checked as not stored before it was queued.
+    index.point_at(id, &entries)
 }

@@ -541,3 +541,38 @@ fn restore_refuses_entries_that_escape_the_target() {
         assert!(!to.exists() && !tmp.path().join("escaped").exists());
     }
 }
+
+#[test]
+fn a_held_repository_makes_others_wait_and_names_its_holder() {
+    use ops_shared::lock::{Access, DirLock};
+    let tmp = tempdir().unwrap();
+    let data = tmp.path().join("data");
+    fs::create_dir(&data).unwrap();
+    fs::write(data.join("a"), "a").unwrap();
+    let repo = tmp.path().join("repo");
+    snapshot(&data, &repo, &[]);
+    let held = DirLock::acquire(
+        &repo,
+        Access::Exclusive,
+        std::time::Duration::ZERO,
+        "ops-prune",
+    )
+    .unwrap();
+    let out = ops("ops-snapshot")
+        .arg("create")
+        .arg(&data)
+        .arg("--repo")
+        .arg(&repo)
+        .args(["--lock-wait", "1s"])
+        .run()
+        .fails_with(1);
+    let pid = format!("pid {}", std::process::id());
+    assert!(
+        out.stderr.contains("locked by ops-prune") && out.stderr.contains(&pid),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("--lock-wait"), "{}", out.stderr);
+    drop(held);
+    snapshot(&data, &repo, &["--lock-wait", "1s"]);
+}
