@@ -23,7 +23,7 @@ BIN        := target/release
 BUILD      := build
 endif
 
-TOOLS := ops-backup ops-verify ops-restore ops-prune ops-compact ops-health
+TOOLS := ops-backup ops-verify ops-restore ops-prune ops-snapshot ops-compact ops-health
 
 .PHONY: all build demo test lint man bench install backup-now backups-ls backups-tidy \
 	backups-snapshot-volume verify restore-test integrity-check integrity-bloat health maintenance clean
@@ -49,7 +49,7 @@ lint:
 man:
 	OPS_UPDATE_MAN=1 $(CARGO) test -q -p ops-tests --test man
 
-## bench: ours against tar|zstd, sha256sum+zstd -t, tar -x, pg_dump|zstd, zstd -dc|psql; sled throughput; prune over 100k records; find -exec zstd --rm
+## bench: ours against tar|zstd, sha256sum+zstd -t, tar -x, pg_dump|zstd, zstd -dc|psql; sled throughput; prune over 100k records; find -exec zstd --rm; restic and borg
 bench: build
 	OPS_BIN=$(BIN) scripts/bench.sh
 	OPS_BIN=$(BIN) scripts/bench-pg.sh
@@ -57,6 +57,7 @@ bench: build
 	OPS_BIN=$(BIN) scripts/bench-prune.sh
 	OPS_BIN=$(BIN) scripts/bench-health.sh
 	OPS_BIN=$(BIN) scripts/bench-compact.sh
+	OPS_BIN=$(BIN) scripts/bench-snapshot.sh
 
 ## backup-now: back up $(DATABASE_URL) (or $(SOURCE)) into $(BACKUP_DIR) and verify it
 backup-now: $(BUILD)

@@ -125,6 +125,7 @@ avail=$(df --output=avail -B1 /dev/shm | tail -n 1)
 unset RESTIC_REPOSITORY RESTIC_REPOSITORY_FILE RESTIC_PASSWORD_FILE RESTIC_PASSWORD_COMMAND BORG_REPO BORG_PASSPHRASE
 export RESTIC_PASSWORD=ops-bench RESTIC_CACHE_DIR=$SHM/cache/restic
 export BORG_BASE_DIR=$SHM/cache/borg BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
+export OPS_CACHE_DIR=$SHM/cache/ours
 
 # gen and corpus NAME MB [KIND]: the generated corpora, shared with bench.sh.
 # shellcheck source=scripts/bench-corpus.sh
@@ -281,7 +282,7 @@ bench() {
         restic) FIRST[restic]=$(json_field "$SHM/out" snapshot_id) || { drop restic "backup printed no snapshot_id"; continue; } ;;
       esac
       record_size "$c" repo "$side" "$(size_of "$SHM/repo-$side")"
-      [[ $side == ours || ! -d $SHM/cache/$side ]] || record_size "$c" cache "$side" "$(size_of "$SHM/cache/$side")"
+      [[ ! -d $SHM/cache/$side ]] || record_size "$c" cache "$side" "$(size_of "$SHM/cache/$side")"
       snap "$side" "$c" same same || continue
     done
     echo "  run $((i + 1))/$RUNS: changing 1% of $c" >&2
@@ -388,7 +389,7 @@ echo "- ours: $(if on ours; then version "$BIN/ops-snapshot" --version; else ech
 echo "- restic: $(if on restic; then version restic version; else echo "left out (${OFF[restic]})"; fi); restic always encrypts (AES-256 + Poly1305): RESTIC_PASSWORD, init --repository-version 2, compression auto (zstd)"
 echo "- borg: $(if on borg; then version borg --version; else echo "left out (${OFF[borg]})"; fi); init --encryption=none, create --compression zstd,3 (unencrypted, like ours)"
 echo "- medians of $RUNS paired runs per tool, order rotating each run; peak RSS is the largest of the runs. Each run: a fresh copy of the corpus, a first snapshot into a fresh repository, a re-snapshot with nothing changed, the 1% change, a snapshot after it; then $RUNS restores of the first snapshot from the last run's repositories (the first restore of each tool is compared with the corpus by diff -r)"
-echo "- repository size: du -sb after the first snapshot; growth: du -sb after minus before the snapshot after the change (restic picks a random chunker polynomial per repository, so its growth on large files varies run to run); the tools' caches (restic, borg) are outside the repository and not counted"
+echo "- repository size: du -sb after the first snapshot; growth: du -sb after minus before the snapshot after the change (restic picks a random chunker polynomial per repository, so its growth on large files varies run to run); the tools' caches (restic's, borg's and our chunk index) are outside the repository and not counted"
 echo
 echo "| corpus | metric | ours | restic (encrypted) | borg (unencrypted) | ours/restic | ours/borg | target | met |"
 echo "|---|---|---:|---:|---:|---:|---:|---|---|"

@@ -10,6 +10,7 @@ PATH="$(cd "$bin" && pwd):$PATH"
 make_sled_db="$(cd "$bin" && pwd)/make-sled-db"
 work=$(mktemp -d "${TMPDIR:-/tmp}/ops-demo.XXXXXX")
 trap 'rm -rf "$work"' EXIT
+export OPS_CACHE_DIR="$work/cache" # the snapshot index of the demo goes with it
 cd "$work"
 
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
@@ -44,6 +45,17 @@ step "ops-backup list backups | ops-prune --keep-last 1 --human"
 ops-backup list backups | ops-prune --keep-last 1 --human ||
   echo "(ops-prune exited $?: a failed verification stops pruning of that series)"
 
+step "deduplicated snapshots: the second one reads only what changed"
+run "ops-snapshot create ./data --repo snaps --human"
+echo "a new line" >> data/README
+run "ops-snapshot create ./data --repo snaps --json | grep -oE '\"(files|files_read|added_bytes)\":[0-9]+'"
+first=$(ops-snapshot list --repo snaps --json | head -n 1 | sed 's/.*"id":"\([0-9a-f]*\)".*/\1/')
+run "ops-snapshot diff ${first:0:8} latest --repo snaps --human"
+run "ops-snapshot list --repo snaps | ops-verify --read-data --human"
+run "ops-snapshot restore latest --repo snaps --to snap-restored --human && diff -r data snap-restored && echo 'identical'"
+run "ops-snapshot list --repo snaps | ops-prune --keep-last 1 --human"
+run "ops-snapshot gc --repo snaps --human"
+
 step "a sled database, as an application would leave it (with churn)"
 "$make_sled_db" app.db 20 2 >/dev/null
 run "ops-health --sled app.db --human || true"
@@ -60,6 +72,6 @@ run "ops-compact --files logs --older-than 7d --human"
 run "ls -l logs && zstd -dc logs/app-2026-10.jsonl.zst | tail -n 1"
 run "ops-backup list backups --human"
 step "health of the whole setup: disk, backups (the corrupt one is critical), sled"
-ops-health --disk . --path backups/ --backups backups --sled app.db --human ||
+ops-health --disk . --path backups/ --backups backups --sled app.db --repo snaps --human ||
   echo "(ops-health exited $?: 2 is critical, in the monitoring-plugins convention)"
 run "ops-health --disk . --backups backups --format prometheus | grep -E '^ops_(check_status|backup_newest)' || true"
