@@ -56,6 +56,42 @@ fn gnu_tar_extracts_our_artifact_to_identical_files() {
 }
 
 #[test]
+fn incompressible_content_is_stored_in_raw_frames_that_standard_tools_read() {
+    let tmp = tempdir().unwrap();
+    let data = tmp.path().join("data");
+    sample_tree(&data);
+    fs::write(
+        data.join("noise-a.bin"),
+        ops_tests::pseudo_random(5 << 20, 11),
+    )
+    .unwrap();
+    fs::write(
+        data.join("zz-text.log"),
+        "a log line of a service\n".repeat(200_000),
+    )
+    .unwrap();
+    let out = sh("ops-backup create ./data --to backups >/dev/null && zstd -l backups/*.tar.zst && mkdir plain && tar --zstd -xf backups/data_*.tar.zst -C plain")
+        .current_dir(tmp.path())
+        .run()
+        .success();
+    // Text, then stored noise, then text again: more than one frame.
+    let frames: u64 = out
+        .stdout
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(frames >= 3, "{}", out.stdout);
+    assert_same_tree(&data, &tmp.path().join("plain"));
+    sh("ops-verify backups")
+        .current_dir(tmp.path())
+        .run()
+        .success();
+}
+
+#[test]
 fn sha256sum_and_zstd_check_our_artifact() {
     let tmp = tempdir().unwrap();
     sample_tree(&tmp.path().join("data"));

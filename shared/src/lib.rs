@@ -17,6 +17,7 @@ pub mod record;
 pub mod redact;
 pub mod staging;
 pub mod stream;
+pub mod zstd_raw;
 
 pub use entry::{Status, UsageError};
 pub use output::{Output, OutputArgs, OutputMode};

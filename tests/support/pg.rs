@@ -343,6 +343,8 @@ impl PgCluster {
                 .arg("-D")
                 .arg(&data)
                 .arg("-R")
+                // Without it the primary spreads its checkpoint over minutes.
+                .arg("--checkpoint=fast")
                 .arg("-h")
                 .arg(&self.socket_dir)
                 .args(["-p", &self.port.to_string(), "-U", "postgres"]),

@@ -85,7 +85,11 @@ pub fn create(request: &Request) -> anyhow::Result<Backup> {
         &excludes,
         &mut pending.manifest,
         request.skip_unreadable,
-    )?;
+    )
+    .map_err(|err| match err.downcast::<std::io::Error>() {
+        Ok(io) => pending.write_error(io),
+        Err(other) => other,
+    })?;
     if tally.unreadable > 0 {
         bail!(
             "{} file(s) could not be read (see above); no backup was written. \

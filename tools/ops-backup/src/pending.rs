@@ -125,7 +125,8 @@ impl PendingBackup {
 }
 
 fn write_error(artifact: &Path, err: io::Error) -> anyhow::Error {
-    let hint = if err.raw_os_error() == Some(libc::ENOSPC) {
+    let full = err.raw_os_error() == Some(libc::ENOSPC) || err.kind() == io::ErrorKind::StorageFull;
+    let hint = if full {
         "; free space or choose another --to directory"
     } else {
         ""

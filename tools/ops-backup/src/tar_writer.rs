@@ -16,6 +16,8 @@ use ops_shared::atomic::AtomicFile;
 use ops_shared::entry::warn;
 use sha2::{Digest, Sha256};
 
+use ops_shared::zstd_raw::Probe;
+
 use crate::artifact::{ArtifactWriter, CHUNK};
 use crate::hashing::hex;
 use crate::manifest::{Entry, Kind};
@@ -33,6 +35,7 @@ pub struct TarWriter {
     tar: tar::Builder<ArtifactWriter>,
     buffer: Vec<u8>,
     hard_links: HashMap<(u64, u64), PathBuf>,
+    probe: Probe,
 }
 
 impl TarWriter {
@@ -45,6 +48,7 @@ impl TarWriter {
             tar: tar::Builder::new(out),
             buffer: vec![0; CHUNK],
             hard_links: HashMap::new(),
+            probe: Probe::new()?,
         })
     }
 
@@ -167,7 +171,11 @@ impl TarWriter {
                 got = want;
             }
             hasher.update(&self.buffer[..got]);
-            out.write_all(&self.buffer[..got])?;
+            if self.probe.incompressible(&self.buffer[..got]) {
+                out.write_stored(&self.buffer[..got])?;
+            } else {
+                out.write_all(&self.buffer[..got])?;
+            }
             remaining -= got as u64;
         }
         let padding = (512 - (len % 512) as usize) % 512;

@@ -132,29 +132,6 @@ impl Drop for PackWriter {
     }
 }
 
-/// `data` as a zstd frame of raw (uncompressed) blocks: what zstd itself
-/// writes for incompressible data, without searching for matches first.
-/// Any zstd decoder reads it.
-pub fn raw_frame(data: &[u8]) -> Vec<u8> {
-    const BLOCK: usize = 128 << 10;
-    let mut frame = Vec::with_capacity(data.len() + 9 + 3 * (data.len() / BLOCK + 1));
-    frame.extend_from_slice(&0xFD2F_B528u32.to_le_bytes());
-    // Single segment, 8-byte content size, no checksum, no dictionary.
-    frame.push(0b1110_0000);
-    frame.extend_from_slice(&(data.len() as u64).to_le_bytes());
-    let mut blocks = data.chunks(BLOCK).peekable();
-    if blocks.peek().is_none() {
-        frame.extend_from_slice(&[1, 0, 0]);
-    }
-    while let Some(block) = blocks.next() {
-        let last = u32::from(blocks.peek().is_none());
-        let header = (block.len() as u32) << 3 | last;
-        frame.extend_from_slice(&header.to_le_bytes()[..3]);
-        frame.extend_from_slice(block);
-    }
-    frame
-}
-
 /// Why a pack's table cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum PackError {
@@ -280,19 +257,4 @@ pub struct PackCheck {
     pub damaged: Vec<(PackEntry, ChunkError)>,
     /// Whether the table's SHA-256 matches the pack's name.
     pub whole_ok: bool,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn raw_frames_are_zstd_frames() {
-        for len in [0, 1, 128 << 10, (128 << 10) + 1, 1_000_000] {
-            let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
-            let frame = raw_frame(&data);
-            assert_eq!(zstd::bulk::decompress(&frame, len).unwrap(), data, "{len}");
-            assert_eq!(zstd::decode_all(&frame[..]).unwrap(), data, "{len}");
-        }
-    }
 }

@@ -14,7 +14,9 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::id::Id;
 use crate::index::Index;
-use crate::pack::{self, PackWriter, TARGET_BYTES};
+use ops_shared::zstd_raw::{raw_frame, Probe};
+
+use crate::pack::{PackWriter, TARGET_BYTES};
 use crate::repo::Repo;
 use crate::RepoError;
 
@@ -126,10 +128,10 @@ fn compress(
 ) -> Result<(), RepoError> {
     let failed = |err: std::io::Error| RepoError::Index(format!("cannot compress a chunk: {err}"));
     let mut compressor = zstd::bulk::Compressor::new(level).map_err(failed)?;
-    let mut probe = zstd::bulk::Compressor::new(1).map_err(failed)?;
+    let mut probe = Probe::new().map_err(failed)?;
     for (id, data) in rx {
-        let stored = if incompressible(&mut probe, &data) {
-            pack::raw_frame(&data)
+        let stored = if probe.incompressible(&data) {
+            raw_frame(&data)
         } else {
             compressor.compress(&data).map_err(failed)?
         };
@@ -137,21 +139,6 @@ fn compress(
         tx.send((id, stored, raw)).map_err(|_| stopped())?;
     }
     Ok(())
-}
-
-/// Whether a sample from the middle of `data` does not compress even at
-/// the fastest level: then the chunk (random bytes, media, archives) is
-/// stored as is, saving zstd's futile search. Short chunks are always tried.
-fn incompressible(probe: &mut zstd::bulk::Compressor, data: &[u8]) -> bool {
-    const SAMPLE: usize = 32 << 10;
-    if data.len() < 4 * SAMPLE {
-        return false;
-    }
-    let start = data.len() / 2 - SAMPLE / 2;
-    let sample = &data[start..start + SAMPLE];
-    probe
-        .compress(sample)
-        .is_ok_and(|out| out.len() * 100 >= sample.len() * 98)
 }
 
 fn write_packs(
