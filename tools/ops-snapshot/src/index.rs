@@ -78,9 +78,6 @@ pub struct Index {
     on_disk: std::sync::RwLock<HashSet<Id>>,
     /// Packs the index lists that are not on disk.
     pub missing: HashSet<Id>,
-    /// The repository had no packs when the index was opened: every chunk
-    /// stored since is this process's own.
-    pub was_empty: bool,
     _lock: DirLock,
 }
 
@@ -111,7 +108,6 @@ impl Index {
             db,
             on_disk: std::sync::RwLock::new(HashSet::new()),
             missing: HashSet::new(),
-            was_empty: false,
             _lock: lock,
         };
         index.sync(repo)?;
@@ -144,7 +140,6 @@ impl Index {
             }
         }
         self.missing = known.difference(&on_disk).copied().collect();
-        self.was_empty = known.is_empty() && on_disk.is_empty();
         *self.on_disk.write().map_err(|_| poisoned())? = on_disk.clone();
         for pack in on_disk.difference(&known) {
             let path = repo.pack_path(pack);

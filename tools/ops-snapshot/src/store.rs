@@ -72,9 +72,7 @@ impl ChunkStore {
     /// Fails when the index cannot be read or the pack writer has stopped
     /// (its error is returned by [`ChunkStore::finish`]).
     pub fn put(&self, id: Id, data: &[u8]) -> Result<bool, RepoError> {
-        // In a new repository only this run's chunks exist, and those are
-        // all in `claimed`: no index lookup needed.
-        if !self.index.was_empty && self.index.stored(&id)?.is_some() {
+        if self.index.stored(&id)?.is_some() {
             return Ok(false);
         }
         if !self.claimed.lock().map_err(|_| stopped())?.insert(id) {
