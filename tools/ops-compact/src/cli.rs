@@ -57,7 +57,7 @@ pub struct Cli {
     )]
     pub repo: Option<PathBuf>,
     /// Repack until at most this share of the packs' bytes is unused [default: 10%].
-    #[arg(long, value_name = "PERCENT", value_parser = ops_snapshot::cli_percent, help_heading = "Snapshot repositories")]
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent, help_heading = "Snapshot repositories")]
     pub max_unused: Option<f64>,
 
     /// Compress plain files: every file under DIR, or what a GLOB matches

@@ -156,7 +156,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// `10%` or `10` as a percentage from 0 to 100.
-pub fn parse_percent(text: &str) -> Result<f64, String> {
+fn parse_percent(text: &str) -> Result<f64, String> {
     let number = text.trim().trim_end_matches('%');
     match number.parse::<f64>() {
         Ok(value) if (0.0..=100.0).contains(&value) => Ok(value),

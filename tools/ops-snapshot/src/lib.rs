@@ -34,8 +34,8 @@ use ops_shared::staging::Target;
 use ops_shared::{read_records, Output, Record, Status, UsageError};
 use serde::Serialize;
 
+pub use cli::Cli;
 use cli::Command;
-pub use cli::{parse_percent as cli_percent, Cli};
 use index::Index;
 use reader::ChunkReader;
 use repo::{Manifest, Repo, FORMAT_VERSION};
