@@ -271,6 +271,29 @@ pub fn gc(root: &Path, options: &Options) -> Result<Compact, RepoError> {
     for pack in &removing {
         index.remove_pack(*pack, &packs.tables[pack])?;
     }
+    // A chunk the index placed in a removed pack may have another copy in a
+    // pack that stays (a repack whose gc was killed before it indexed it):
+    // point the index there rather than lose it.
+    let orphaned: HashSet<Id> = removing
+        .iter()
+        .flat_map(|pack| &packs.tables[pack])
+        .map(|entry| entry.id)
+        .filter(|id| index.location(id).is_ok_and(|at| at.is_none()))
+        .collect();
+    for (pack, entries) in packs
+        .tables
+        .iter()
+        .filter(|(pack, _)| !removing.contains(pack))
+    {
+        let copies: Vec<PackEntry> = entries
+            .iter()
+            .filter(|e| orphaned.contains(&e.id))
+            .copied()
+            .collect();
+        if !copies.is_empty() {
+            index.point_at(*pack, &copies)?;
+        }
+    }
     index.flush()?;
     drop(index);
     for pack in &removing {
