@@ -2,8 +2,8 @@
 # bench.sh - compare ops-backup / ops-verify / ops-restore ("ours") against the
 # plain tools ("theirs"): tar | zstd -3 -T0, sha256sum && zstd -t, tar --zstd -x.
 #
-# For two corpora (many small files; a few large files) it runs paired,
-# alternating runs (ours, theirs, ours, ...) and reports the median wall time
+# For two corpora (many small files; a few large files) it runs paired
+# runs, alternating which side goes first, and reports the median wall time
 # and peak RSS (/usr/bin/time -f '%e %M') of each side as a Markdown table.
 # Backup outputs and restores go to a private dir under /dev/shm (tmpfs), so
 # the disk does not dominate; the corpora are generated once and then reused.
@@ -59,31 +59,48 @@ timed() {
   echo "$c $op $side $(tail -n 1 "$SHM/time")" >>"$RES"
 }
 
+# pair RUN OP: one timed run of each side of OP, ours first on even runs and
+# theirs first on odd ones: whichever goes first after the previous run's
+# outputs are freed runs measurably slower, so neither side always does.
+pair() {
+  if (($1 % 2 == 0)); then "$2_ours"; "$2_theirs"; else "$2_theirs"; "$2_ours"; fi
+}
+
 # shellcheck disable=SC2016 # "$1"/"$2" are meant to expand in the inner bash -c
+backup_ours() {
+  rm -rf "$SHM/bo"
+  timed "$c" backup ours "$BIN/ops-backup" create "$src" --to "$SHM/bo" --level 3 --json
+  cp "$SHM/out" "$SHM/backup.json"
+}
+# shellcheck disable=SC2016
+backup_theirs() {
+  rm -f "$SHM/bt.tar.zst"
+  timed "$c" backup theirs bash -c 'set -o pipefail; tar -cf - -C "$1" . | zstd -3 -T0 -q -o "$2"' _ "$src" "$SHM/bt.tar.zst"
+}
+verify_ours() { timed "$c" verify ours "$BIN/ops-verify" "$art" --json; }
+# shellcheck disable=SC2016
+verify_theirs() { timed "$c" verify theirs bash -c 'sha256sum "$1" >/dev/null && zstd -t -q "$1"' _ "$art"; }
+restore_ours() {
+  rm -rf "$SHM/r"
+  timed "$c" restore ours "$BIN/ops-restore" "$art" --to "$SHM/r" --json
+  rm -rf "$SHM/r"
+}
+restore_theirs() {
+  rm -rf "$SHM/r" && mkdir "$SHM/r"
+  timed "$c" restore theirs tar --zstd -xf "$art" -C "$SHM/r"
+  rm -rf "$SHM/r"
+}
+
 bench() {
   local c=$1 src=$BENCH_DIR/$1 i art
   echo "benchmarking $c ($RUNS runs per side)..." >&2
   tar -cf - -C "$src" . | cat >/dev/null # warm the page cache (tar skips reads if output is /dev/null)
-  for ((i = 0; i < RUNS; i++)); do
-    rm -rf "$SHM/bo" "$SHM/bt.tar.zst"
-    timed "$c" backup ours "$BIN/ops-backup" create "$src" --to "$SHM/bo" --level 3 --json
-    cp "$SHM/out" "$SHM/backup.json"
-    timed "$c" backup theirs bash -c 'set -o pipefail; tar -cf - -C "$1" . | zstd -3 -T0 -q -o "$2"' _ "$src" "$SHM/bt.tar.zst"
-  done
+  for ((i = 0; i < RUNS; i++)); do pair "$i" backup; done
   rm -f "$SHM/bt.tar.zst"
   art=$(grep -o '"path":"[^"]*"' "$SHM/backup.json" | head -n 1 | cut -d'"' -f4)
   [[ -f $art ]] || die "ops-backup reported no usable artifact path: $(cat "$SHM/backup.json")"
-  for ((i = 0; i < RUNS; i++)); do
-    timed "$c" verify ours "$BIN/ops-verify" "$art" --json
-    timed "$c" verify theirs bash -c 'sha256sum "$1" >/dev/null && zstd -t -q "$1"' _ "$art"
-  done
-  for ((i = 0; i < RUNS; i++)); do
-    rm -rf "$SHM/r"
-    timed "$c" restore ours "$BIN/ops-restore" "$art" --to "$SHM/r" --json
-    rm -rf "$SHM/r" && mkdir "$SHM/r"
-    timed "$c" restore theirs tar --zstd -xf "$art" -C "$SHM/r"
-    rm -rf "$SHM/r"
-  done
+  for ((i = 0; i < RUNS; i++)); do pair "$i" verify; done
+  for ((i = 0; i < RUNS; i++)); do pair "$i" restore; done
   rm -rf "$SHM/bo"
 }
 
@@ -107,7 +124,7 @@ for c in small large; do
   BYTES[$c]=$(find "$BENCH_DIR/$c" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}')
   echo "- corpus $c: ${BYTES[$c]} bytes, $(find "$BENCH_DIR/$c" -type f | wc -l) files ($BENCH_DIR/$c)"
 done
-echo "- backup outputs, the artifact verified and restores all live on /dev/shm (tmpfs); medians of $RUNS paired, alternating runs with a warm page cache"
+echo "- backup outputs, the artifact verified and restores all live on /dev/shm (tmpfs); medians of $RUNS paired runs (ours first on even runs, theirs first on odd ones) with a warm page cache"
 echo "- theirs: backup = tar -cf - | zstd -3 -T0; verify = sha256sum && zstd -t; restore = tar --zstd -xf"
 echo "- peak RSS of a pipeline (bash -c) is the largest single process in it, not the sum"
 echo

@@ -1,8 +1,10 @@
 //! Where an artifact's bytes go: compressed (or not), hashed and written to
-//! its temporary file, each on a thread of its own so the producer (tar
-//! framing, pg_dump's output) never waits on them. Pieces the producer
-//! found incompressible end the current zstd frame and are stored as raw
-//! frames (see `ops_shared::zstd_raw`); the stream stays one zstd stream.
+//! its temporary file. zstd compresses on worker threads of its own, and
+//! the compressed stream is hashed and written on another, so the producer
+//! (tar framing, pg_dump's output) only copies its bytes into zstd's
+//! buffers. Pieces the producer found incompressible end the current zstd
+//! frame and are stored as raw frames (see `ops_shared::zstd_raw`); the
+//! stream stays one zstd stream.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -27,12 +29,12 @@ pub struct ArtifactWriter {
 }
 
 enum Output {
-    Compressed(Pipe<Compressor>),
+    Compressed(Compressor),
     Plain(Pipe<HashedFile>),
 }
 
 impl ArtifactWriter {
-    /// zstd at `level` with `threads` workers (1: single-threaded).
+    /// zstd at `level` with `threads` workers.
     ///
     /// Fails if zstd rejects the settings or the file cannot be shared.
     pub fn compressed(mut file: AtomicFile, level: i32, threads: u32) -> io::Result<Self> {
@@ -42,8 +44,10 @@ impl ArtifactWriter {
             level,
             threads,
         };
-        let out = Output::Compressed(Pipe::start(compressor));
-        Ok(ArtifactWriter { file, out })
+        Ok(ArtifactWriter {
+            file,
+            out: Output::Compressed(compressor),
+        })
     }
 
     /// Stored as it comes (already compressed data such as pg_dump -Fc).
@@ -58,7 +62,7 @@ impl ArtifactWriter {
     /// zstd stream when compressing).
     pub fn write_stored(&mut self, data: &[u8]) -> io::Result<()> {
         match &mut self.out {
-            Output::Compressed(pipe) => pipe.send_stored(data),
+            Output::Compressed(compressor) => compressor.write_stored(data),
             Output::Plain(pipe) => pipe.write_all(data),
         }
     }
@@ -66,7 +70,7 @@ impl ArtifactWriter {
     /// Ends the stream: the artifact (to commit), its SHA-256 and size.
     pub fn finish(self) -> io::Result<(AtomicFile, String, u64)> {
         let (sha256, bytes) = match self.out {
-            Output::Compressed(pipe) => pipe.finish()?,
+            Output::Compressed(compressor) => compressor.finish()?,
             Output::Plain(pipe) => pipe.finish()?,
         };
         Ok((self.file, sha256, bytes))
@@ -76,7 +80,10 @@ impl ArtifactWriter {
 impl Write for ArtifactWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         match &mut self.out {
-            Output::Compressed(pipe) => pipe.write(data),
+            Output::Compressed(compressor) => {
+                compressor.write_all(data)?;
+                Ok(data.len())
+            }
             Output::Plain(pipe) => pipe.write(data),
         }
     }
@@ -90,10 +97,6 @@ impl Write for ArtifactWriter {
 trait Stage: Send + 'static {
     type Output: Send + 'static;
     fn consume(&mut self, chunk: &[u8]) -> io::Result<()>;
-    /// A chunk that does not compress.
-    fn consume_stored(&mut self, chunk: &[u8]) -> io::Result<()> {
-        self.consume(chunk)
-    }
     fn end(self) -> io::Result<Self::Output>;
 }
 
@@ -102,20 +105,19 @@ type Encoder = zstd::stream::write::Encoder<'static, Pipe<HashedFile>>;
 fn encoder(out: Pipe<HashedFile>, level: i32, threads: u32) -> io::Result<Encoder> {
     let mut encoder = zstd::stream::write::Encoder::new(out, level)?;
     encoder.include_checksum(true)?;
-    if threads > 1 {
-        encoder.multithread(threads)?;
-        // zstd's default job size at level 3 (8 MiB) makes its buffers
-        // alone exceed 100 MiB; 4 MiB halves that at no cost in speed.
-        encoder.set_parameter(zstd::zstd_safe::CParameter::JobSize(4 << 20))?;
-        // Each job re-reads the end of the previous one; zstd's default of
-        // 1/8 of the window is 6% of a 4 MiB job. 1/32 costs 1.5% and
-        // next to nothing in size.
-        encoder.set_parameter(zstd::zstd_safe::CParameter::OverlapSizeLog(4))?;
-    }
+    // Even one worker compresses on a thread of its own, beside the producer.
+    encoder.multithread(threads.max(1))?;
+    // zstd's default job size at level 3 (8 MiB) makes its buffers alone
+    // exceed 100 MiB; 4 MiB halves that at no cost in speed.
+    encoder.set_parameter(zstd::zstd_safe::CParameter::JobSize(4 << 20))?;
+    // Each job re-reads the end of the previous one; zstd's default of 1/8
+    // of the window is 6% of a 4 MiB job. 1/32 costs 1.5% and next to
+    // nothing in size.
+    encoder.set_parameter(zstd::zstd_safe::CParameter::OverlapSizeLog(4))?;
     Ok(encoder)
 }
 
-/// Compresses what reaches it.
+/// Compresses what is written to it.
 struct Compressor {
     /// Always there but while switching between the two.
     sink: Option<Sink>,
@@ -135,32 +137,29 @@ impl Compressor {
             .take()
             .ok_or_else(|| io::Error::other("the compressor was lost"))
     }
-}
 
-impl Stage for Compressor {
-    type Output = (String, u64);
-
-    fn consume(&mut self, chunk: &[u8]) -> io::Result<()> {
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         let mut frame = match self.take()? {
             Sink::Frame(encoder) => encoder,
             Sink::Between(out) => encoder(out, self.level, self.threads)?,
         };
-        let written = frame.write_all(chunk);
+        let written = frame.write_all(data);
         self.sink = Some(Sink::Frame(frame));
         written
     }
 
-    fn consume_stored(&mut self, chunk: &[u8]) -> io::Result<()> {
+    fn write_stored(&mut self, data: &[u8]) -> io::Result<()> {
         let mut out = match self.take()? {
             Sink::Frame(encoder) => encoder.finish()?,
             Sink::Between(out) => out,
         };
-        let written = out.write_all(&ops_shared::zstd_raw::raw_frame(chunk));
+        let written = out.write_all(&ops_shared::zstd_raw::raw_frame(data));
         self.sink = Some(Sink::Between(out));
         written
     }
 
-    fn end(mut self) -> io::Result<(String, u64)> {
+    /// Ends the stream: the SHA-256 and size of what was written.
+    fn finish(mut self) -> io::Result<(String, u64)> {
         match self.take()? {
             Sink::Frame(encoder) => encoder.finish()?.finish(),
             Sink::Between(out) => out.finish(),
@@ -203,22 +202,18 @@ impl Stage for HashedFile {
 /// running on a thread of its own.
 struct Pipe<S: Stage> {
     buffer: Vec<u8>,
-    chunks: Option<SyncSender<(Vec<u8>, bool)>>,
+    chunks: Option<SyncSender<Vec<u8>>>,
     spare: Receiver<Vec<u8>>,
     thread: Option<JoinHandle<io::Result<S::Output>>>,
 }
 
 impl<S: Stage> Pipe<S> {
     fn start(mut stage: S) -> Self {
-        let (chunks, incoming) = sync_channel::<(Vec<u8>, bool)>(IN_FLIGHT);
+        let (chunks, incoming) = sync_channel::<Vec<u8>>(IN_FLIGHT);
         let (recycle, spare) = sync_channel::<Vec<u8>>(IN_FLIGHT + 2);
         let thread = thread::spawn(move || {
-            for (chunk, stored) in incoming {
-                if stored {
-                    stage.consume_stored(&chunk)?;
-                } else {
-                    stage.consume(&chunk)?;
-                }
+            for chunk in incoming {
+                stage.consume(&chunk)?;
                 let _ = recycle.try_send(chunk);
             }
             stage.end()
@@ -231,30 +226,14 @@ impl<S: Stage> Pipe<S> {
         }
     }
 
-    /// Hands over what is buffered, then `data` as one stored chunk.
-    fn send_stored(&mut self, data: &[u8]) -> io::Result<()> {
-        if !self.buffer.is_empty() {
-            self.send()?;
-        }
-        self.buffer.extend_from_slice(data);
-        self.send_as(true)
-    }
-
     fn send(&mut self) -> io::Result<()> {
-        self.send_as(false)
-    }
-
-    fn send_as(&mut self, stored: bool) -> io::Result<()> {
         let mut next = self
             .spare
             .try_recv()
             .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
         next.clear();
         let full = std::mem::replace(&mut self.buffer, next);
-        let sent = self
-            .chunks
-            .as_ref()
-            .map(|chunks| chunks.send((full, stored)));
+        let sent = self.chunks.as_ref().map(|chunks| chunks.send(full));
         match sent {
             Some(Ok(())) => Ok(()),
             _ => Err(self
