@@ -13,6 +13,8 @@ pub struct Probe {
 impl Probe {
     /// Bytes sampled from the middle of a piece.
     const SAMPLE: usize = 32 << 10;
+    /// Pieces shorter than this are not judged, only compressed.
+    pub const SHORTEST: usize = 4 * Self::SAMPLE;
 
     /// Fails only if zstd cannot make a compression context.
     pub fn new() -> io::Result<Probe> {
@@ -24,7 +26,7 @@ impl Probe {
     /// Whether `data` is long enough to judge and its sample does not
     /// shrink by even 2% at level 1. Short pieces are always compressed.
     pub fn incompressible(&mut self, data: &[u8]) -> bool {
-        if data.len() < 4 * Self::SAMPLE {
+        if data.len() < Self::SHORTEST {
             return false;
         }
         let start = data.len() / 2 - Self::SAMPLE / 2;

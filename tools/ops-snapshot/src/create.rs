@@ -2,8 +2,8 @@
 //! parent snapshot, store new chunks, and commit the snapshot last.
 //!
 //! One walker (in sorted order, merging the parent's file list as it goes),
-//! reader threads (open, chunk, hash, deduplicate), the store's compressors
-//! and pack writer, and this thread putting entries back in walk order into
+//! reader threads (open, chunk, hash, deduplicate, compress short chunks),
+//! the store's compressors and pack writer, and this thread putting entries back in walk order into
 //! the new file list. A bounded number of entries is in flight, so memory
 //! does not grow with the tree. The manifest is written only after every
 //! pack it needs is durable and indexed.
@@ -30,7 +30,7 @@ use crate::id::Id;
 use crate::index::Index;
 use crate::reader::ChunkReader;
 use crate::repo::{Manifest, Repo};
-use crate::store::ChunkStore;
+use crate::store::{ChunkStore, Putter};
 use crate::tree::{Kind, Node, TreeReader, TreeWriter};
 use crate::RepoError;
 
@@ -112,7 +112,10 @@ pub fn create(root: &Path, request: &Request) -> anyhow::Result<Created> {
         .map(|(_, m)| m.tree.clone())
         .unwrap_or_default();
 
-    let mut tree = TreeWriter::new(&store, repo.config.tree_chunks);
+    let mut tree = TreeWriter::new(store.putter()?, repo.config.tree_chunks);
+    let putters = (0..request.threads.max(1))
+        .map(|_| store.putter())
+        .collect::<Result<Vec<_>, _>>()?;
     let mut tally = Tally::default();
     let mut fatal: Option<anyhow::Error> = None;
     thread::scope(|scope| {
@@ -128,11 +131,11 @@ pub fn create(root: &Path, request: &Request) -> anyhow::Result<Created> {
             hard_links: HashMap::new(),
         };
         scope.spawn(move || walker.walk());
-        for _ in 0..request.threads.max(1) {
+        for putter in putters {
             let jobs = jobs_rx.clone();
             let done = done_tx.clone();
-            let (store, abort, params) = (&store, &abort, repo.config.data_chunks);
-            scope.spawn(move || read_files(&jobs, &done, store, params, abort));
+            let (abort, params) = (&abort, repo.config.data_chunks);
+            scope.spawn(move || read_files(&jobs, &done, putter, params, abort));
         }
         drop(done_tx);
         let mut pending = BTreeMap::new();
@@ -153,7 +156,10 @@ pub fn create(root: &Path, request: &Request) -> anyhow::Result<Created> {
         }
     });
     let tree = match fatal {
-        Some(err) => Err(err),
+        Some(err) => {
+            drop(tree);
+            Err(err)
+        }
         None => tree.finish().map_err(anyhow::Error::from),
     };
     // The pack writer's own error (a full disk, say) says more than the
@@ -399,7 +405,7 @@ impl Walker<'_> {
 fn read_files(
     jobs: &Receiver<Job>,
     done: &Sender<(u64, Outcome)>,
-    store: &ChunkStore,
+    mut putter: Putter,
     params: Params,
     abort: &AtomicBool,
 ) {
@@ -413,7 +419,7 @@ fn read_files(
         let outcome = if abort.load(Ordering::Relaxed) {
             Outcome::Skipped
         } else {
-            match read_file(&full, &mut node, &mut chunker, store) {
+            match read_file(&full, &mut node, &mut chunker, &mut putter) {
                 Ok(()) => Outcome::Node(node, true),
                 Err(ReadError::Source(err)) => Outcome::Unreadable(full, err.to_string()),
                 Err(ReadError::Store(err)) => {
@@ -437,14 +443,14 @@ fn read_file(
     full: &Path,
     node: &mut Node,
     chunker: &mut Chunker,
-    store: &ChunkStore,
+    putter: &mut Putter,
 ) -> Result<(), ReadError> {
     let mut file = File::open(full).map_err(ReadError::Source)?;
     chunker.reset(node.size);
     let mut size = 0u64;
     while let Some(chunk) = chunker.next(&mut file).map_err(ReadError::Source)? {
         let id = Id::of(chunk);
-        store.put(id, chunk).map_err(ReadError::Store)?;
+        putter.put(id, chunk).map_err(ReadError::Store)?;
         node.chunks.push(id);
         size += chunk.len() as u64;
     }

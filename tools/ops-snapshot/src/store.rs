@@ -1,12 +1,18 @@
 //! Storing chunks: deduplicate against the index, compress on every core,
 //! append to packs, and record each pack in the index once it is durable.
 //!
+//! Each thread that stores chunks does so through its own [`Putter`].
 //! `put` returns as soon as a chunk is known or queued, so readers never
-//! wait for compression; `finish` waits until every queued chunk is in a
-//! durable, indexed pack. A chunk is stored at most once per run even when
-//! several threads meet it at the same time.
+//! wait for compression. Chunks too short to probe (whole small files, the
+//! ends of files, file lists) are compressed by the putting thread itself
+//! and reach the pack writer in batches: handing each to another thread
+//! cost more than compressing it. Longer chunks go to the compressors.
+//! `finish` waits until every queued chunk is in a durable, indexed pack.
+//! A chunk is stored at most once per run even when several threads meet
+//! it at the same time.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
@@ -20,6 +26,11 @@ use crate::pack::{PackWriter, TARGET_BYTES};
 use crate::repo::Repo;
 use crate::RepoError;
 
+/// Chunks shorter than this are compressed by the thread that puts them.
+const PUTTER_COMPRESSES_BELOW: usize = Probe::SHORTEST;
+/// A putter hands its batch to the pack writer once it holds this much.
+const BATCH_BYTES: usize = 1 << 20;
+
 /// What a store added.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Added {
@@ -31,10 +42,22 @@ pub struct Added {
     pub packs: u64,
 }
 
+/// Compressed chunks on their way to the pack writer: their bytes one after
+/// another, and each one's id, stored and raw length.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    chunks: Vec<(Id, u32, u32)>,
+}
+
 pub struct ChunkStore {
     index: Arc<Index>,
     claimed: Mutex<HashSet<Id>>,
+    level: i32,
+    /// Chunks accepted for storing; the pack writer must account for each.
+    queued: AtomicU64,
     to_compress: Option<Sender<(Id, Vec<u8>)>>,
+    to_pack: Option<Sender<Batch>>,
     compressors: Vec<JoinHandle<Result<(), RepoError>>>,
     packer: Option<JoinHandle<Result<Added, RepoError>>>,
 }
@@ -46,7 +69,7 @@ impl ChunkStore {
         // A queue that is often empty or full costs more in thread
         // switches than compressing many small chunks.
         let (to_compress, compress_rx) = bounded::<(Id, Vec<u8>)>(threads * 8);
-        let (to_pack, pack_rx) = bounded::<(Id, Vec<u8>, u32)>(threads * 2);
+        let (to_pack, pack_rx) = bounded::<Batch>(threads * 2);
         let level = repo.config.level;
         let compressors = (0..threads)
             .map(|_| {
@@ -60,27 +83,36 @@ impl ChunkStore {
         ChunkStore {
             index,
             claimed: Mutex::new(HashSet::new()),
+            level,
+            queued: AtomicU64::new(0),
             to_compress: Some(to_compress),
+            to_pack: Some(to_pack),
             compressors,
             packer: Some(packer),
         }
     }
 
-    /// Stores `data` under its id `id` unless the repository has it.
-    /// Returns whether it was new.
-    ///
-    /// Fails when the index cannot be read or the pack writer has stopped
-    /// (its error is returned by [`ChunkStore::finish`]).
-    pub fn put(&self, id: Id, data: &[u8]) -> Result<bool, RepoError> {
+    /// A handle for one thread to store chunks through.
+    pub fn putter(&self) -> Result<Putter<'_>, RepoError> {
+        let compressor = zstd::bulk::Compressor::new(self.level).map_err(compress_failed)?;
+        Ok(Putter {
+            store: self,
+            compressor,
+            batch: Batch::default(),
+        })
+    }
+
+    /// Whether `id` is to be stored by this run's caller: not in the
+    /// repository, and not claimed by another thread already.
+    fn claim(&self, id: Id) -> Result<bool, RepoError> {
         if self.index.stored(&id)?.is_some() {
             return Ok(false);
         }
-        if !self.claimed.lock().map_err(|_| stopped())?.insert(id) {
-            return Ok(false);
+        let claimed = self.claimed.lock().map_err(|_| stopped())?.insert(id);
+        if claimed {
+            self.queued.fetch_add(1, Ordering::Relaxed);
         }
-        let sender = self.to_compress.as_ref().ok_or_else(stopped)?;
-        sender.send((id, data.to_vec())).map_err(|_| stopped())?;
-        Ok(true)
+        Ok(claimed)
     }
 
     /// Waits until every chunk is durable and indexed, then flushes the index.
@@ -88,6 +120,7 @@ impl ChunkStore {
     /// Fails with the pack writer's error (a full disk, say).
     pub fn finish(mut self) -> Result<Added, RepoError> {
         drop(self.to_compress.take());
+        drop(self.to_pack.take());
         let mut compressed = Ok(());
         for compressor in self.compressors.drain(..) {
             let result = compressor.join().unwrap_or_else(|_| Err(stopped()));
@@ -98,6 +131,9 @@ impl ChunkStore {
             _ => return Err(stopped()),
         };
         compressed?;
+        if added.chunks != self.queued.load(Ordering::Relaxed) {
+            return Err(stopped());
+        }
         self.index.flush()?;
         Ok(added)
     }
@@ -106,6 +142,7 @@ impl ChunkStore {
 impl Drop for ChunkStore {
     fn drop(&mut self) {
         drop(self.to_compress.take());
+        drop(self.to_pack.take());
         for compressor in self.compressors.drain(..) {
             let _ = compressor.join();
         }
@@ -115,51 +152,109 @@ impl Drop for ChunkStore {
     }
 }
 
+/// One thread's way into a [`ChunkStore`]; hands over what it holds when
+/// dropped.
+pub struct Putter<'a> {
+    store: &'a ChunkStore,
+    compressor: zstd::bulk::Compressor<'static>,
+    batch: Batch,
+}
+
+impl Putter<'_> {
+    /// Stores `data` under its id `id` unless the repository has it.
+    /// Returns whether it was new.
+    ///
+    /// Fails when the index cannot be read or the pack writer has stopped
+    /// (its error is returned by [`ChunkStore::finish`]).
+    pub fn put(&mut self, id: Id, data: &[u8]) -> Result<bool, RepoError> {
+        if !self.store.claim(id)? {
+            return Ok(false);
+        }
+        if data.len() >= PUTTER_COMPRESSES_BELOW {
+            let sender = self.store.to_compress.as_ref().ok_or_else(stopped)?;
+            sender.send((id, data.to_vec())).map_err(|_| stopped())?;
+            return Ok(true);
+        }
+        let start = self.batch.bytes.len();
+        self.batch
+            .bytes
+            .resize(start + zstd::zstd_safe::compress_bound(data.len()), 0);
+        let stored = self
+            .compressor
+            .compress_to_buffer(data, &mut self.batch.bytes[start..])
+            .map_err(compress_failed)?;
+        self.batch.bytes.truncate(start + stored);
+        self.batch
+            .chunks
+            .push((id, stored as u32, data.len() as u32));
+        if self.batch.bytes.len() >= BATCH_BYTES {
+            self.hand_over()?;
+        }
+        Ok(true)
+    }
+
+    fn hand_over(&mut self) -> Result<(), RepoError> {
+        let batch = std::mem::take(&mut self.batch);
+        let sender = self.store.to_pack.as_ref().ok_or_else(stopped)?;
+        sender.send(batch).map_err(|_| stopped())
+    }
+}
+
+impl Drop for Putter<'_> {
+    fn drop(&mut self) {
+        // A batch that cannot be handed over is missing from the pack
+        // writer's count, which fails `finish`.
+        if !self.batch.chunks.is_empty() {
+            let _ = self.hand_over();
+        }
+    }
+}
+
 fn stopped() -> RepoError {
     RepoError::Index("storing chunks stopped".into())
 }
 
+fn compress_failed(err: std::io::Error) -> RepoError {
+    RepoError::Index(format!("cannot compress a chunk: {err}"))
+}
+
 /// Compresses until the queue closes; an error here must fail the run,
 /// or a snapshot could name a chunk that was never stored.
-fn compress(
-    rx: &Receiver<(Id, Vec<u8>)>,
-    tx: &Sender<(Id, Vec<u8>, u32)>,
-    level: i32,
-) -> Result<(), RepoError> {
-    let failed = |err: std::io::Error| RepoError::Index(format!("cannot compress a chunk: {err}"));
-    let mut compressor = zstd::bulk::Compressor::new(level).map_err(failed)?;
-    let mut probe = Probe::new().map_err(failed)?;
+fn compress(rx: &Receiver<(Id, Vec<u8>)>, tx: &Sender<Batch>, level: i32) -> Result<(), RepoError> {
+    let mut compressor = zstd::bulk::Compressor::new(level).map_err(compress_failed)?;
+    let mut probe = Probe::new().map_err(compress_failed)?;
     for (id, data) in rx {
-        let stored = if probe.incompressible(&data) {
+        let bytes = if probe.incompressible(&data) {
             raw_frame(&data)
         } else {
-            compressor.compress(&data).map_err(failed)?
+            compressor.compress(&data).map_err(compress_failed)?
         };
-        let raw = data.len() as u32;
-        tx.send((id, stored, raw)).map_err(|_| stopped())?;
+        let chunks = vec![(id, bytes.len() as u32, data.len() as u32)];
+        tx.send(Batch { bytes, chunks }).map_err(|_| stopped())?;
     }
     Ok(())
 }
 
-fn write_packs(
-    repo: &Repo,
-    index: &Index,
-    rx: &Receiver<(Id, Vec<u8>, u32)>,
-) -> Result<Added, RepoError> {
+fn write_packs(repo: &Repo, index: &Index, rx: &Receiver<Batch>) -> Result<Added, RepoError> {
     let io_error = |err| RepoError::io(repo.packs_dir(), err);
     let mut added = Added::default();
     let mut pack: Option<PackWriter> = None;
-    for (id, stored, raw) in rx {
-        let writer = match pack.as_mut() {
-            Some(writer) => writer,
-            None => pack.insert(PackWriter::new(repo).map_err(io_error)?),
-        };
-        writer.add(id, &stored, raw).map_err(io_error)?;
-        added.chunks += 1;
-        added.raw_bytes += u64::from(raw);
-        if writer.len() >= TARGET_BYTES {
-            if let Some(full) = pack.take() {
-                seal(repo, index, full, &mut added)?;
+    for batch in rx {
+        let mut at = 0;
+        for (id, stored, raw) in batch.chunks {
+            let writer = match pack.as_mut() {
+                Some(writer) => writer,
+                None => pack.insert(PackWriter::new(repo).map_err(io_error)?),
+            };
+            let bytes = &batch.bytes[at..at + stored as usize];
+            at += stored as usize;
+            writer.add(id, bytes, raw).map_err(io_error)?;
+            added.chunks += 1;
+            added.raw_bytes += u64::from(raw);
+            if writer.len() >= TARGET_BYTES {
+                if let Some(full) = pack.take() {
+                    seal(repo, index, full, &mut added)?;
+                }
             }
         }
     }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::chunker::{self, Params};
 use crate::id::Id;
 use crate::reader::ChunkReader;
-use crate::store::ChunkStore;
+use crate::store::Putter;
 use crate::RepoError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,7 +71,7 @@ impl Node {
 
 /// Writes a tree into a store as it is produced.
 pub struct TreeWriter<'a> {
-    store: &'a ChunkStore,
+    store: Putter<'a>,
     params: Params,
     masks: [u64; 4],
     buffer: Vec<u8>,
@@ -79,7 +79,7 @@ pub struct TreeWriter<'a> {
 }
 
 impl<'a> TreeWriter<'a> {
-    pub fn new(store: &'a ChunkStore, params: Params) -> TreeWriter<'a> {
+    pub fn new(store: Putter<'a>, params: Params) -> TreeWriter<'a> {
         TreeWriter {
             store,
             params,
