@@ -13,7 +13,9 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread;
 
 use crate::catalog;
-use crate::hashing::HashingReader;
+use sha2::{Digest, Sha256};
+
+use crate::hashing::{hex, HashingReader};
 use crate::manifest::{Entry, Kind, ManifestReader, Summary};
 
 const CHUNK: usize = 1 << 20;
@@ -63,8 +65,11 @@ pub struct Findings {
     hidden: usize,
     pub entries: u64,
     pub raw_bytes: u64,
-    /// The SHA-256 of the artifact as read, when it could be read.
+    /// The SHA-256 of the artifact as read, when it could be read and
+    /// was hashed.
     pub artifact_sha256: Option<String>,
+    /// The SHA-256 the manifest records for the artifact.
+    pub recorded_sha256: Option<String>,
 }
 
 impl Findings {
@@ -95,6 +100,24 @@ impl Findings {
 /// Problems with the backup are findings, not errors; an error means the
 /// sink failed.
 pub fn check(artifact: &Path, level: Level, sink: &mut dyn EntrySink) -> io::Result<Findings> {
+    check_artifact(artifact, level, true, sink)
+}
+
+/// Hands every entry of `artifact` to `sink`, each checked against the
+/// manifest as at the full level, but without the artifact's own checksum:
+/// restoring checks every byte it writes, and proving the artifact whole is
+/// ops-verify's work. `recorded_sha256` says which artifact the manifest
+/// describes.
+pub fn extract(artifact: &Path, sink: &mut dyn EntrySink) -> io::Result<Findings> {
+    check_artifact(artifact, Level::Full, false, sink)
+}
+
+fn check_artifact(
+    artifact: &Path,
+    level: Level,
+    hash: bool,
+    sink: &mut dyn EntrySink,
+) -> io::Result<Findings> {
     let mut findings = Findings::default();
     let manifest_path = match catalog::manifest_of(artifact) {
         Ok(path) => path,
@@ -123,20 +146,16 @@ pub fn check(artifact: &Path, level: Level, sink: &mut dyn EntrySink) -> io::Res
     let (summary, read) = match level {
         Level::Quick => {
             let summary = manifest.finish();
-            let mut hashing = HashingReader::new(file);
-            let read = match io::copy(&mut hashing, &mut io::sink()) {
-                Ok(_) => Ok(hashing.finish()),
-                Err(err) => Err(err.to_string()),
-            };
-            (
-                summary,
-                ArtifactRead {
-                    digest: read.as_ref().ok().cloned(),
-                    error: read.err(),
-                },
-            )
+            let mut input = ArtifactReader::new(file, hash);
+            let error = io::copy(&mut input, &mut io::sink()).err();
+            (summary, input.finish(error.map(|e| e.to_string())))
         }
-        Level::Full => check_stream(file, manifest, sink, &mut findings)?,
+        Level::Full => check_stream(
+            ArtifactReader::new(file, hash),
+            manifest,
+            sink,
+            &mut findings,
+        )?,
     };
     let from_stream = findings.errors.len();
     match summary {
@@ -148,8 +167,47 @@ pub fn check(artifact: &Path, level: Level, sink: &mut dyn EntrySink) -> io::Res
     Ok(findings.close())
 }
 
+/// Reads the artifact, counting (and, unless told not to, hashing) it.
+struct ArtifactReader {
+    file: File,
+    hasher: Option<Sha256>,
+    bytes: u64,
+}
+
+impl ArtifactReader {
+    fn new(file: File, hash: bool) -> Self {
+        ArtifactReader {
+            file,
+            hasher: hash.then(Sha256::new),
+            bytes: 0,
+        }
+    }
+
+    fn finish(self, error: Option<String>) -> ArtifactRead {
+        ArtifactRead {
+            sha256: self.hasher.map(hex),
+            bytes: Some(self.bytes),
+            error,
+        }
+    }
+}
+
+impl Read for ArtifactReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..n]);
+        }
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// What reading the artifact to its end found.
 struct ArtifactRead {
-    digest: Option<(String, u64)>,
+    sha256: Option<String>,
+    /// `None` when reading stopped short.
+    bytes: Option<u64>,
     error: Option<String>,
 }
 
@@ -166,9 +224,14 @@ fn compare_summary(
             artifact.display()
         ));
     }
-    if let Some((sha256, bytes)) = &read.digest {
-        findings.artifact_sha256 = Some(sha256.clone());
-        compare_artifact(artifact, summary, sha256, *bytes, findings);
+    findings.recorded_sha256 = Some(summary.sha256.clone());
+    match (&read.sha256, read.bytes) {
+        (Some(sha256), Some(bytes)) => {
+            findings.artifact_sha256 = Some(sha256.clone());
+            compare_artifact(artifact, summary, sha256, bytes, findings);
+        }
+        (None, Some(bytes)) => compare_size(summary, bytes, findings),
+        (_, None) => {}
     }
     if level == Level::Full {
         if findings.entries != summary.entries {
@@ -195,12 +258,7 @@ pub(crate) fn compare_artifact(
     bytes: u64,
     findings: &mut Findings,
 ) {
-    if bytes != summary.bytes {
-        findings.fail(format!(
-            "artifact is {bytes} bytes, the manifest says {} (truncated or appended to)",
-            summary.bytes
-        ));
-    }
+    compare_size(summary, bytes, findings);
     if sha256 != summary.sha256 {
         findings.fail(format!(
             "artifact checksum mismatch: manifest says {}, artifact is {sha256}",
@@ -218,8 +276,17 @@ pub(crate) fn compare_artifact(
     }
 }
 
+fn compare_size(summary: &Summary, bytes: u64, findings: &mut Findings) {
+    if bytes != summary.bytes {
+        findings.fail(format!(
+            "artifact is {bytes} bytes, the manifest says {} (truncated or appended to)",
+            summary.bytes
+        ));
+    }
+}
+
 fn check_stream(
-    file: File,
+    input: ArtifactReader,
     mut manifest: ManifestReader,
     sink: &mut dyn EntrySink,
     findings: &mut Findings,
@@ -230,7 +297,7 @@ fn check_stream(
     let (sender, receiver) = sync_channel::<Vec<u8>>(4);
     let (recycle, spare) = sync_channel::<Vec<u8>>(4);
     let decoder = thread::spawn(move || {
-        let mut input = BufReader::with_capacity(CHUNK, HashingReader::new(file));
+        let mut input = BufReader::with_capacity(CHUNK, input);
         let mut error = None;
         match zstd::stream::read::Decoder::with_buffer(&mut input) {
             Ok(mut decoder) => loop {
@@ -253,14 +320,11 @@ fn check_stream(
             Err(err) => error = Some(format!("decompression failed: {err}")),
         }
         drop(sender);
-        let mut hashing = input.into_inner();
-        if let Err(err) = io::copy(&mut hashing, &mut io::sink()) {
+        let mut input = input.into_inner();
+        if let Err(err) = io::copy(&mut input, &mut io::sink()) {
             error.get_or_insert(err.to_string());
         }
-        ArtifactRead {
-            digest: Some(hashing.finish()),
-            error,
-        }
+        input.finish(error)
     });
     let walked = walk_tar(
         ChannelReader {
@@ -274,7 +338,8 @@ fn check_stream(
         findings,
     );
     let read = decoder.join().unwrap_or(ArtifactRead {
-        digest: None,
+        sha256: None,
+        bytes: None,
         error: Some("reader thread failed".into()),
     });
     walked?;

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::CommandFactory;
-use ops_backup::archive::{self, Level};
+use ops_backup::archive;
 use ops_backup::{catalog, manifest, sleddb};
 use ops_shared::record::Snapshot;
 use ops_shared::staging::Target;
@@ -207,9 +207,9 @@ fn restore(backup: &Backup, target: &Target) -> anyhow::Result<(u64, u64)> {
 
 fn extract_into(backup: &Backup, staging: &Path) -> anyhow::Result<(u64, u64)> {
     let mut extractor = extract::Extractor::new(staging);
-    let findings = archive::check(&backup.path, Level::Full, &mut extractor)
+    let findings = archive::extract(&backup.path, &mut extractor)
         .with_context(|| format!("restore of {} failed", backup.id))?;
-    if findings.ok() && findings.artifact_sha256.as_deref() != Some(backup.sha256.as_str()) {
+    if findings.ok() && findings.recorded_sha256.as_deref() != Some(backup.sha256.as_str()) {
         bail!(
             "{}: the artifact is not the one the record describes (checksum differs)",
             backup.id

@@ -132,6 +132,56 @@ fn a_corrupt_backup_restores_nothing() {
     );
 }
 
+#[test]
+fn a_damaged_artifact_restores_exactly_or_not_at_all() {
+    let (tmp, data, record) = backed_up_sample();
+    let artifact = PathBuf::from(record["path"].as_str().unwrap());
+    let good = fs::read(&artifact).unwrap();
+    let mut offsets: Vec<usize> = (0..8).chain(good.len() - 8..good.len()).collect();
+    offsets.extend((1..40).map(|i| good.len() * i / 40));
+    let mut refused = 0;
+    for at in offsets {
+        let mut bytes = good.clone();
+        bytes[at] ^= 0x10;
+        fs::write(&artifact, &bytes).unwrap();
+        let target = tmp.path().join(format!("restored-{at}"));
+        let out = ops("ops-restore")
+            .arg(&artifact)
+            .arg("--to")
+            .arg(&target)
+            .run();
+        if out.code == 0 {
+            // zstd can ignore a few bits (a larger window, say); what is
+            // restored must still be exactly what was backed up.
+            assert_same_tree(&data, &target);
+        } else {
+            assert_eq!(out.code, 1, "byte {at}: {out:?}");
+            assert!(!target.exists(), "byte {at}");
+            refused += 1;
+        }
+    }
+    assert!(refused >= 40, "only {refused} damaged copies were refused");
+}
+
+#[test]
+fn a_record_of_another_artifact_is_refused() {
+    let (tmp, _data, mut record) = backed_up_sample();
+    record["sha256"] = "0".repeat(64).into();
+    let target = tmp.path().join("restored");
+    let out = ops("ops-restore")
+        .arg("--to")
+        .arg(&target)
+        .stdin(format!("{record}\n"))
+        .run()
+        .fails_with(1);
+    assert!(
+        out.stderr.contains("not the one the record describes"),
+        "{}",
+        out.stderr
+    );
+    assert!(!target.exists());
+}
+
 /// One entry of a crafted archive: raw name, kind, link target, content.
 struct Crafted<'a>(&'a [u8], Kind, &'a [u8], &'a [u8]);
 
