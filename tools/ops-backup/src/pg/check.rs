@@ -385,9 +385,12 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
+/// After Ctrl-C, waits for the handler: it drops the scratch databases and
+/// exits with 130. Returning an error instead raced it to an exit of 1,
+/// before the databases were dropped.
 fn interrupted_check() -> anyhow::Result<()> {
-    if interrupted() {
-        bail!("interrupted");
+    while interrupted() {
+        std::thread::park();
     }
     Ok(())
 }
