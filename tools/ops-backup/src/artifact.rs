@@ -18,7 +18,7 @@ use crate::hashing::hex;
 
 /// The size of the chunks handed between threads.
 pub const CHUNK: usize = 1 << 20;
-/// Chunks queued between two stages: bounds memory, smooths out stalls.
+/// Chunks queued for the writer thread: bounds memory, smooths out stalls.
 const IN_FLIGHT: usize = 4;
 
 /// Writes an artifact; [`ArtifactWriter::finish`] returns the file to
@@ -30,7 +30,7 @@ pub struct ArtifactWriter {
 
 enum Output {
     Compressed(Compressor),
-    Plain(Pipe<HashedFile>),
+    Plain(Pipe),
 }
 
 impl ArtifactWriter {
@@ -93,16 +93,9 @@ impl Write for ArtifactWriter {
     }
 }
 
-/// The far end of a [`Pipe`]: consumes chunks on the pipe's thread.
-trait Stage: Send + 'static {
-    type Output: Send + 'static;
-    fn consume(&mut self, chunk: &[u8]) -> io::Result<()>;
-    fn end(self) -> io::Result<Self::Output>;
-}
+type Encoder = zstd::stream::write::Encoder<'static, Pipe>;
 
-type Encoder = zstd::stream::write::Encoder<'static, Pipe<HashedFile>>;
-
-fn encoder(out: Pipe<HashedFile>, level: i32, threads: u32) -> io::Result<Encoder> {
+fn encoder(out: Pipe, level: i32, threads: u32) -> io::Result<Encoder> {
     let mut encoder = zstd::stream::write::Encoder::new(out, level)?;
     encoder.include_checksum(true)?;
     // Even one worker compresses on a thread of its own, beside the producer.
@@ -128,7 +121,7 @@ struct Compressor {
 /// A zstd frame being written, or the output between frames.
 enum Sink {
     Frame(Encoder),
-    Between(Pipe<HashedFile>),
+    Between(Pipe),
 }
 
 impl Compressor {
@@ -182,10 +175,6 @@ impl HashedFile {
             bytes: 0,
         }
     }
-}
-
-impl Stage for HashedFile {
-    type Output = (String, u64);
 
     fn consume(&mut self, chunk: &[u8]) -> io::Result<()> {
         self.hasher.update(chunk);
@@ -198,25 +187,25 @@ impl Stage for HashedFile {
     }
 }
 
-/// A writer whose bytes are handed, 1 MiB at a time, to a [`Stage`]
-/// running on a thread of its own.
-struct Pipe<S: Stage> {
+/// A writer whose bytes are handed, 1 MiB at a time, to a [`HashedFile`]
+/// on a thread of its own.
+struct Pipe {
     buffer: Vec<u8>,
     chunks: Option<SyncSender<Vec<u8>>>,
     spare: Receiver<Vec<u8>>,
-    thread: Option<JoinHandle<io::Result<S::Output>>>,
+    thread: Option<JoinHandle<io::Result<(String, u64)>>>,
 }
 
-impl<S: Stage> Pipe<S> {
-    fn start(mut stage: S) -> Self {
+impl Pipe {
+    fn start(mut out: HashedFile) -> Self {
         let (chunks, incoming) = sync_channel::<Vec<u8>>(IN_FLIGHT);
         let (recycle, spare) = sync_channel::<Vec<u8>>(IN_FLIGHT + 2);
         let thread = thread::spawn(move || {
             for chunk in incoming {
-                stage.consume(&chunk)?;
+                out.consume(&chunk)?;
                 let _ = recycle.try_send(chunk);
             }
-            stage.end()
+            out.end()
         });
         Pipe {
             buffer: Vec::with_capacity(CHUNK),
@@ -243,7 +232,7 @@ impl<S: Stage> Pipe<S> {
         }
     }
 
-    fn join(&mut self) -> io::Result<S::Output> {
+    fn join(&mut self) -> io::Result<(String, u64)> {
         self.chunks = None;
         match self.thread.take().map(JoinHandle::join) {
             Some(Ok(result)) => result,
@@ -251,8 +240,8 @@ impl<S: Stage> Pipe<S> {
         }
     }
 
-    /// Hands over what is buffered and waits for the stage to end.
-    fn finish(mut self) -> io::Result<S::Output> {
+    /// Hands over what is buffered; the SHA-256 and size of all written.
+    fn finish(mut self) -> io::Result<(String, u64)> {
         if !self.buffer.is_empty() {
             self.send()?;
         }
@@ -260,7 +249,7 @@ impl<S: Stage> Pipe<S> {
     }
 }
 
-impl<S: Stage> Write for Pipe<S> {
+impl Write for Pipe {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let taken = data.len().min(CHUNK - self.buffer.len());
         self.buffer.extend_from_slice(&data[..taken]);

@@ -3,10 +3,10 @@
 //!
 //! One walker (in sorted order, merging the parent's file list as it goes),
 //! reader threads (open, chunk, hash, deduplicate, compress short chunks),
-//! the store's compressors and pack writer, and this thread putting entries back in walk order into
-//! the new file list. A bounded number of entries is in flight, so memory
-//! does not grow with the tree. The manifest is written only after every
-//! pack it needs is durable and indexed.
+//! the store's compressors and pack writer, and this thread putting entries
+//! back in walk order into the new file list. A bounded number of entries
+//! is in flight, so memory does not grow with the tree. The manifest is
+//! written only after every pack it needs is durable and indexed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
