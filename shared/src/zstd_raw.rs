@@ -40,23 +40,29 @@ impl Probe {
 /// `data` as one zstd frame of raw blocks: what zstd itself writes for
 /// incompressible data. Frames can follow each other in one stream.
 pub fn raw_frame(data: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::new();
+    append_raw_frame(&mut frame, data);
+    frame
+}
+
+/// Appends [`raw_frame`]`(data)` to `out`.
+pub fn append_raw_frame(out: &mut Vec<u8>, data: &[u8]) {
     const BLOCK: usize = 128 << 10;
-    let mut frame = Vec::with_capacity(data.len() + 12 + 3 * (data.len() / BLOCK + 1));
-    frame.extend_from_slice(&0xFD2F_B528u32.to_le_bytes());
+    out.reserve(data.len() + 12 + 3 * (data.len() / BLOCK + 1));
+    out.extend_from_slice(&0xFD2F_B528u32.to_le_bytes());
     // Single segment, 8-byte content size, no checksum, no dictionary.
-    frame.push(0b1110_0000);
-    frame.extend_from_slice(&(data.len() as u64).to_le_bytes());
+    out.push(0b1110_0000);
+    out.extend_from_slice(&(data.len() as u64).to_le_bytes());
     let mut blocks = data.chunks(BLOCK).peekable();
     if blocks.peek().is_none() {
-        frame.extend_from_slice(&[1, 0, 0]);
+        out.extend_from_slice(&[1, 0, 0]);
     }
     while let Some(block) = blocks.next() {
         let last = u32::from(blocks.peek().is_none());
         let header = (block.len() as u32) << 3 | last;
-        frame.extend_from_slice(&header.to_le_bytes()[..3]);
-        frame.extend_from_slice(block);
+        out.extend_from_slice(&header.to_le_bytes()[..3]);
+        out.extend_from_slice(block);
     }
-    frame
 }
 
 #[cfg(test)]

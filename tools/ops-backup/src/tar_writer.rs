@@ -8,15 +8,13 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use ops_shared::atomic::AtomicFile;
 use ops_shared::entry::warn;
 use sha2::{Digest, Sha256};
-
-use ops_shared::zstd_raw::Probe;
 
 use crate::artifact::{ArtifactWriter, CHUNK};
 use crate::hashing::hex;
@@ -33,9 +31,7 @@ pub enum AddError {
 
 pub struct TarWriter {
     tar: tar::Builder<ArtifactWriter>,
-    buffer: Vec<u8>,
     hard_links: HashMap<(u64, u64), PathBuf>,
-    probe: Probe,
 }
 
 impl TarWriter {
@@ -46,9 +42,7 @@ impl TarWriter {
         let out = ArtifactWriter::compressed(file, level, threads)?;
         Ok(TarWriter {
             tar: tar::Builder::new(out),
-            buffer: vec![0; CHUNK],
             hard_links: HashMap::new(),
-            probe: Probe::new()?,
         })
     }
 
@@ -147,39 +141,28 @@ impl TarWriter {
         mut file: File,
         len: u64,
     ) -> io::Result<(String, bool, Option<fs::Metadata>)> {
+        const ZEROS: [u8; 512] = [0; 512];
         let out = self.tar.get_mut();
         let mut hasher = Sha256::new();
         let mut remaining = len;
-        let mut short = false;
         while remaining > 0 {
-            let want = self
-                .buffer
-                .len()
-                .min(usize::try_from(remaining).unwrap_or(usize::MAX));
-            let mut got = 0;
-            if !short {
-                got = loop {
-                    match file.read(&mut self.buffer[..want]) {
-                        Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                        other => break other?,
-                    }
-                };
+            let want = usize::try_from(remaining).map_or(CHUNK, |left| left.min(CHUNK));
+            let read = out.read_from(&mut file, want)?;
+            if read.is_empty() {
+                break;
             }
-            if got == 0 {
-                short = true;
-                self.buffer[..want].fill(0);
-                got = want;
-            }
-            hasher.update(&self.buffer[..got]);
-            if self.probe.incompressible(&self.buffer[..got]) {
-                out.write_stored(&self.buffer[..got])?;
-            } else {
-                out.write_all(&self.buffer[..got])?;
-            }
-            remaining -= got as u64;
+            hasher.update(read);
+            remaining -= read.len() as u64;
+        }
+        let short = remaining > 0;
+        while remaining > 0 {
+            let zeros = &ZEROS[..usize::try_from(remaining).map_or(512, |left| left.min(512))];
+            hasher.update(zeros);
+            out.write_all(zeros)?;
+            remaining -= zeros.len() as u64;
         }
         let padding = (512 - (len % 512) as usize) % 512;
-        out.write_all(&[0; 512][..padding])?;
+        out.write_all(&ZEROS[..padding])?;
         Ok((hex(hasher), short, file.metadata().ok()))
     }
 

@@ -7,7 +7,7 @@
 //! exactly what the dump holds. pg_dump's output streams through zstd and
 //! SHA-256 in-process; nothing uncompressed touches the disk.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, Receiver};
 use std::thread;
@@ -153,25 +153,22 @@ pub fn dump(request: &Request) -> anyhow::Result<Backup> {
 type Streamed = (ops_shared::atomic::AtomicFile, String, u64, u64, Vec<u8>);
 
 /// Copies pg_dump's stdout into the artifact; keeps the last bytes to
-/// check the end marker. Stops pg_dump if writing fails.
+/// check the end marker. Stops pg_dump if reading or writing fails.
 fn stream(child: &mut tools::Running, mut out: ArtifactWriter) -> io::Result<Streamed> {
     let mut stdout = child.stdout()?;
-    let mut buffer = vec![0; CHUNK];
     let mut raw_bytes = 0u64;
-    let mut tail = Vec::with_capacity(512);
+    let mut tail = Vec::with_capacity(2048);
     loop {
-        let n = match stdout.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(err),
+        let read = match out.read_from(&mut stdout, CHUNK) {
+            Ok([]) => break,
+            Ok(read) => read,
+            Err(err) => {
+                child.kill();
+                return Err(err);
+            }
         };
-        if let Err(err) = out.write_all(&buffer[..n]) {
-            child.kill();
-            return Err(err);
-        }
-        raw_bytes += n as u64;
-        tail.extend_from_slice(&buffer[..n]);
+        raw_bytes += read.len() as u64;
+        tail.extend_from_slice(&read[read.len().saturating_sub(1024)..]);
         if tail.len() > 1024 {
             tail.drain(..tail.len() - 1024);
         }
