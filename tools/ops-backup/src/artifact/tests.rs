@@ -27,18 +27,6 @@ fn text(len: usize, seed: usize) -> Vec<u8> {
     out
 }
 
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
-}
-
 /// Writes `parts` (written, or read from a file when `true`), returns
 /// what it wrote and what the writer said of it.
 fn write_parts(
@@ -72,7 +60,7 @@ fn mixed() -> Vec<(bool, Vec<u8>)> {
     let mut parts = vec![(false, b"header".repeat(100))];
     for i in 0..4 {
         parts.push((true, text(9 << 20, i)));
-        parts.push((true, noise(3 << 20, i as u64 + 1)));
+        parts.push((true, ops_tests::pseudo_random(3 << 20, i as u64 + 1)));
         parts.push((false, vec![0; 512]));
         parts.push((true, text(1000 + i, i)));
     }
