@@ -10,6 +10,8 @@
 #   BACKUP_DIR    where backups go                                   (/var/backups/ops)
 #   KEEP          backups kept per series                            (7)
 #   MAX_AGE       health: the newest backup of a series may be this old (26h)
+#   DISK_WARN     health: warn when BACKUP_DIR's filesystem is this full (80%)
+#   DISK_CRIT     health: critical when it is this full               (90%)
 #   PROM_FILE     node_exporter textfile to write health to          (none)
 #   RECORDS       file the run's JSON-lines records are appended to  (stdout)
 #   OPS_BIN       directory holding the ops-* tools                  (found on PATH)
@@ -24,6 +26,8 @@ DATA_DIRS=${DATA_DIRS:-}
 BACKUP_DIR=${BACKUP_DIR:-/var/backups/ops}
 KEEP=${KEEP:-7}
 MAX_AGE=${MAX_AGE:-26h}
+DISK_WARN=${DISK_WARN:-80%}
+DISK_CRIT=${DISK_CRIT:-90%}
 PROM_FILE=${PROM_FILE:-}
 RECORDS=${RECORDS:-}
 [[ -z ${OPS_BIN:-} ]] || PATH="$OPS_BIN:$PATH"
@@ -70,7 +74,8 @@ else
   failed=1
 fi
 
-health=(--backups "$BACKUP_DIR" --max-age "$MAX_AGE" --disk "$BACKUP_DIR")
+health=(--backups "$BACKUP_DIR" --max-age "$MAX_AGE"
+  --disk "$BACKUP_DIR" --disk-warn "$DISK_WARN" --disk-crit "$DISK_CRIT")
 [[ -z $DATABASE_URL ]] || health+=(--postgres "$DATABASE_URL")
 status=0
 if [[ -n $PROM_FILE ]]; then

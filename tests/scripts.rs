@@ -35,6 +35,8 @@ fn script(name: &str, vars: &[(&str, &str)]) -> Outcome {
         "RECORDS",
         "PROM_FILE",
         "SNAPSHOT_REPO",
+        "DISK_WARN",
+        "DISK_CRIT",
     ] {
         command.env_remove(key);
     }
@@ -148,6 +150,9 @@ fn backup_then_maintenance_against_a_database_and_a_directory() {
         ("KEEP", "1"),
         ("RECORDS", log.to_str().unwrap()),
         ("PROM_FILE", prom.to_str().unwrap()),
+        // The machine's disk may be any share full; the run must not fail on it.
+        ("DISK_WARN", "100%"),
+        ("DISK_CRIT", "100%"),
     ];
     let first = script("backup.sh", &vars);
     assert_eq!(first.code, 0, "{first:?}");
@@ -266,6 +271,37 @@ fn backup_reports_a_missing_source_and_still_backs_up_the_others() {
             .count(),
         1
     );
+}
+
+#[test]
+fn backup_fails_when_the_backup_filesystem_is_fuller_than_disk_crit() {
+    let tmp = tempdir().unwrap();
+    let data = data_tree(tmp.path());
+    let backups = tmp.path().join("backups");
+    let dir = backups.to_str().unwrap();
+    let with = |warn, crit| {
+        script(
+            "backup.sh",
+            &[
+                ("BACKUP_DIR", dir),
+                ("DATA_DIRS", data.to_str().unwrap()),
+                ("DISK_WARN", warn),
+                ("DISK_CRIT", crit),
+            ],
+        )
+    };
+    let out = with("0%", "0%");
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("health: critical"), "{}", out.stderr);
+    let disk = out
+        .records()
+        .into_iter()
+        .find(|r| r["check"] == "disk")
+        .unwrap();
+    assert_eq!(disk["status"], "crit", "{disk}");
+    let out = with("0%", "100%");
+    assert_eq!(out.code, 0, "a warning does not fail the run: {out:?}");
+    assert!(out.stderr.contains("health: warning"), "{}", out.stderr);
 }
 
 #[test]
