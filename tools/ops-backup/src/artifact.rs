@@ -64,6 +64,7 @@ enum Treatment {
 /// A run of bytes on its way to the artifact, with its output once a
 /// worker has made it.
 struct Job {
+    /// Its place in the stream, given when it is shipped.
     seq: u64,
     /// Always `JOB` long; holds bytes up to `filled`.
     data: Vec<u8>,
@@ -117,7 +118,7 @@ impl ArtifactWriter {
         let writer = thread::spawn(move || write_in_order(&finished, &recycle, out));
         Ok(ArtifactWriter {
             file,
-            job: Job::new(0),
+            job: Job::new(),
             written,
             shipped: 0,
             limit,
@@ -180,17 +181,18 @@ impl ArtifactWriter {
     fn ship(&mut self) -> io::Result<()> {
         let next = if self.made < self.limit {
             self.made += 1;
-            Job::new(self.shipped + 1)
+            Job::new()
         } else {
             match self.spare.recv() {
                 Ok(mut job) => {
-                    job.reset(self.shipped + 1);
+                    job.reset();
                     job
                 }
                 Err(_) => return Err(self.stopped()),
             }
         };
-        let full = std::mem::replace(&mut self.job, next);
+        let mut full = std::mem::replace(&mut self.job, next);
+        full.seq = self.shipped;
         let sent = self.jobs.as_ref().map(|jobs| jobs.send(full));
         match sent {
             Some(Ok(())) => {
@@ -235,9 +237,9 @@ impl Write for ArtifactWriter {
 }
 
 impl Job {
-    fn new(seq: u64) -> Self {
+    fn new() -> Self {
         Job {
-            seq,
+            seq: 0,
             data: vec![0; JOB],
             filled: 0,
             pieces: Vec::new(),
@@ -245,8 +247,7 @@ impl Job {
         }
     }
 
-    fn reset(&mut self, seq: u64) {
-        self.seq = seq;
+    fn reset(&mut self) {
         self.filled = 0;
         self.pieces.clear();
         self.output.clear();
