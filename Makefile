@@ -19,13 +19,13 @@ ifdef OPS_BIN
 BIN        := $(OPS_BIN)
 BUILD      :=
 else
-BIN        := target/release
+BIN        := $(or $(CARGO_TARGET_DIR),target)/release
 BUILD      := build
 endif
 
 TOOLS := ops-backup ops-verify ops-restore ops-prune ops-snapshot ops-compact ops-health
 
-.PHONY: all build demo test lint man bench install backup-now backups-ls backups-tidy \
+.PHONY: all build demo test test-deps lint man bench install backup-now backups-ls backups-tidy \
 	backups-snapshot-volume verify restore-test integrity-check integrity-bloat health maintenance clean
 
 all: build
@@ -37,9 +37,12 @@ build:
 demo: $(BUILD)
 	OPS_BIN=$(BIN) scripts/demo.sh
 
-## test: formatting, lints and every test (what CI runs)
-test: lint
+## test: formatting, lints and every test (what CI runs); installs what the tests need first
+test: test-deps lint
 	$(CARGO) test --workspace
+
+test-deps:
+	scripts/test-deps.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
