@@ -13,12 +13,13 @@ use ops_tests::{bin_dir, names, Outcome};
 use serde_json::Value;
 use tempfile::tempdir;
 
-const OURS: [&str; 5] = [
+const OURS: [&str; 6] = [
     "scripts/backup.sh",
     "scripts/maintenance.sh",
     "scripts/cleanup-data.sh",
     "scripts/bench-compact.sh",
     "scripts/demo.sh",
+    "scripts/test-deps.sh",
 ];
 
 fn root() -> PathBuf {
