@@ -387,3 +387,87 @@ fn a_file_another_run_is_compressing_is_left_to_it() {
     );
     assert_eq!(names(&raw), ["a.log", "a.log.zst.ops-tmp"]);
 }
+
+/// Every path under `root` with its bytes: what must not change.
+fn tree_state(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut state: Vec<_> = walkdir::WalkDir::new(root)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            let bytes = if entry.file_type().is_file() {
+                fs::read(entry.path()).unwrap()
+            } else {
+                Vec::new()
+            };
+            (entry.path().display().to_string(), bytes)
+        })
+        .collect();
+    state.sort();
+    state
+}
+
+#[test]
+fn a_snapshot_repository_and_anything_inside_it_is_refused() {
+    let tmp = tempdir().unwrap();
+    let data = tmp.path().join("data");
+    old_file(
+        &data.join("a.log"),
+        &"line\n".repeat(1000).into_bytes(),
+        0o644,
+        10,
+    );
+    let place = tmp.path().join("place");
+    let repo = place.join("repo");
+    fs::create_dir(&place).unwrap();
+    ops("ops-snapshot")
+        .arg("create")
+        .arg(&data)
+        .arg("--repo")
+        .arg(&repo)
+        .run()
+        .success();
+    // A repository whose config is gone is one still (a crash during its
+    // first create, or an earlier mistake).
+    let broken = place.join("broken");
+    Command::new("cp")
+        .arg("-a")
+        .arg(&repo)
+        .arg(&broken)
+        .status()
+        .unwrap();
+    fs::remove_file(broken.join("config")).unwrap();
+    let pack_dir = fs::read_dir(repo.join("packs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let before = tree_state(&place);
+    let args = [
+        place.clone(),
+        repo.clone(),
+        repo.join("config"),
+        repo.join("packs"),
+        pack_dir,
+        broken.join("packs"),
+        repo.join("*"),
+        repo.join("packs/*/*"),
+        place.join("*/config"),
+    ];
+    for arg in args {
+        let out = ops("ops-compact")
+            .arg("--files")
+            .arg(&arg)
+            .args(["--older-than", "0s"])
+            .run();
+        assert_eq!(out.code, 2, "--files {}: {out:?}", arg.display());
+        assert!(
+            out.stderr.contains("is an ops-snapshot repository"),
+            "--files {}: {}",
+            arg.display(),
+            out.stderr
+        );
+        assert_eq!(tree_state(&place), before, "--files {}", arg.display());
+    }
+}
