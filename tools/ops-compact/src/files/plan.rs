@@ -102,7 +102,10 @@ fn static_reason(candidate: &Candidate, now: SystemTime, older_than: Duration) -
             humantime::format_duration(older_than)
         ));
     }
-    if fs::symlink_metadata(candidate.output()).is_ok() {
+    // One that looks like a copy of a run that died before removing the
+    // original is checked, and the job finished, when compressing.
+    let output = fs::symlink_metadata(candidate.output());
+    if output.is_ok_and(|packed| !super::compress::made_from(&packed, meta)) {
         return Some(format!("{} exists", candidate.output().display()));
     }
     None
