@@ -46,14 +46,22 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
         }
         Target::Sled(path) => {
             let min_reclaim = cli.min_reclaim.unwrap_or(20.0);
+            // sled writes files as root when this process opens a database:
+            // they are given back to its owner however the run ends.
+            let owners = sled::Owners::read(&path);
             let record = sleddb::guarded(&path, || {
                 let plan = sled::plan(&path, min_reclaim, cli.force)?;
                 if cli.dry_run || !plan.rebuild {
-                    Ok(plan.record(cli.dry_run))
-                } else {
-                    plan.execute(cli.keep_old)
+                    return Ok(plan.record(cli.dry_run));
                 }
-            })?;
+                let owners = owners.as_ref().map_err(|err| anyhow::anyhow!("{err:#}"))?;
+                plan.execute(cli.keep_old, owners)
+            });
+            let restored = owners.as_ref().map(|owners| owners.restore(&path));
+            let record = record?;
+            if let Ok(restored) = restored {
+                restored?;
+            }
             report::write(&mut out, cli.output.mode(), &record)?;
             Status::Success
         }

@@ -5,8 +5,19 @@
 //! `renameat2(RENAME_EXCHANGE)`, so the original path always names a
 //! complete database: the old one before the exchange, the new one (with
 //! the same checksum) after it. Only then is the old copy removed.
+//!
+//! The copy is built in a directory only root can enter, and given the
+//! owners and modes of the original before the exchange ([`owners`]); the
+//! space it needs is checked and watched ([`space`]). A copy that fails is
+//! removed.
+
+mod owners;
+mod space;
+
+pub use owners::Owners;
 
 use std::fs;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -96,7 +107,7 @@ impl Plan {
     ///
     /// Fails, leaving the original database in place and untouched, if the
     /// rebuilt copy does not match it.
-    pub fn execute(&self, keep_old: bool) -> anyhow::Result<Compact> {
+    pub fn execute(&self, keep_old: bool, owners: &Owners) -> anyhow::Result<Compact> {
         let started = Instant::now();
         let path = &self.path;
         let sibling = with_suffix(path, &format!(".compact{TEMP_SUFFIX}"));
@@ -104,18 +115,37 @@ impl Plan {
             fs::remove_dir_all(&sibling)
                 .with_context(|| format!("cannot remove the leftover {}", sibling.display()))?;
         }
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        space::check(path, dir, self.live_bytes)?;
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&sibling)
+            .with_context(|| format!("cannot create {}", sibling.display()))?;
+        let mut copy = Leftover(Some(&sibling));
         let old = sleddb::open(path)?;
         failpoint("opened");
-        let (old, contents, copied) = sleddb::copy(path, old, &sibling)?;
+        let watch = space::Watch::start(path, &sibling, dir, owners.clone());
+        let copied = sleddb::copy(path, old, &sibling);
+        watch.stop();
+        let (old, contents, copied) = copied.with_context(|| {
+            format!(
+                "cannot write the rebuilt copy of {}; the copy was removed, and the database                  is as it was",
+                path.display()
+            )
+        })?;
         let checksum = contents.checksum;
         if copied != checksum {
-            let _ = fs::remove_dir_all(&sibling);
             bail!(
                 "the rebuilt copy of {} does not match it; nothing was changed",
                 path.display()
             );
         }
+        owners.restore(&sibling)?;
         failpoint("rebuilt");
+        copy.0 = None;
         exchange(path, &sibling)?;
         failpoint("swapped");
         drop(old);
@@ -124,6 +154,7 @@ impl Plan {
             let stamp = jiff::Timestamp::now().strftime("%Y%m%d_%H%M%S");
             let kept = with_suffix(path, &format!(".old-{stamp}"));
             fs::rename(&sibling, &kept)?;
+            owners.restore(&kept)?;
         } else {
             fs::remove_dir_all(&sibling).with_context(|| {
                 format!(
@@ -140,6 +171,17 @@ impl Plan {
             (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
         );
         Ok(record)
+    }
+}
+
+/// A copy that did not make it, removed when dropped.
+struct Leftover<'a>(Option<&'a Path>);
+
+impl Drop for Leftover<'_> {
+    fn drop(&mut self) {
+        if let Some(path) = self.0 {
+            let _ = fs::remove_dir_all(path);
+        }
     }
 }
 

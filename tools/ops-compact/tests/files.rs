@@ -387,3 +387,219 @@ fn a_file_another_run_is_compressing_is_left_to_it() {
     );
     assert_eq!(names(&raw), ["a.log", "a.log.zst.ops-tmp"]);
 }
+
+/// Every path under `root` with its bytes: what must not change.
+fn tree_state(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut state: Vec<_> = walkdir::WalkDir::new(root)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            let bytes = if entry.file_type().is_file() {
+                fs::read(entry.path()).unwrap()
+            } else {
+                Vec::new()
+            };
+            (entry.path().display().to_string(), bytes)
+        })
+        .collect();
+    state.sort();
+    state
+}
+
+#[test]
+fn a_snapshot_repository_and_anything_inside_it_is_refused() {
+    let tmp = tempdir().unwrap();
+    let data = tmp.path().join("data");
+    old_file(
+        &data.join("a.log"),
+        &"line\n".repeat(1000).into_bytes(),
+        0o644,
+        10,
+    );
+    let place = tmp.path().join("place");
+    let repo = place.join("repo");
+    fs::create_dir(&place).unwrap();
+    ops("ops-snapshot")
+        .arg("create")
+        .arg(&data)
+        .arg("--repo")
+        .arg(&repo)
+        .run()
+        .success();
+    // A repository whose config is gone is one still (a crash during its
+    // first create, or an earlier mistake).
+    let broken = place.join("broken");
+    Command::new("cp")
+        .arg("-a")
+        .arg(&repo)
+        .arg(&broken)
+        .status()
+        .unwrap();
+    fs::remove_file(broken.join("config")).unwrap();
+    let pack_dir = fs::read_dir(repo.join("packs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let before = tree_state(&place);
+    let args = [
+        place.clone(),
+        repo.clone(),
+        repo.join("config"),
+        repo.join("packs"),
+        pack_dir,
+        broken.join("packs"),
+        repo.join("*"),
+        repo.join("packs/*/*"),
+        place.join("*/config"),
+    ];
+    for arg in args {
+        let out = ops("ops-compact")
+            .arg("--files")
+            .arg(&arg)
+            .args(["--older-than", "0s"])
+            .run();
+        assert_eq!(out.code, 2, "--files {}: {out:?}", arg.display());
+        assert!(
+            out.stderr.contains("is an ops-snapshot repository"),
+            "--files {}: {}",
+            arg.display(),
+            out.stderr
+        );
+        assert_eq!(tree_state(&place), before, "--files {}", arg.display());
+    }
+}
+
+#[test]
+fn a_crash_between_rename_and_unlink_is_finished_by_the_next_run() {
+    let tmp = tempdir().unwrap();
+    let raw = tmp.path().join("raw");
+    let bytes = "line\n".repeat(5000).into_bytes();
+    old_file(&raw.join("a.log"), &bytes, 0o640, 10);
+    let status = Command::new(ops_tests::bin_dir().join("ops-compact"))
+        .arg("--files")
+        .arg(&raw)
+        .env("OPS_FAILPOINT", "renamed")
+        .output()
+        .unwrap()
+        .status;
+    assert!(!status.success(), "the failpoint did not stop it");
+    assert_eq!(names(&raw), ["a.log", "a.log.zst"]);
+    let plan = ops("ops-compact")
+        .arg("--files")
+        .arg(&raw)
+        .arg("--dry-run")
+        .run()
+        .success()
+        .records();
+    assert_eq!(plan[0]["action"], "would-compress", "{plan:?}");
+    let records = ops("ops-compact")
+        .arg("--files")
+        .arg(&raw)
+        .run()
+        .success()
+        .records();
+    assert_eq!(records[0]["action"], "compressed", "{records:?}");
+    assert_eq!(names(&raw), ["a.log.zst"]);
+    assert_eq!(zstd_dc(&raw.join("a.log.zst")), bytes);
+}
+
+#[test]
+fn a_zst_with_the_times_of_its_original_but_other_bytes_is_left_alone() {
+    let tmp = tempdir().unwrap();
+    let raw = tmp.path().join("raw");
+    old_file(&raw.join("a.log"), b"the original\n", 0o644, 10);
+    let other = tmp.path().join("other");
+    old_file(&other, b"something else\n", 0o644, 10);
+    let packed = Command::new("zstd").arg("-q").arg(&other).status().unwrap();
+    assert!(packed.success());
+    fs::rename(tmp.path().join("other.zst"), raw.join("a.log.zst")).unwrap();
+    let meta = fs::metadata(raw.join("a.log")).unwrap();
+    let zst = fs::File::options()
+        .write(true)
+        .open(raw.join("a.log.zst"))
+        .unwrap();
+    zst.set_times(
+        FileTimes::new()
+            .set_modified(meta.modified().unwrap())
+            .set_accessed(meta.accessed().unwrap()),
+    )
+    .unwrap();
+    fs::set_permissions(raw.join("a.log.zst"), fs::Permissions::from_mode(0o644)).unwrap();
+    let records = ops("ops-compact")
+        .arg("--files")
+        .arg(&raw)
+        .run()
+        .success()
+        .records();
+    assert_eq!(records[0]["action"], "skipped", "{records:?}");
+    assert!(
+        records[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("a.log.zst exists"),
+        "{records:?}"
+    );
+    assert_eq!(fs::read(raw.join("a.log")).unwrap(), b"the original\n");
+    assert_eq!(zstd_dc(&raw.join("a.log.zst")), b"something else\n");
+}
+
+/// kill -9 at 20 points of a run: every file is always there, as itself or
+/// as a FILE.zst holding its bytes, and the next run finishes every one.
+#[test]
+fn kill_9_anywhere_loses_nothing_and_the_next_run_finishes() {
+    let contents: Vec<Vec<u8>> = (0..6)
+        .map(|n| {
+            let mut bytes = format!("file {n}\n").repeat(20_000).into_bytes();
+            bytes.extend(pseudo_random(100_000, n));
+            bytes
+        })
+        .collect();
+    let mut killed = 0;
+    for round in 0..20u64 {
+        let tmp = tempdir().unwrap();
+        let raw = tmp.path().join("raw");
+        for (n, bytes) in contents.iter().enumerate() {
+            old_file(&raw.join(format!("{n}.log")), bytes, 0o640, 10);
+        }
+        let mut child = Command::new(ops_tests::bin_dir().join("ops-compact"))
+            .arg("--files")
+            .arg(&raw)
+            .args(["--jobs", "2"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(round * round * 150));
+        if child.try_wait().unwrap().is_none() {
+            killed += 1;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        for (n, bytes) in contents.iter().enumerate() {
+            let (plain, packed) = (
+                raw.join(format!("{n}.log")),
+                raw.join(format!("{n}.log.zst")),
+            );
+            let kept = fs::read(&plain).is_ok_and(|b| &b == bytes)
+                || (packed.exists() && &zstd_dc(&packed) == bytes);
+            assert!(kept, "round {round}: {n}.log lost: {:?}", names(&raw));
+        }
+        ops("ops-compact").arg("--files").arg(&raw).run().success();
+        let want: Vec<String> = (0..6).map(|n| format!("{n}.log.zst")).collect();
+        assert_eq!(names(&raw), want, "round {round}");
+        for (n, bytes) in contents.iter().enumerate() {
+            assert_eq!(
+                &zstd_dc(&raw.join(format!("{n}.log.zst"))),
+                bytes,
+                "round {round}"
+            );
+        }
+    }
+    assert!(
+        killed >= 10,
+        "only {killed} of 20 runs were killed while working"
+    );
+}

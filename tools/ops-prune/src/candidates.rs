@@ -260,12 +260,15 @@ impl Candidates {
     }
 
     /// Whether a plain-file candidate may be one: never a file of a backup
-    /// (those go whole, manifest first), and never a lock or temporary file
+    /// (those go whole, manifest first) or of a snapshot repository, and never a lock or temporary file
     /// (skipped, or refused when named `strict`ly: on stdin or by path).
     ///
-    /// Fails (exit 2) on a file that belongs to a backup, or a strictly named
+    /// Fails (exit 2) on a file that belongs to a backup or a repository, or a strictly named
     /// lock or temporary file.
     fn refuse_ours(&mut self, path: &Path, strict: bool) -> Result<bool, UsageError> {
+        if let Some(repo) = ops_snapshot::place::repository_of(path) {
+            return Err(repository(&path.display().to_string(), &repo));
+        }
         let name = path.file_name().unwrap_or_default();
         if is_ours(name) {
             if strict {
@@ -437,9 +440,15 @@ pub fn mtime(meta: &fs::Metadata) -> Timestamp {
 fn expand(arg: &str) -> anyhow::Result<Vec<PathBuf>> {
     let path = Path::new(arg);
     if path.is_dir() {
+        if let Some(repo) = ops_snapshot::place::repository_of(path) {
+            anyhow::bail!(repository(&format!("--files {arg}"), &repo));
+        }
         let mut files = Vec::new();
         for entry in WalkDir::new(path).sort_by_file_name() {
             let entry = entry.with_context(|| format!("cannot read --files {arg}"))?;
+            if entry.file_type().is_dir() && ops_snapshot::place::is_repository(entry.path()) {
+                anyhow::bail!(repository(&format!("--files {arg}"), entry.path()));
+            }
             let name = entry.file_name();
             if name
                 .to_string_lossy()
@@ -481,6 +490,16 @@ fn expand(arg: &str) -> anyhow::Result<Vec<PathBuf>> {
         warn(format!("--files {arg} matches no plain file"));
     }
     Ok(files)
+}
+
+/// The refusal of `what`, a snapshot repository `repo` or inside one.
+fn repository(what: &str, repo: &Path) -> UsageError {
+    UsageError(format!(
+        "{what}: {} is an ops-snapshot repository, whose packs are live data; nothing was \
+         deleted. Prune its snapshots whole: ops-prune --repo {} --keep-last 7",
+        repo.display(),
+        repo.display()
+    ))
 }
 
 /// Lock files and temporary files of runs in progress.

@@ -13,6 +13,7 @@ pub mod gc;
 pub mod id;
 pub mod index;
 pub mod pack;
+pub mod place;
 pub mod reader;
 pub mod repo;
 pub mod restore;

@@ -9,8 +9,11 @@
 //! compressed.
 //!
 //! The removals of originals are made durable once per directory at the end
-//! of a run ([`Codec::sync_dirs`]): if a crash loses one, both the original
-//! and FILE.zst are there and nothing is lost.
+//! of a run ([`Codec::sync_dirs`]): if a crash loses one, or comes between
+//! the rename and the removal, both the original and FILE.zst are there and
+//! nothing is lost. The next run recognises such a FILE.zst (the original's
+//! mode, owner and times) and finishes the job once it decompresses to the
+//! original's bytes; any other FILE.zst is left alone, and so is FILE.
 
 use std::collections::HashSet;
 use std::fs::{self, File, FileTimes, OpenOptions, TryLockError};
@@ -123,6 +126,9 @@ impl Codec {
             return Ok(Outcome::Skipped("changed since it was looked at".into()));
         }
         let target = candidate.output();
+        if fs::symlink_metadata(&target).is_ok() {
+            return self.finish_leftover(candidate, &source, &before, &target);
+        }
         let temp_path = with_suffix(&target, TEMP_SUFFIX);
         let file = match create_temp(&temp_path) {
             Ok(Some(file)) => file,
@@ -159,6 +165,7 @@ impl Codec {
             Err(err) => return Err(io("rename into place")(err.into())),
         }
         sync_dir(&target).map_err(io("fsync the directory of"))?;
+        failpoint("renamed");
         // The name may have been given to another file meanwhile; only the
         // file that was compressed is removed.
         let still = fs::symlink_metadata(path).map_err(io("read"))?;
@@ -171,6 +178,69 @@ impl Codec {
             self.dirs.insert(dir.to_owned());
         }
         Ok(Outcome::Compressed { after_bytes })
+    }
+
+    /// Finishes what a run that died between renaming `target` into place
+    /// and removing the original left: the original is removed if `target`
+    /// is a copy this tool made of it, holding its bytes.
+    fn finish_leftover(
+        &mut self,
+        candidate: &Candidate,
+        source: &File,
+        before: &fs::Metadata,
+        target: &Path,
+    ) -> Result<Outcome, CompressError> {
+        let path = &candidate.path;
+        let exists = || Outcome::Skipped(format!("{} exists", target.display()));
+        let Ok(packed) = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(target)
+        else {
+            return Ok(exists());
+        };
+        let Ok(packed_meta) = packed.metadata() else {
+            return Ok(exists());
+        };
+        if !made_from(&packed_meta, before) {
+            return Ok(exists());
+        }
+        let reader = io::BufReader::new(PositionedReader {
+            file: &packed,
+            at: 0,
+        });
+        let original = PositionedReader {
+            file: source,
+            at: 0,
+        };
+        let same = zstd::stream::read::Decoder::with_buffer(reader)
+            .and_then(|decoder| same_stream(decoder, original))
+            .unwrap_or(false);
+        if !same {
+            return Ok(Outcome::Skipped(format!(
+                "{} exists and does not decompress to its bytes; both are kept",
+                target.display()
+            )));
+        }
+        let io = |what: &'static str| {
+            move |error| CompressError::Io {
+                what,
+                path: path.display().to_string(),
+                error,
+            }
+        };
+        let still = fs::symlink_metadata(path).map_err(io("read"))?;
+        let now = source.metadata().map_err(io("read"))?;
+        if !same_file(&still, before) || !same_file(&now, before) {
+            return Ok(Outcome::Skipped("changed while it was checked".into()));
+        }
+        fs::remove_file(path).map_err(io("remove"))?;
+        if let Some(dir) = path.parent() {
+            self.dirs.insert(dir.to_owned());
+        }
+        Ok(Outcome::Compressed {
+            after_bytes: packed_meta.len(),
+        })
     }
 
     /// Makes the removals of originals durable.
@@ -368,6 +438,16 @@ fn finish(file: &File, meta: &fs::Metadata) -> io::Result<()> {
         .set_modified(meta.modified()?);
     file.set_times(times)?;
     file.sync_all()
+}
+
+/// Whether `packed` looks like the copy [`finish`] made of `original`: a
+/// plain file with its mode, owner and modification time.
+pub fn made_from(packed: &fs::Metadata, original: &fs::Metadata) -> bool {
+    packed.is_file()
+        && packed.nlink() == 1
+        && packed.mode() & 0o7777 == original.mode() & 0o7777
+        && (packed.uid(), packed.gid()) == (original.uid(), original.gid())
+        && (packed.mtime(), packed.mtime_nsec()) == (original.mtime(), original.mtime_nsec())
 }
 
 /// Same inode, size and modification time: nobody wrote to it.

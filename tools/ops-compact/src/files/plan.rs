@@ -44,8 +44,9 @@ impl Candidate {
 
 /// Finds the files the arguments name and decides about each.
 ///
-/// Fails with a usage error for a path that does not exist, a bad glob, or
-/// a backup directory (whose artifacts must stay as ops-backup wrote them).
+/// Fails with a usage error for a path that does not exist, a bad glob, a
+/// backup directory (whose artifacts must stay as ops-backup wrote them), or
+/// a snapshot repository or anything inside one.
 pub fn plan(args: &[String], older_than: Duration) -> anyhow::Result<Vec<Candidate>> {
     let mut seen = HashSet::new();
     let mut candidates = Vec::new();
@@ -101,7 +102,10 @@ fn static_reason(candidate: &Candidate, now: SystemTime, older_than: Duration) -
             humantime::format_duration(older_than)
         ));
     }
-    if fs::symlink_metadata(candidate.output()).is_ok() {
+    // One that looks like a copy of a run that died before removing the
+    // original is checked, and the job finished, when compressing.
+    let output = fs::symlink_metadata(candidate.output());
+    if output.is_ok_and(|packed| !super::compress::made_from(&packed, meta)) {
         return Some(format!("{} exists", candidate.output().display()));
     }
     None
@@ -121,12 +125,17 @@ fn ignored(path: &Path) -> bool {
 /// followed), or what a glob matches, or the one file.
 fn expand(arg: &str) -> anyhow::Result<Vec<PathBuf>> {
     let path = Path::new(arg);
+    let mut outside = Outside::default();
     if path.is_dir() {
+        outside.check(arg, path)?;
         let mut files = Vec::new();
         for entry in WalkDir::new(path).sort_by_file_name() {
             let entry = entry.with_context(|| format!("cannot read --files {arg}"))?;
             if is_backup_manifest(entry.path()) {
                 return Err(backup_dir(arg, entry.path()).into());
+            }
+            if entry.file_type().is_dir() && ops_snapshot::place::is_repository(entry.path()) {
+                return Err(repository(arg, entry.path()).into());
             }
             if entry.file_type().is_file() && !ignored(entry.path()) {
                 files.push(entry.into_path());
@@ -138,6 +147,7 @@ fn expand(arg: &str) -> anyhow::Result<Vec<PathBuf>> {
         if fs::symlink_metadata(path).is_err() {
             return Err(UsageError(format!("--files {arg}: no such file or directory")).into());
         }
+        outside.check(arg, path)?;
         return Ok(if ignored(path) {
             Vec::new()
         } else {
@@ -152,6 +162,7 @@ fn expand(arg: &str) -> anyhow::Result<Vec<PathBuf>> {
         if is_backup_manifest(&found) {
             return Err(backup_dir(arg, &found).into());
         }
+        outside.check(arg, &found)?;
         if !found.is_dir() && !ignored(&found) {
             files.push(found);
         }
@@ -173,6 +184,32 @@ fn backup_dir(arg: &str, manifest: &Path) -> UsageError {
         "--files {arg}: {} holds backups, whose artifacts must stay as ops-backup wrote them; \
          age them out with ops-prune instead",
         dir.display()
+    ))
+}
+
+/// Directories known to be outside any snapshot repository.
+#[derive(Default)]
+struct Outside(HashSet<PathBuf>);
+
+impl Outside {
+    /// Fails with a usage error when `path` is a repository or inside one.
+    fn check(&mut self, arg: &str, path: &Path) -> Result<(), UsageError> {
+        let dir = path.parent().unwrap_or(path);
+        if path.is_dir() || !self.0.contains(dir) {
+            if let Some(repo) = ops_snapshot::place::repository_of(path) {
+                return Err(repository(arg, &repo));
+            }
+            self.0.insert(dir.to_owned());
+        }
+        Ok(())
+    }
+}
+
+fn repository(arg: &str, repo: &Path) -> UsageError {
+    UsageError(format!(
+        "--files {arg}: {} is an ops-snapshot repository, whose packs and config must stay as          ops-snapshot wrote them (old packs are live data); nothing was compressed. Compact it          with ops-compact --repo {}",
+        repo.display(),
+        repo.display()
     ))
 }
 
