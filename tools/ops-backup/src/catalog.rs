@@ -579,6 +579,49 @@ mod tests {
     }
 
     #[test]
+    fn only_ids_of_our_shape_are_accepted() {
+        for good in [
+            "data_20261121_120000",
+            "data_20261121_120000_10",
+            "a.b-c_20261121_120000",
+        ] {
+            assert!(check_id(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "../other/data_20261121_120000",
+            "/etc/data_20261121_120000",
+            ".data_20261121_120000",
+            "data_20261121_120000/..",
+            "data",
+            "_20261121_120000",
+            "data_2026112_120000",
+            "",
+        ] {
+            assert!(check_id(bad).is_err(), "{bad}");
+        }
+        assert!(check_format("tar.zst").is_ok());
+        assert!(check_format("../zst").is_err());
+        assert!(check_format("").is_err());
+    }
+
+    #[test]
+    fn a_database_dumped_as_another_role_is_the_same_source() {
+        let source = |kind: &str, location: &str| Source {
+            kind: kind.into(),
+            location: location.into(),
+        };
+        let app = source("postgres", "postgres://app@db:5432/shop");
+        let admin = source("postgres", "postgres://postgres@db:5432/shop");
+        assert_eq!(source_key(&app), source_key(&admin));
+        let other = source("postgres", "postgres://app@db2:5432/shop");
+        assert_ne!(source_key(&app), source_key(&other));
+        assert_ne!(
+            source_key(&source("dir", "/a/data")),
+            source_key(&source("dir", "/b/data"))
+        );
+    }
+
+    #[test]
     fn series_names_are_safe_file_names() {
         assert_eq!(series_name("my data/ü"), "my-data--");
         assert_eq!(series_name("..."), "backup");
