@@ -6,7 +6,9 @@
 #
 # Settings (environment, with defaults):
 #   DATABASE_URL  database to dump; postgres: uses libpq's PG* variables   (none)
-#   DATA_DIRS     directories or sled databases to back up, space-separated (none)
+#   DATA_DIRS     directories or sled databases to back up, space-separated (none);
+#                 each is its own series, named by its base name or as NAME=PATH
+#                 (two entries of one base name, svcA/data svcB/data, must be named)
 #   BACKUP_DIR    where backups go                                   (/var/backups/ops)
 #   KEEP          backups kept per series                            (7)
 #   MAX_AGE       health: the newest backup of a series may be this old (26h)
@@ -38,10 +40,32 @@ redact() { sed -E 's#(://[^:/@]*):[^@/]*@#\1:***@#; s#(password=)[^ &]*#\1***#g'
 
 if [[ -n $RECORDS ]]; then exec 3>>"$RECORDS"; else exec 3>&1; fi
 
+# Every source gets a series of its own: --name per DATA_DIRS entry, and two
+# entries that would share one are refused before anything is written.
 sources=()
-[[ -z $DATABASE_URL ]] || sources+=("$DATABASE_URL")
+names=()
+[[ -z $DATABASE_URL ]] || { sources+=("$DATABASE_URL"); names+=(""); }
 read -ra dirs <<<"$DATA_DIRS"
-sources+=("${dirs[@]}")
+declare -A named_by=()
+for entry in "${dirs[@]}"; do
+  if [[ $entry =~ ^([A-Za-z0-9_-][A-Za-z0-9._-]*)=(.+)$ ]]; then
+    name=${BASH_REMATCH[1]} path=${BASH_REMATCH[2]}
+  else
+    path=$entry
+    name=$(basename -- "${entry#sled:}")
+    name=${name//[^A-Za-z0-9._-]/-}
+    name=${name##.}
+    name=${name:-backup}
+  fi
+  if [[ -n ${named_by[$name]:-} ]]; then
+    log "error: DATA_DIRS: ${named_by[$name]} and $path would both be series $name;" \
+      "name them, e.g. DATA_DIRS='a-$name=${named_by[$name]} b-$name=$path'"
+    exit 2
+  fi
+  named_by[$name]=$path
+  sources+=("$path")
+  names+=("$name")
+done
 if ((${#sources[@]} == 0)); then
   log "error: nothing to back up; set DATABASE_URL and/or DATA_DIRS"
   exit 2
@@ -53,10 +77,14 @@ trap 'rm -f "$made"' EXIT
 failed=0
 log "start: ${#sources[@]} source(s) into $BACKUP_DIR, keeping $KEEP per series"
 
-for source in "${sources[@]}"; do
+for i in "${!sources[@]}"; do
+  source=${sources[$i]}
   shown=$(redact "$source")
   log "backing up $shown"
-  if ops-backup create "$source" --to "$BACKUP_DIR" --json | ops-verify --json >>"$made"; then
+  series=()
+  [[ -z ${names[$i]} ]] || series=("--name=${names[$i]}")
+  if ops-backup create "$source" --to "$BACKUP_DIR" "${series[@]}" --json |
+    ops-verify --json >>"$made"; then
     log "backed up and verified $shown"
   else
     log "error: the backup of $shown failed or did not verify"

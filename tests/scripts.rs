@@ -275,6 +275,60 @@ fn backup_reports_a_missing_source_and_still_backs_up_the_others() {
 }
 
 #[test]
+fn backup_gives_two_data_dirs_of_one_base_name_their_own_series_or_refuses() {
+    let tmp = tempdir().unwrap();
+    let (a, b) = (tmp.path().join("svcA/data"), tmp.path().join("svcB/data"));
+    for dir in [&a, &b] {
+        fs::create_dir_all(dir).unwrap();
+        fs::write(dir.join("x.txt"), dir.to_str().unwrap()).unwrap();
+    }
+    let backups = tmp.path().join("backups");
+    let run = |dirs: String| {
+        script(
+            "backup.sh",
+            &[
+                ("BACKUP_DIR", backups.to_str().unwrap()),
+                ("DATA_DIRS", &dirs),
+                ("KEEP", "1"),
+                ("DISK_WARN", "100%"),
+                ("DISK_CRIT", "100%"),
+            ],
+        )
+    };
+    let out = run(format!("{} {}", a.display(), b.display()));
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("would both be series data"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        names(&backups).is_empty(),
+        "nothing written: {:?}",
+        names(&backups)
+    );
+    let named = format!("svcA-data={} svcB-data={}", a.display(), b.display());
+    for _ in 0..2 {
+        let out = run(named.clone());
+        assert_eq!(out.code, 0, "{out:?}");
+    }
+    let listed = bin_dir().join("ops-backup");
+    let out = Command::new(listed)
+        .arg("list")
+        .arg(&backups)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let series: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut names: Vec<&str> = series.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["svcA-data", "svcB-data"], "KEEP=1 kept one of each");
+}
+
+#[test]
 fn backup_fails_when_the_backup_filesystem_is_fuller_than_disk_crit() {
     let tmp = tempdir().unwrap();
     let data = data_tree(tmp.path());

@@ -346,7 +346,8 @@ impl Drop for SmallDisk {
 /// Backups of series `name` in `dir` as ops-backup would have made them at
 /// each of `times` (RFC 3339): one real backup of a small tree, copied under
 /// each time's id with its manifest rewritten, so they list and verify like
-/// any other. Returns the ids, in the order of `times`.
+/// any other, all from one source (`<dir>/../<name>`). Returns the ids, in
+/// the order of `times`.
 pub fn dated_backups(dir: &Path, name: &str, times: &[&str]) -> Vec<String> {
     backups_made_at(dir, name, times, false)
 }
@@ -376,6 +377,9 @@ fn backups_made_at(dir: &Path, name: &str, times: &[&str], chained: bool) -> Vec
     let artifact = PathBuf::from(made["path"].as_str().unwrap());
     let manifest = catalog::manifest_path(artifact.parent().unwrap(), made["id"].as_str().unwrap());
     fs::create_dir_all(dir).unwrap();
+    // One source per series, as ops-backup requires: `<dir>/../<name>`,
+    // which is where a test's own `ops-backup create` of the series reads.
+    let location = fs::canonicalize(dir.parent().unwrap()).unwrap().join(name);
     let mut ids = Vec::new();
     for time in times {
         let time: jiff::Timestamp = time.parse().unwrap();
@@ -384,6 +388,7 @@ fn backups_made_at(dir: &Path, name: &str, times: &[&str], chained: bool) -> Vec
         header.id = catalog::backup_id(name, time, 1);
         header.time = time;
         header.artifact = format!("{}.{}", header.id, header.format);
+        header.source.location = location.to_string_lossy().into_owned();
         header.parent = if chained { ids.last().cloned() } else { None };
         if header.parent.is_some() {
             header.mode = "incremental".into();

@@ -10,6 +10,7 @@ pub mod atomic;
 pub mod duration;
 pub mod entry;
 pub mod exclude;
+pub mod ids;
 pub mod lock;
 pub mod output;
 pub mod path_text;

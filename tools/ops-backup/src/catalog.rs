@@ -9,8 +9,15 @@
 //!
 //! Deleting in the reverse order (manifest first) means nothing half-deleted
 //! is ever listed.
+//!
+//! A backup directory may be writable by others, and records come from
+//! pipes: an id, artifact name or parent read from a manifest or a record
+//! becomes a path only once it has the documented shape (one path component,
+//! `<name>_<YYYYMMDD>_<HHMMSS>[_N]`, artifact `<id>.<format>`), and a
+//! manifest counts only if it agrees with its own file name. Anything else
+//! is refused ([`Refused`]), never followed out of the directory.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ffi::OsStr;
 use std::fs;
 use std::io;
@@ -19,10 +26,153 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use jiff::Timestamp;
 use ops_shared::atomic::{self, is_temp};
-use ops_shared::{Backup, Verification};
+use ops_shared::{Backup, Source, UsageError, Verification};
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::{self, Header, Summary};
+use crate::manifest::{self, Header, ManifestError, Summary};
+
+/// The longest id we accept: with the longest suffix it stays a legal file name.
+const MAX_ID_LEN: usize = 230;
+
+/// A name or manifest that does not have the shape we write: planted or
+/// edited by someone else, never used as a path.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{what}; refused, nothing was done with it. Someone who can write there may have \
+     planted or edited it: inspect it, and remove it by hand if it is not yours"
+)]
+pub struct Refused {
+    pub what: String,
+}
+
+fn refused(what: String) -> Refused {
+    Refused { what }
+}
+
+/// Why a manifest of a directory is not listed.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestProblem {
+    #[error(transparent)]
+    Damaged(#[from] ManifestError),
+    #[error(transparent)]
+    Refused(#[from] Refused),
+}
+
+/// Checks that `id` has the shape of a backup id,
+/// `<name>_<YYYYMMDD>_<HHMMSS>` with an optional `_<N>`, where the name is
+/// letters, digits, `.`, `_` and `-` and does not start with `.`.
+///
+/// Fails, saying what is wrong, for anything else (`..`, `/`, ...).
+pub fn check_id(id: &str) -> Result<(), Refused> {
+    let fail = || {
+        refused(format!(
+            "{id:?} is not a backup id (<name>_<YYYYMMDD>_<HHMMSS>[_N], \
+             letters, digits, '.', '_', '-')"
+        ))
+    };
+    let safe = !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'));
+    let attempt = id
+        .rsplit_once('_')
+        .filter(|(_, n)| is_digits(n, 1..=6))
+        .is_some_and(|(head, _)| is_stamped(head));
+    if id.len() <= MAX_ID_LEN && safe && (is_stamped(id) || attempt) {
+        Ok(())
+    } else {
+        Err(fail())
+    }
+}
+
+/// `<name>_<YYYYMMDD>_<HHMMSS>`.
+fn is_stamped(text: &str) -> bool {
+    match text.rsplitn(3, '_').collect::<Vec<_>>().as_slice() {
+        [time, date, name] => is_digits(time, 6..=6) && is_digits(date, 8..=8) && !name.is_empty(),
+        _ => false,
+    }
+}
+
+fn is_digits(text: &str, len: std::ops::RangeInclusive<usize>) -> bool {
+    len.contains(&text.len()) && text.bytes().all(|c| c.is_ascii_digit())
+}
+
+/// Checks that a format is one or more lowercase words joined by `.`
+/// (`tar.zst`, `dump`).
+pub fn check_format(format: &str) -> Result<(), Refused> {
+    let word = |w: &str| {
+        !w.is_empty()
+            && w.bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    };
+    if format.len() <= 16 && format.split('.').all(word) {
+        Ok(())
+    } else {
+        Err(refused(format!("{format:?} is not an artifact format")))
+    }
+}
+
+/// The artifact's file name of a backup: `<id>.<format>`, once both have
+/// their shape.
+///
+/// Fails if either does not.
+pub fn artifact_name(id: &str, format: &str) -> Result<String, Refused> {
+    check_id(id)?;
+    check_format(format)?;
+    Ok(format!("{id}.{format}"))
+}
+
+/// Checks a record before any path is made from it: id, parent and format
+/// of their shape, and its path naming the artifact `<id>.<format>`.
+///
+/// Fails, saying which field is wrong.
+pub fn check_record(backup: &Backup) -> Result<(), Refused> {
+    let name = artifact_name(&backup.id, &backup.format)?;
+    if let Some(parent) = &backup.parent {
+        check_id(parent)?;
+    }
+    if backup.path.file_name() != Some(OsStr::new(&name)) {
+        return Err(refused(format!(
+            "backup {} has the path {}, which is not its artifact {name}",
+            backup.id,
+            backup.path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Reads a manifest's header and summary ([`manifest::read_outline`]) and
+/// checks that it is one of ours: id, artifact and parent of their shape,
+/// and the file named after the id.
+///
+/// Fails if the manifest cannot be read, is damaged, or is refused.
+pub fn read_manifest(path: &Path) -> Result<(Header, Summary), ManifestProblem> {
+    let (header, summary) = manifest::read_outline(path)?;
+    let shown = path.display();
+    check_id(&header.id).map_err(|r| refused(format!("manifest {shown}: its id {}", r.what)))?;
+    let artifact = artifact_name(&header.id, &header.format)
+        .map_err(|r| refused(format!("manifest {shown}: {}", r.what)))?;
+    if header.artifact != artifact {
+        return Err(refused(format!(
+            "manifest {shown} names the artifact {:?}, not {artifact}",
+            header.artifact
+        ))
+        .into());
+    }
+    if let Some(parent) = &header.parent {
+        check_id(parent)
+            .map_err(|r| refused(format!("manifest {shown}: its parent {}", r.what)))?;
+    }
+    let own = format!("{}{}", header.id, manifest::SUFFIX);
+    if path.file_name() != Some(OsStr::new(&own)) {
+        return Err(refused(format!(
+            "manifest {shown} describes backup {}, whose manifest is {own}",
+            header.id
+        ))
+        .into());
+    }
+    Ok((header, summary))
+}
 
 /// The suffix of a persisted verification result.
 pub const VERIFY_SUFFIX: &str = ".verify.json";
@@ -74,7 +224,8 @@ pub fn checksum_path(artifact: &Path) -> PathBuf {
 /// The manifest that describes an artifact: found by reading the manifests
 /// of its directory whose id the artifact's name starts with.
 ///
-/// Fails if the artifact has no manifest.
+/// Fails if the artifact has no manifest, or the manifest found is refused
+/// ([`read_manifest`]) or names another artifact.
 pub fn manifest_of(artifact: &Path) -> anyhow::Result<PathBuf> {
     let dir = parent_dir(artifact);
     let name = artifact
@@ -84,7 +235,16 @@ pub fn manifest_of(artifact: &Path) -> anyhow::Result<PathBuf> {
     let mut id = name;
     while let Some((stem, _ext)) = id.rsplit_once('.') {
         let candidate = manifest_path(dir, stem);
-        if candidate.is_file() {
+        if check_id(stem).is_ok() && candidate.is_file() {
+            let (header, _) = read_manifest(&candidate)?;
+            if header.artifact != name {
+                return Err(refused(format!(
+                    "manifest {} describes {}, not {name}",
+                    candidate.display(),
+                    header.artifact
+                ))
+                .into());
+            }
             return Ok(candidate);
         }
         id = stem;
@@ -114,6 +274,98 @@ pub fn record(dir: &Path, header: &Header, summary: &Summary) -> Backup {
     }
 }
 
+/// What makes two backups of one series backups of the same thing: kind and
+/// location, and for a database not the role it was dumped as.
+pub fn source_key(source: &Source) -> String {
+    let location = match source.location.split_once("://") {
+        Some((scheme, rest)) if source.kind == "postgres" => {
+            let rest = rest.split_once('@').map_or(rest, |(_, host)| host);
+            format!("{scheme}://{rest}")
+        }
+        _ => source.location.clone(),
+    };
+    format!("{}:{location}", source.kind)
+}
+
+/// The series among `backups` (of one directory) that hold backups of more
+/// than one source, with those sources: one job's backups would count for
+/// the other's in retention and health.
+pub fn mixed_series(backups: &[Backup]) -> Vec<(String, Vec<String>)> {
+    let mut series: BTreeMap<&str, BTreeMap<String, &str>> = BTreeMap::new();
+    for backup in backups {
+        series
+            .entry(&backup.name)
+            .or_default()
+            .insert(source_key(&backup.source), &backup.source.location);
+    }
+    series
+        .into_iter()
+        .filter(|(_, sources)| sources.len() > 1)
+        .map(|(name, sources)| {
+            let shown: BTreeSet<&str> = sources.into_values().collect();
+            (
+                name.to_owned(),
+                shown.into_iter().map(str::to_owned).collect(),
+            )
+        })
+        .collect()
+}
+
+/// The error to report for a series [`mixed_series`] found.
+pub fn mixed_series_message(dir: &Path, name: &str, sources: &[String]) -> String {
+    format!(
+        "{}: series {name} holds backups of {} sources ({}): retention and health cannot \
+         tell them apart. Back each source up with its own --name, and sort out the \
+         backups already there by hand",
+        dir.display(),
+        sources.len(),
+        sources.join(", ")
+    )
+}
+
+/// Checks that the series `name` in `dir` holds no backup of another
+/// source, before a backup of `source` joins it. Sources of the same base
+/// name (`svcA/data`, `svcB/data`) must not share a series by default:
+/// `--keep-last 1` would keep one service's backup and delete the other's,
+/// and health would see the series fresh while one job is dead. As with a
+/// pgBackRest stanza, a series belongs to one source.
+///
+/// Fails (a usage error) if it holds another source's backups, or `dir`
+/// cannot be read.
+pub fn check_series_source(dir: &Path, name: &str, source: &Source) -> anyhow::Result<()> {
+    let (backups, _) = list(dir)?;
+    let key = source_key(source);
+    let Some(other) = backups
+        .iter()
+        .find(|b| b.name == name && source_key(&b.source) != key)
+    else {
+        return Ok(());
+    };
+    Err(UsageError(format!(
+        "series {name} in {} holds backups of {} ({}); {} is another source and would share \
+         its retention and health. Give it a series of its own with --name (for example \
+         --name {}); nothing was written",
+        dir.display(),
+        other.source.location,
+        other.id,
+        source.location,
+        suggested_name(name, source)
+    ))
+    .into())
+}
+
+/// A series name for a second source: its parent directory's name first.
+fn suggested_name(name: &str, source: &Source) -> String {
+    let parent = Path::new(&source.location)
+        .parent()
+        .and_then(Path::file_name)
+        .map(|p| p.to_string_lossy().into_owned());
+    match parent {
+        Some(parent) if source.kind != "postgres" => series_name(&format!("{parent}-{name}")),
+        _ => series_name(&format!("{name}-2")),
+    }
+}
+
 /// What `list` found besides backups: reported on stderr, never listed.
 #[derive(Debug, Default)]
 pub struct Leftovers {
@@ -123,6 +375,8 @@ pub struct Leftovers {
     pub temp_files: Vec<PathBuf>,
     /// Artifacts without a manifest.
     pub orphans: Vec<PathBuf>,
+    /// Manifests that are not ours ([`Refused`]): an error, not a warning.
+    pub refused: Vec<String>,
 }
 
 /// The backups in `dir`, oldest first, each with its last verification.
@@ -151,7 +405,7 @@ pub fn list(dir: &Path) -> anyhow::Result<(Vec<Backup>, Leftovers)> {
         if !name.to_string_lossy().ends_with(manifest::SUFFIX) {
             continue;
         }
-        match manifest::read_outline(path) {
+        match read_manifest(path) {
             Ok((header, summary)) => {
                 let mut backup = record(dir, &header, &summary);
                 if !backup.path.exists() {
@@ -167,6 +421,7 @@ pub fn list(dir: &Path) -> anyhow::Result<(Vec<Backup>, Leftovers)> {
                 claimed.insert(backup.path.clone());
                 backups.push(backup);
             }
+            Err(ManifestProblem::Refused(err)) => leftovers.refused.push(err.to_string()),
             Err(err) => leftovers.warnings.push(err.to_string()),
         }
     }
@@ -181,7 +436,7 @@ pub fn list(dir: &Path) -> anyhow::Result<(Vec<Backup>, Leftovers)> {
             ));
         }
     }
-    backups.sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
+    backups.sort_by(ops_shared::ids::compare_backups);
     Ok((backups, leftovers))
 }
 
@@ -196,10 +451,54 @@ fn verification_path(backup: &Backup) -> PathBuf {
     parent_dir(&backup.path).join(format!("{}{VERIFY_SUFFIX}", backup.id))
 }
 
-/// Persists a verification result beside the artifact.
+/// Checks the `sha256sum` file beside an artifact: one line naming the
+/// artifact with its SHA-256, so that `sha256sum -c` passes where we do.
+/// Returns what is wrong, if anything.
+pub fn checksum_file_problem(artifact: &Path, sha256: &str) -> Option<String> {
+    let path = checksum_path(artifact);
+    let name = artifact.file_name()?.to_string_lossy();
+    let fix = format!(
+        "sha256sum -c would fail; if the artifact verifies otherwise, rewrite it with: \
+         echo '{sha256}  {name}' > {}",
+        path.display()
+    );
+    let mut text = Vec::new();
+    let read = fs::File::open(&path)
+        .and_then(|file| io::Read::read_to_end(&mut io::Read::take(file, 4096), &mut text));
+    if let Err(err) = read {
+        return Some(format!(
+            "its checksum file {} cannot be read ({err}); {fix}",
+            path.display()
+        ));
+    }
+    let line = text.strip_suffix(b"\n").unwrap_or(&text);
+    let good = [format!("{sha256}  {name}"), format!("{sha256} *{name}")];
+    if good.iter().any(|g| g.as_bytes() == line) {
+        None
+    } else {
+        Some(format!(
+            "its checksum file {} does not say \"{sha256}  {name}\"; {fix}",
+            path.display()
+        ))
+    }
+}
+
+/// Persists a verification result beside the artifact, only where it
+/// belongs: the record has its shape and its directory holds its manifest,
+/// which names the same artifact.
 ///
-/// Fails if the directory cannot be written.
+/// Fails if the record or its manifest does not say so, or the directory
+/// cannot be written.
 pub fn save_verification(backup: &Backup, verification: &Verification) -> io::Result<()> {
+    check_record(backup).map_err(io::Error::other)?;
+    let manifest = manifest_path(parent_dir(&backup.path), &backup.id);
+    let (header, _) = read_manifest(&manifest).map_err(io::Error::other)?;
+    if backup.path.file_name() != Some(OsStr::new(&header.artifact)) {
+        return Err(io::Error::other(format!(
+            "{} describes another artifact",
+            manifest.display()
+        )));
+    }
     let stored = StoredVerification {
         sha256: backup.sha256.clone(),
         verify: verification.clone(),
@@ -219,15 +518,16 @@ pub fn last_verification(backup: &Backup) -> Option<Verification> {
 /// then its artifact, checksum file and verification result. The caller
 /// holds the directory's exclusive lock. Returns the bytes freed.
 ///
-/// Deletes nothing, and fails, unless the manifest beside `backup.path`
-/// still describes this very backup (same artifact, checksum and time): a
+/// Deletes nothing, and fails, unless the record has its shape
+/// ([`check_record`]) and the manifest beside `backup.path` still describes this very backup (same artifact, checksum and time): a
 /// stale or edited record never deletes anything else. Fails on I/O errors;
 /// if that happens after the manifest went, what is left is reported by
 /// `list` as an artifact without a manifest.
 pub fn remove(backup: &Backup) -> anyhow::Result<u64> {
+    check_record(backup)?;
     let dir = parent_dir(&backup.path);
     let manifest = manifest_path(dir, &backup.id);
-    let (header, summary) = manifest::read_outline(&manifest)?;
+    let (header, summary) = read_manifest(&manifest)?;
     let named = backup.path.file_name() == Some(OsStr::new(&header.artifact));
     if !named || summary.sha256 != backup.sha256 || header.time != backup.time {
         anyhow::bail!(
@@ -237,6 +537,7 @@ pub fn remove(backup: &Backup) -> anyhow::Result<u64> {
             backup.path.display()
         );
     }
+    let artifact = dir.join(&header.artifact);
     let mut freed = 0;
     let mut delete = |path: &Path| -> anyhow::Result<()> {
         let size = fs::symlink_metadata(path).map(|m| m.len()).unwrap_or(0);
@@ -251,8 +552,8 @@ pub fn remove(backup: &Backup) -> anyhow::Result<u64> {
     };
     delete(&manifest)?;
     atomic::sync_dir(&manifest).with_context(|| format!("cannot sync {}", dir.display()))?;
-    delete(&backup.path)?;
-    delete(&checksum_path(&backup.path))?;
+    delete(&artifact)?;
+    delete(&checksum_path(&artifact))?;
     delete(&verification_path(backup))?;
     atomic::sync_dir(&manifest).with_context(|| format!("cannot sync {}", dir.display()))?;
     Ok(freed)
@@ -275,6 +576,49 @@ mod tests {
         let time: Timestamp = "2026-11-21T12:00:00Z".parse().unwrap();
         assert_eq!(backup_id("data", time, 1), "data_20261121_120000");
         assert_eq!(backup_id("data", time, 2), "data_20261121_120000_2");
+    }
+
+    #[test]
+    fn only_ids_of_our_shape_are_accepted() {
+        for good in [
+            "data_20261121_120000",
+            "data_20261121_120000_10",
+            "a.b-c_20261121_120000",
+        ] {
+            assert!(check_id(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "../other/data_20261121_120000",
+            "/etc/data_20261121_120000",
+            ".data_20261121_120000",
+            "data_20261121_120000/..",
+            "data",
+            "_20261121_120000",
+            "data_2026112_120000",
+            "",
+        ] {
+            assert!(check_id(bad).is_err(), "{bad}");
+        }
+        assert!(check_format("tar.zst").is_ok());
+        assert!(check_format("../zst").is_err());
+        assert!(check_format("").is_err());
+    }
+
+    #[test]
+    fn a_database_dumped_as_another_role_is_the_same_source() {
+        let source = |kind: &str, location: &str| Source {
+            kind: kind.into(),
+            location: location.into(),
+        };
+        let app = source("postgres", "postgres://app@db:5432/shop");
+        let admin = source("postgres", "postgres://postgres@db:5432/shop");
+        assert_eq!(source_key(&app), source_key(&admin));
+        let other = source("postgres", "postgres://app@db2:5432/shop");
+        assert_ne!(source_key(&app), source_key(&other));
+        assert_ne!(
+            source_key(&source("dir", "/a/data")),
+            source_key(&source("dir", "/b/data"))
+        );
     }
 
     #[test]

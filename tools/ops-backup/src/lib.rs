@@ -109,6 +109,15 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
                 match catalog::list(dir) {
                     Ok((backups, leftovers)) => {
                         leftovers.warnings.iter().for_each(warn);
+                        for why in &leftovers.refused {
+                            ops_shared::entry::error(why);
+                            failed = true;
+                        }
+                        for (name, sources) in catalog::mixed_series(&backups) {
+                            let why = catalog::mixed_series_message(dir, &name, &sources);
+                            ops_shared::entry::error(why);
+                            failed = true;
+                        }
                         all.extend(backups);
                     }
                     Err(err) => {
@@ -117,7 +126,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
                     }
                 }
             }
-            all.sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
+            all.sort_by(ops_shared::ids::compare_backups);
             for backup in &all {
                 out.record(backup)?;
             }

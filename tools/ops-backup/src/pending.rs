@@ -59,6 +59,7 @@ impl PendingBackup {
                     held => held.into(),
                 }
             })?;
+        catalog::check_series_source(plan.to, plan.name, &plan.source)?;
         let time =
             Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH);
         let (id, artifact) = reserve(plan.to, plan.name, plan.format, time)?;

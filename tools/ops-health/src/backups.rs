@@ -54,8 +54,28 @@ pub fn check(dir: &Path, max_age: Duration) -> Vec<Check> {
         series.entry(&backup.name).or_default().push(backup);
     }
     let now = Timestamp::now();
+    let mixed: BTreeMap<String, Vec<String>> =
+        catalog::mixed_series(&backups).into_iter().collect();
     for (name, list) in series {
-        checks.push(check_series(&target, name, &list, now, max_age));
+        let mut check = check_series(&target, name, &list, now, max_age);
+        if let Some(sources) = mixed.get(name) {
+            check.status = Level::Crit.name().into();
+            check.message = format!(
+                "{}; newest of them all: {}",
+                catalog::mixed_series_message(dir, name, sources),
+                check.message
+            );
+        }
+        checks.push(check);
+    }
+    if !leftovers.refused.is_empty() {
+        checks.push(record(
+            "backups",
+            &target,
+            Level::Crit,
+            leftovers.refused.join("; "),
+            metrics([("refused_manifests", leftovers.refused.len() as f64)]),
+        ));
     }
     let problems = leftovers.warnings.len();
     if problems > 0 {

@@ -98,7 +98,14 @@ impl Candidates {
                     )));
                 }
                 let failed_upstream = backup.verification().is_some_and(|v| !v.ok);
+                catalog::check_record(&backup).map_err(|err| {
+                    UsageError(format!("input line {line}: {err}; nothing was deleted"))
+                })?;
                 let path = self.canonical(&backup.path);
+                if !failed_upstream {
+                    check_manifest(&backup, &path)
+                        .map_err(|err| UsageError(stale(line, &backup.id, &path, &err)))?;
+                }
                 let mut item = backup_item(backup, path.clone(), group_by);
                 item.candidate.failed_upstream = failed_upstream;
                 item.line = Some(line);
@@ -145,6 +152,13 @@ impl Candidates {
     pub fn add_dir(&mut self, dir: &Path, group_by: GroupBy) -> anyhow::Result<()> {
         let (backups, leftovers) = catalog::list(dir)?;
         leftovers.warnings.iter().for_each(warn);
+        if !leftovers.refused.is_empty() {
+            return Err(UsageError(format!(
+                "{}; ops-prune deleted nothing",
+                leftovers.refused.join("\n")
+            ))
+            .into());
+        }
         for backup in backups {
             let path = self.canonical(&backup.path);
             let item = backup_item(backup, path.clone(), group_by);
@@ -313,36 +327,8 @@ impl Candidates {
             if item.candidate.failed_upstream {
                 continue;
             }
-            let dir = catalog::parent_dir(&item.path);
-            let fail = |what: String| {
-                UsageError(format!(
-                    "input line {line}: backup {} {what}; nothing was deleted. List the directory \
-                     again (ops-backup list {}) and prune from that",
-                    backup.id,
-                    dir.display()
-                ))
-            };
-            let (header, summary) =
-                ops_backup::manifest::read_outline(&catalog::manifest_path(dir, &backup.id))
-                    .map_err(|err| {
-                        fail(format!("cannot be checked against its manifest ({err})"))
-                    })?;
-            let named = item
-                .path
-                .file_name()
-                .is_some_and(|n| n == header.artifact.as_str());
-            let differs = [
-                ("artifact", !named),
-                ("name", header.name != backup.name),
-                ("time", header.time != backup.time),
-                ("parent", header.parent != backup.parent),
-                ("sha256", summary.sha256 != backup.sha256),
-            ];
-            if let Some((field, _)) = differs.iter().find(|(_, differs)| *differs) {
-                return Err(fail(format!(
-                    "does not match its manifest ({field} differs)"
-                )));
-            }
+            check_manifest(backup, &item.path)
+                .map_err(|err| UsageError(stale(line, &backup.id, &item.path, &err)))?;
         }
         Ok(())
     }
@@ -359,6 +345,40 @@ impl Candidates {
             None => canonical.clone(),
         }
     }
+}
+
+/// Checks a backup record against the manifest in its directory (`path`
+/// is its artifact, canonical): that it is there, is ours, and says the same.
+///
+/// Fails saying what differs.
+fn check_manifest(backup: &Backup, path: &Path) -> Result<(), String> {
+    let dir = catalog::parent_dir(path);
+    let (header, summary) = catalog::read_manifest(&catalog::manifest_path(dir, &backup.id))
+        .map_err(|err| format!("cannot be checked against its manifest ({err})"))?;
+    let named = path
+        .file_name()
+        .is_some_and(|n| n == header.artifact.as_str());
+    let differs = [
+        ("id", header.id != backup.id),
+        ("artifact", !named),
+        ("name", header.name != backup.name),
+        ("time", header.time != backup.time),
+        ("parent", header.parent != backup.parent),
+        ("sha256", summary.sha256 != backup.sha256),
+    ];
+    match differs.iter().find(|(_, differs)| *differs) {
+        Some((field, _)) => Err(format!("does not match its manifest ({field} differs)")),
+        None => Ok(()),
+    }
+}
+
+fn stale(line: usize, id: &str, path: &Path, what: &str) -> String {
+    let dir = catalog::parent_dir(path);
+    format!(
+        "input line {line}: backup {id} {what}; nothing was deleted. List the directory \
+         again (ops-backup list {}) and prune from that",
+        dir.display()
+    )
 }
 
 fn backup_item(backup: Backup, path: PathBuf, group_by: GroupBy) -> Item {

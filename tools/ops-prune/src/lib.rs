@@ -24,6 +24,7 @@ use anyhow::Context;
 use clap::CommandFactory;
 use ops_backup::catalog;
 use ops_shared::entry::{error, note};
+use ops_shared::ids::compare_dated;
 use ops_shared::lock::{Access, DirLock, LockError};
 use ops_shared::output::OutputMode;
 use ops_shared::record::human_bytes;
@@ -126,7 +127,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
         .iter()
         .map(|item| item.candidate.clone())
         .collect();
-    let plan = plan::plan(
+    let mut plan = plan::plan(
         &judged,
         &Rules {
             policy: &config.policy,
@@ -135,6 +136,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
             allow_remove_all: config.allow_remove_all,
         },
     );
+    let mixed = plan::keep_groups(&mut plan, &judged, &mixed_series(&candidates.items));
     let outcome = if config.dry_run {
         Outcome::planned(&plan)
     } else {
@@ -145,11 +147,40 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
             "{why}; re-verify it (ops-verify) or remove it by hand, then prune again"
         ));
     }
+    mixed.iter().for_each(error);
     write(&candidates, &plan, &outcome, mode)?;
     summarize(&candidates.items, &plan, &outcome, config.dry_run);
     Ok(Status::problem_if(
-        !plan.halted.is_empty() || outcome.failures > 0,
+        !plan.halted.is_empty() || !mixed.is_empty() || outcome.failures > 0,
     ))
+}
+
+/// The groups of backups that hold more than one source, with why each is
+/// left whole (see [`catalog::mixed_series`]).
+fn mixed_series(items: &[Item]) -> BTreeMap<String, String> {
+    let mut groups: BTreeMap<&str, Vec<ops_shared::Backup>> = BTreeMap::new();
+    for item in items {
+        if let Subject::Backup(backup) = &item.subject {
+            groups
+                .entry(&item.candidate.group)
+                .or_default()
+                .push(backup.clone());
+        }
+    }
+    groups
+        .into_iter()
+        .filter_map(|(group, backups)| {
+            let (_, sources) = catalog::mixed_series(&backups).pop()?;
+            let why = format!(
+                "{group} is not pruned: it holds backups of {} sources ({}), which retention \
+                 cannot tell apart; back each up with its own --name (ops-backup create \
+                 --name) and sort out the backups already there by hand",
+                sources.len(),
+                sources.join(", ")
+            );
+            Some((group.to_owned(), why))
+        })
+        .collect()
 }
 
 /// Exclusive locks on every backup directory an item may be removed from,
@@ -163,8 +194,10 @@ fn lock_backup_dirs(
     for dir in dirs {
         all.insert(fs::canonicalize(dir).with_context(|| format!("cannot use {}", dir.display()))?);
     }
+    // A series halted by a failed verification upstream loses nothing, so
+    // its records lock nothing either.
     for item in &candidates.items {
-        if let Subject::Backup(_) = item.subject {
+        if let (Subject::Backup(_), false) = (&item.subject, item.candidate.failed_upstream) {
             all.insert(catalog::parent_dir(&item.path).to_owned());
         }
     }
@@ -301,7 +334,11 @@ fn write(
             }
         }
     }
-    table.sort_by(|(a, _), (b, _)| (&a.group, a.time, &a.id).cmp(&(&b.group, b.time, &b.id)));
+    table.sort_by(|(a, _), (b, _)| {
+        a.group
+            .cmp(&b.group)
+            .then_with(|| compare_dated((a.time, &a.id), (b.time, &b.id)))
+    });
     for (_, row) in table {
         out.row("prune", &HUMAN_HEADER, row);
     }

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
+use ops_shared::ids::compare_dated;
 
 use crate::candidates::Candidate;
 use crate::policy::RetentionPolicy;
@@ -59,8 +60,7 @@ pub fn plan(candidates: &[Candidate], rules: &Rules) -> Plan {
     for (group, mut members) in groups {
         members.sort_by(|&a, &b| {
             let (a, b) = (&candidates[a], &candidates[b]);
-            // Ids of one second end _2, _3, ... _10: longer is newer.
-            (b.time, b.id.len(), &b.id).cmp(&(a.time, a.id.len(), &a.id))
+            compare_dated((b.time, &b.id), (a.time, &a.id))
         });
         if let Some(&bad) = members.iter().find(|&&i| candidates[i].failed_upstream) {
             let why = format!(
@@ -76,6 +76,25 @@ pub fn plan(candidates: &[Candidate], rules: &Rules) -> Plan {
         judge_group(candidates, &members, rules, &mut plan.decisions);
     }
     plan
+}
+
+/// Keeps every member of the groups in `why` (group name to reason), after
+/// the plan was made; returns the reasons of the groups that had members.
+pub fn keep_groups(
+    plan: &mut Plan,
+    candidates: &[Candidate],
+    why: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let mut kept = Vec::new();
+    for (index, candidate) in candidates.iter().enumerate() {
+        if let Some(reason) = why.get(&candidate.group) {
+            plan.decisions[index] = Decision::keep(reason.clone());
+            if !kept.contains(reason) {
+                kept.push(reason.clone());
+            }
+        }
+    }
+    kept
 }
 
 fn judge_group(
@@ -312,7 +331,7 @@ mod tests {
                     .iter()
                     .enumerate()
                     .filter(|(_, c)| c.group == group && c.failed.is_none())
-                    .max_by(|(_, a), (_, b)| (a.time, &a.id).cmp(&(b.time, &b.id)));
+                    .max_by(|(_, a), (_, b)| compare_dated((a.time, &a.id), (b.time, &b.id)));
                 if let Some((index, _)) = newest_good {
                     prop_assert!(plan.decisions[index].keep);
                 }

@@ -261,6 +261,11 @@ fn craft(dir: &Path, entries: &[Crafted]) -> PathBuf {
         content_checksum: None,
     };
     writer.finish(&summary).unwrap().commit().unwrap();
+    fs::write(
+        ops_backup::catalog::checksum_path(&artifact),
+        format!("{}  {}\n", summary.sha256, header.artifact),
+    )
+    .unwrap();
     artifact
 }
 

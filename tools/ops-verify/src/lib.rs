@@ -72,6 +72,11 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
         .into());
     }
     snapshots::check_repos(&cli.repo)?;
+    let input = if from_stdin {
+        read_input()?
+    } else {
+        Vec::new()
+    };
     let mode = cli.output.mode();
     let mut out = Output::stdout(mode);
     let mut failed = false;
@@ -116,7 +121,8 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
         };
         for path in cli.paths.iter().filter(|p| p.as_os_str() != "-") {
             match backups_at(path) {
-                Ok(backups) => {
+                Ok((backups, refused)) => {
+                    unusable_path |= refused;
                     for backup in backups {
                         queue.submit(backup, &mut emit)?;
                     }
@@ -141,16 +147,11 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
                 }
             }
         }
-        if from_stdin {
-            for record in read_records(io::stdin().lock()) {
-                let record = record?;
-                if record.is::<Backup>() {
-                    queue.submit(record.parse()?, &mut emit)?;
-                } else if record.is::<Snapshot>() {
-                    queue.defer(record.parse()?);
-                } else {
-                    queue.ready(Done::Raw(record.raw().to_owned()), &mut emit)?;
-                }
+        for item in input {
+            match item {
+                Input::Backup(backup) => queue.submit(*backup, &mut emit)?,
+                Input::Snapshot(snapshot) => queue.defer(*snapshot),
+                Input::Raw(raw) => queue.ready(Done::Raw(raw), &mut emit)?,
             }
         }
         unused_damage |= queue.verify_deferred(snapshot_depth);
@@ -162,12 +163,47 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
     Ok(Status::problem_if(failed || unusable_path || unused_damage))
 }
 
-/// The backups a path argument names: one artifact, or a directory's catalog.
-fn backups_at(path: &Path) -> anyhow::Result<Vec<Backup>> {
+enum Input {
+    Backup(Box<Backup>),
+    Snapshot(Box<Snapshot>),
+    Raw(String),
+}
+
+/// Reads and checks all of stdin before anything is verified or a result
+/// written: a backup record's id and path become file names
+/// ([`catalog::check_record`]).
+///
+/// Fails (exit 2) on the first line that does not parse or is refused.
+fn read_input() -> Result<Vec<Input>, UsageError> {
+    let mut input = Vec::new();
+    for record in read_records(io::stdin().lock()) {
+        let record = record?;
+        if record.is::<Backup>() {
+            let backup: Backup = record.parse()?;
+            catalog::check_record(&backup).map_err(|err| {
+                UsageError(format!(
+                    "input line {}: {err}; nothing was verified or written",
+                    record.line
+                ))
+            })?;
+            input.push(Input::Backup(Box::new(backup)));
+        } else if record.is::<Snapshot>() {
+            input.push(Input::Snapshot(Box::new(record.parse()?)));
+        } else {
+            input.push(Input::Raw(record.raw().to_owned()));
+        }
+    }
+    Ok(input)
+}
+
+/// The backups a path argument names: one artifact, or a directory's
+/// catalog; and whether the directory holds manifests that were refused.
+fn backups_at(path: &Path) -> anyhow::Result<(Vec<Backup>, bool)> {
     if path.is_dir() {
         let (backups, leftovers) = catalog::list(path)?;
         leftovers.warnings.iter().for_each(warn);
-        return Ok(backups);
+        leftovers.refused.iter().for_each(error);
+        return Ok((backups, !leftovers.refused.is_empty()));
     }
     if !path.exists() {
         anyhow::bail!("{}: no such artifact or directory", path.display());
@@ -176,7 +212,7 @@ fn backups_at(path: &Path) -> anyhow::Result<Vec<Backup>> {
     let (header, summary) = manifest::read_outline(&manifest)?;
     let mut backup = catalog::record(catalog::parent_dir(path), &header, &summary);
     backup.path = path.to_owned();
-    Ok(vec![backup])
+    Ok((vec![backup], false))
 }
 
 enum Done {
@@ -346,6 +382,9 @@ pub fn verify(backup: &Backup, depth: &Depth) -> Verification {
                 }
             }
             Err(err) => errors.push(err.to_string()),
+        }
+        if let Some(problem) = catalog::checksum_file_problem(&backup.path, &backup.sha256) {
+            errors.push(problem);
         }
         if let (Some(server), true) = (&depth.restore_test, errors.is_empty()) {
             if dump.is_some() {

@@ -1,0 +1,197 @@
+//! The catalog as every tool reads it: the order of ids (the tenth backup
+//! of a second is newer than the ninth) and one source per series.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::fs;
+use std::path::Path;
+
+use ops_backup::catalog;
+use ops_backup::manifest::{ManifestReader, ManifestWriter};
+use ops_tests::{names, ops};
+use serde_json::Value;
+use tempfile::tempdir;
+
+/// Rewrites a committed backup's manifest header with `edit`, under the id
+/// `edit` gives it, keeping it sealed; the artifact and checksum file are
+/// copied under the new id.
+fn copy_as(dir: &Path, id: &str, edit: impl Fn(&mut ops_backup::manifest::Header)) -> String {
+    let manifest = catalog::manifest_path(dir, id);
+    let mut reader = ManifestReader::open(&manifest).unwrap();
+    let mut header = reader.header.clone();
+    edit(&mut header);
+    header.artifact = format!("{}.{}", header.id, header.format);
+    if header.id != id {
+        fs::copy(
+            dir.join(&reader.header.artifact),
+            dir.join(&header.artifact),
+        )
+        .unwrap();
+    }
+    let target = catalog::manifest_path(dir, &header.id);
+    let scratch = dir.join("rewritten.manifest.jsonl.tmp");
+    let mut writer = ManifestWriter::create(&scratch, &header).unwrap();
+    while let Some(entry) = reader.next_entry().unwrap() {
+        writer.entry(&entry).unwrap();
+    }
+    let summary = reader.finish().unwrap();
+    fs::write(
+        catalog::checksum_path(&dir.join(&header.artifact)),
+        format!("{}  {}\n", summary.sha256, header.artifact),
+    )
+    .unwrap();
+    writer.finish(&summary).unwrap().commit().unwrap();
+    fs::rename(&scratch, &target).unwrap();
+    header.id
+}
+
+fn create(source: &Path, to: &Path, extra: &[&str]) -> ops_tests::Outcome {
+    ops("ops-backup")
+        .arg("create")
+        .arg(source)
+        .arg("--to")
+        .arg(to)
+        .args(extra)
+        .run()
+}
+
+fn ids(records: &[Value]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_tenth_backup_of_a_second_is_the_newest_for_list_health_and_prune() {
+    let tmp = tempdir().unwrap();
+    let data = tmp.path().join("data");
+    fs::create_dir(&data).unwrap();
+    fs::write(data.join("a.txt"), "a\n").unwrap();
+    let backups = tmp.path().join("backups");
+    let first = create(&data, &backups, &[]).success().record();
+    let time: jiff::Timestamp = first["time"].as_str().unwrap().parse().unwrap();
+    let first = first["id"].as_str().unwrap().to_owned();
+    let made: Vec<String> = std::iter::once(first.clone())
+        .chain((2..=10).map(|attempt| {
+            copy_as(&backups, &first, |h| {
+                h.id = catalog::backup_id("data", time, attempt);
+            })
+        }))
+        .collect();
+    let listed = ids(&ops("ops-backup")
+        .arg("list")
+        .arg(&backups)
+        .run()
+        .success()
+        .records());
+    assert_eq!(listed, made, "oldest first, _10 last");
+    let health = ops("ops-health")
+        .args(["--backups"])
+        .arg(&backups)
+        .args(["--max-age", "1000w", "--json"])
+        .run();
+    let check = health.record();
+    assert!(
+        check["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("newest {} ", made[9])),
+        "{check}"
+    );
+    let pruned = ops("ops-prune")
+        .args(["--keep-last", "1", "--dry-run"])
+        .arg(&backups)
+        .run()
+        .success()
+        .records();
+    let kept: Vec<_> = pruned
+        .iter()
+        .filter(|r| r["prune"]["action"] == "keep")
+        .collect();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0]["id"], made[9].as_str());
+}
+
+#[test]
+fn a_second_source_of_the_same_base_name_is_refused_without_a_name_of_its_own() {
+    let tmp = tempdir().unwrap();
+    let (a, b) = (tmp.path().join("svcA/data"), tmp.path().join("svcB/data"));
+    for dir in [&a, &b] {
+        fs::create_dir_all(dir).unwrap();
+        fs::write(dir.join("x.txt"), dir.to_str().unwrap()).unwrap();
+    }
+    let backups = tmp.path().join("backups");
+    create(&a, &backups, &[]).success();
+    create(&a, &backups, &[]).success();
+    let before = names(&backups);
+    let out = create(&b, &backups, &[]).fails_with(2);
+    assert!(out.stderr.contains("series data"), "{}", out.stderr);
+    assert!(out.stderr.contains("--name svcB-data"), "{}", out.stderr);
+    assert_eq!(names(&backups), before, "nothing written");
+    let out = create(&b, &backups, &["--name", "data"]).fails_with(2);
+    assert!(out.stderr.contains("another source"), "{}", out.stderr);
+    let record = create(&b, &backups, &["--name", "svcB-data"])
+        .success()
+        .record();
+    assert_eq!(record["name"], "svcB-data");
+    ops("ops-backup").arg("list").arg(&backups).run().success();
+}
+
+#[test]
+fn a_series_with_two_sources_is_an_error_for_list_prune_and_health() {
+    let tmp = tempdir().unwrap();
+    let (a, b) = (tmp.path().join("svcA/data"), tmp.path().join("svcB/data"));
+    for dir in [&a, &b] {
+        fs::create_dir_all(dir).unwrap();
+        fs::write(dir.join("x.txt"), dir.to_str().unwrap()).unwrap();
+    }
+    let backups = tmp.path().join("backups");
+    create(&a, &backups, &[]).success();
+    // As an older ops-backup made it: svcB/data joined series "data".
+    let other = create(&b, &backups, &["--name", "other"])
+        .success()
+        .record();
+    let other_id = other["id"].as_str().unwrap().to_owned();
+    copy_as(&backups, &other_id, |h| {
+        h.name = "data".into();
+        h.time = h
+            .time
+            .checked_add(jiff::SignedDuration::from_hours(1))
+            .unwrap();
+        h.id = catalog::backup_id("data", h.time, 1);
+    });
+    for name in names(&backups).iter().filter(|n| n.starts_with("other_")) {
+        fs::remove_file(backups.join(name)).unwrap();
+    }
+    let before = names(&backups);
+    let out = ops("ops-backup")
+        .arg("list")
+        .arg(&backups)
+        .run()
+        .fails_with(1);
+    assert!(
+        out.stderr.contains("holds backups of 2 sources"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.records().len(), 2, "still listed, for restores");
+    let out = ops("ops-prune")
+        .args(["--keep-last", "1"])
+        .arg(&backups)
+        .run()
+        .fails_with(1);
+    assert!(out.stderr.contains("2 sources"), "{}", out.stderr);
+    assert_eq!(names(&backups), before, "nothing pruned");
+    let out = ops("ops-health")
+        .arg("--backups")
+        .arg(&backups)
+        .args(["--max-age", "1000w", "--json"])
+        .run()
+        .fails_with(2);
+    let check = out.record();
+    assert_eq!(check["status"], "crit", "{check}");
+    assert!(
+        check["message"].as_str().unwrap().contains("2 sources"),
+        "{check}"
+    );
+}
