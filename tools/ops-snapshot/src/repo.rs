@@ -110,16 +110,27 @@ impl Repo {
     }
 
     /// Opens the repository at `root`, creating it first if `root` does not
-    /// exist or is an empty directory.
-    pub fn open_or_init(root: &Path, level: i32) -> Result<Repo, RepoError> {
-        let empty = match fs::read_dir(root) {
-            Ok(mut entries) => entries.next().is_none(),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => true,
-            Err(err) => return Err(RepoError::io(root.to_owned(), err)),
-        };
-        if !empty {
-            return Repo::open(root);
+    /// exist, is an empty directory, or holds only what an interrupted
+    /// creation leaves (see [`Repo::init`]).
+    pub fn open_or_init(
+        root: &Path,
+        level: i32,
+        wait: Duration,
+        tool: &str,
+    ) -> Result<Repo, RepoError> {
+        match Repo::open(root) {
+            Err(RepoError::NotARepo(_)) => Repo::init(root, level, wait, tool),
+            other => other,
         }
+    }
+
+    /// Creates the repository at `root` while holding it exclusively, so a
+    /// second creator waits and then opens the first one's. The config is
+    /// written last and atomically: a kill before it leaves only the lock
+    /// file, empty `snapshots` and `packs` and temporary files, which the
+    /// next creation recognises as its own and finishes. Anything else in
+    /// `root` makes it not a repository, and nothing there is touched.
+    fn init(root: &Path, level: i32, wait: Duration, tool: &str) -> Result<Repo, RepoError> {
         let parent = root.parent().filter(|p| !p.as_os_str().is_empty());
         if let Some(parent) = parent {
             if !parent.is_dir() {
@@ -132,6 +143,26 @@ impl Repo {
                 ));
             }
         }
+        match fs::DirBuilder::new().mode(0o700).create(root) {
+            Err(err) if err.kind() != io::ErrorKind::AlreadyExists => {
+                return Err(RepoError::io(root.to_owned(), err))
+            }
+            _ => {}
+        }
+        if !root.is_dir() {
+            return Err(RepoError::NotARepo(root.to_owned()));
+        }
+        let _lock =
+            DirLock::acquire(root, Access::Exclusive, wait, tool).map_err(RepoError::Lock)?;
+        match Repo::open(root) {
+            Err(RepoError::NotARepo(_)) => {}
+            other => return other,
+        }
+        let leftovers =
+            unfinished_init(root)?.ok_or_else(|| RepoError::NotARepo(root.to_owned()))?;
+        for temp in leftovers {
+            fs::remove_file(&temp).map_err(|err| RepoError::io(temp.clone(), err))?;
+        }
         let config = Config {
             format: FORMAT_NAME.into(),
             version: FORMAT_VERSION,
@@ -141,21 +172,13 @@ impl Repo {
             tree_chunks: Params::TREE,
             level,
         };
-        for dir in [root.to_owned(), root.join("snapshots"), root.join("packs")] {
+        for dir in [root.join("snapshots"), root.join("packs")] {
             make_dir(&dir).map_err(|err| RepoError::io(dir.clone(), err))?;
         }
         let text = serde_json::to_vec_pretty(&config).unwrap_or_default();
         let path = root.join("config");
-        match AtomicFile::create_new(&path) {
-            Ok(mut file) => {
-                io::Write::write_all(file.file(), &text)
-                    .and_then(|()| file.commit())
-                    .map_err(|err| RepoError::io(path.clone(), err))?;
-            }
-            // Another process created it first: use theirs.
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(err) => return Err(RepoError::io(path, err)),
-        }
+        // Commit fsyncs `root`, which makes the two directories durable too.
+        atomic::write_replace(&path, &text).map_err(|err| RepoError::io(path, err))?;
         Repo::open(root)
     }
 
@@ -300,6 +323,38 @@ impl Repo {
     pub fn packs_bytes(&self) -> u64 {
         walk_bytes(&self.packs_dir())
     }
+}
+
+/// The temporary files to remove if `root` holds only what an unfinished
+/// [`Repo::init`] leaves; `None` if it holds anything else.
+fn unfinished_init(root: &Path) -> Result<Option<Vec<PathBuf>>, RepoError> {
+    let listing = fs::read_dir(root).map_err(|err| RepoError::io(root.to_owned(), err))?;
+    let mut temps = Vec::new();
+    for entry in listing {
+        let entry = entry.map_err(|err| RepoError::io(root.to_owned(), err))?;
+        let name = entry.file_name();
+        let kind = entry
+            .file_type()
+            .map_err(|err| RepoError::io(entry.path(), err))?;
+        let ours = if name == "snapshots" || name == "packs" {
+            kind.is_dir()
+                && fs::read_dir(entry.path())
+                    .map_err(|err| RepoError::io(entry.path(), err))?
+                    .next()
+                    .is_none()
+        } else if name == ops_shared::lock::LOCK_FILE {
+            kind.is_file()
+        } else if name.as_encoded_bytes().starts_with(b"config.") && atomic::is_temp(&name) {
+            temps.push(entry.path());
+            kind.is_file()
+        } else {
+            false
+        };
+        if !ours {
+            return Ok(None);
+        }
+    }
+    Ok(Some(temps))
 }
 
 /// Creates `dir` (and missing parents) owner-only.
