@@ -11,10 +11,13 @@
 //! ```
 //!
 //! The chunk index is a cache, so it lives where caches live, as borg's
-//! and restic's do: `$OPS_CACHE_DIR/<repo id>`, else
-//! `$XDG_CACHE_HOME/ops-snapshot/<repo id>`, else
-//! `~/.cache/ops-snapshot/<repo id>` (`REPO/index` when there is no home).
-//! Each host keeps its own and brings it up to date from the packs.
+//! and restic's do: `$OPS_CACHE_DIR/<key>`, else
+//! `$XDG_CACHE_HOME/ops-snapshot/<key>`, else `~/.cache/ops-snapshot/<key>`
+//! (`REPO/index` when there is no home, or the config has no id). The key
+//! is the repository id (32 hex digits, checked on open: the config may be
+//! written by someone else) and a hash of the repository's canonical path,
+//! so a copy (`cp -a`, same id) keeps an index of its own. Each host keeps
+//! its own and brings it up to date from the packs.
 //!
 //! Everything is written under a temporary name, fsynced and renamed, and
 //! the repository is owner-only: the directories are 0700, files 0600.
@@ -101,6 +104,14 @@ impl Repo {
             return Err(RepoError::TooNew {
                 repo: root.to_owned(),
                 version: config.version,
+            });
+        }
+        let hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+        let shaped = config.id.len() == 32 && config.id.chars().all(hex);
+        if !(config.id.is_empty() || shaped) {
+            return Err(RepoError::BadId {
+                repo: root.to_owned(),
+                id: config.id,
             });
         }
         Ok(Repo {
@@ -207,7 +218,11 @@ impl Repo {
             .or_else(|| env("XDG_CACHE_HOME").map(|dir| dir.join("ops-snapshot")))
             .or_else(|| env("HOME").map(|home| home.join(".cache/ops-snapshot")));
         match cache {
-            Some(cache) if !self.config.id.is_empty() => cache.join(&self.config.id),
+            Some(cache) if !self.config.id.is_empty() => {
+                let place = fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone());
+                let place = Id::of(place.as_os_str().as_encoded_bytes()).to_hex();
+                cache.join(format!("{}-{}", self.config.id, &place[..16]))
+            }
             _ => self.root.join("index"),
         }
     }
@@ -314,6 +329,12 @@ impl Repo {
 
     /// Removes a snapshot's manifest (its data stays until gc).
     pub fn remove_snapshot(&self, id: &str) -> Result<(), RepoError> {
+        if Id::from_hex(id).is_none() {
+            return Err(RepoError::NoSnapshot {
+                repo: self.root.clone(),
+                wanted: id.into(),
+            });
+        }
         let path = self.root.join("snapshots").join(id);
         fs::remove_file(&path).map_err(|err| RepoError::io(path.clone(), err))?;
         atomic::sync_dir(&path).map_err(|err| RepoError::io(path, err))
