@@ -87,6 +87,7 @@ fn not_open(target: &str, err: &RepoError) -> Check {
             Level::Crit,
             format!("{target}: not an ops-snapshot repository (no readable config): no snapshots are kept there"),
         ),
+        RepoError::BadId { .. } => (Level::Crit, format!("{err}")),
         RepoError::TooNew { version, .. } => (
             Level::Unknown,
             format!(

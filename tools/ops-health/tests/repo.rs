@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use ops_tests::{bin_dir, ops, pseudo_random, Outcome};
+use ops_tests::{ops, pseudo_random, Outcome};
 use serde_json::Value;
 use tempfile::{tempdir, TempDir};
 
@@ -47,19 +47,12 @@ fn repository(names: &[&str]) -> (TempDir, PathBuf) {
     (tmp, repo)
 }
 
-/// Where ops-snapshot keeps the repository's chunk index: `REPO/index`, or
-/// the tests' cache directory (`OPS_CACHE_DIR`, which the harness sets for
-/// the binaries) for a repository with an id.
+/// Where ops-snapshot keeps the repository's chunk index, with the tests'
+/// cache directory (`OPS_CACHE_DIR`, which the harness sets for the
+/// binaries).
 fn index_dir(repo: &Path) -> PathBuf {
-    let config: Value =
-        serde_json::from_str(&fs::read_to_string(repo.join("config")).unwrap()).unwrap();
-    match config["id"].as_str().filter(|id| !id.is_empty()) {
-        Some(id) => std::env::var_os("OPS_CACHE_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| bin_dir().join("test-cache"))
-            .join(id),
-        None => repo.join("index"),
-    }
+    std::env::set_var("OPS_CACHE_DIR", ops_tests::test_cache());
+    ops_snapshot::repo::Repo::open(repo).unwrap().index_dir()
 }
 
 fn touch_hours_ago(path: &Path, hours: u32) {

@@ -87,7 +87,12 @@ pub fn create(root: &Path, request: &Request) -> anyhow::Result<Created> {
     };
     let excludes = Excludes::new(&request.excludes)?;
     rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
-    let repo = Arc::new(Repo::open_or_init(root, request.level)?);
+    let repo = Arc::new(Repo::open_or_init(
+        root,
+        request.level,
+        request.lock_wait,
+        "ops-snapshot create",
+    )?);
     let _lock = repo.lock(Access::Shared, request.lock_wait, "ops-snapshot create")?;
     let index = Arc::new(Index::open(
         &repo,

@@ -99,10 +99,7 @@ impl Index {
     /// Fails when the index is held past `wait`, is damaged (rebuild it), or
     /// a new pack's table cannot be read.
     pub fn open(repo: &Repo, wait: Duration, tool: &str) -> Result<Index, RepoError> {
-        let dir = repo.index_dir();
-        make_dir(&dir).map_err(|err| RepoError::io(dir.clone(), err))?;
-        let lock =
-            DirLock::acquire(&dir, Access::Exclusive, wait, tool).map_err(RepoError::Lock)?;
+        let (dir, lock) = lock_dir(repo, wait, tool)?;
         let db = open_db(dir.join("db"))?;
         let mut index = Index {
             db,
@@ -116,10 +113,7 @@ impl Index {
 
     /// Deletes the index and builds it anew from the packs' tables.
     pub fn rebuild(repo: &Repo, wait: Duration, tool: &str) -> Result<Index, RepoError> {
-        let dir = repo.index_dir();
-        make_dir(&dir).map_err(|err| RepoError::io(dir.clone(), err))?;
-        let lock =
-            DirLock::acquire(&dir, Access::Exclusive, wait, tool).map_err(RepoError::Lock)?;
+        let (dir, lock) = lock_dir(repo, wait, tool)?;
         let db_dir = dir.join("db");
         if db_dir.exists() {
             fs::remove_dir_all(&db_dir).map_err(|err| RepoError::io(db_dir.clone(), err))?;
@@ -246,6 +240,25 @@ impl Index {
     pub fn flush(&self) -> Result<(), RepoError> {
         self.db.flush().map(|_| ()).map_err(index_error)
     }
+}
+
+/// The index's directory, made if missing and locked. A directory that is
+/// a symlink (`REPO/index` may be written by someone else) is refused, so
+/// nothing outside it is opened or deleted.
+fn lock_dir(repo: &Repo, wait: Duration, tool: &str) -> Result<(PathBuf, DirLock), RepoError> {
+    let dir = repo.index_dir();
+    make_dir(&dir).map_err(|err| RepoError::io(dir.clone(), err))?;
+    let real = |path: &std::path::Path| {
+        fs::symlink_metadata(path).map_or(true, |meta| meta.file_type().is_dir())
+    };
+    if !real(&dir) || !real(&dir.join("db")) {
+        return Err(RepoError::io(
+            dir,
+            std::io::Error::other("the chunk index (or its db) is a symlink, not a directory; nothing was done: remove it"),
+        ));
+    }
+    let lock = DirLock::acquire(&dir, Access::Exclusive, wait, tool).map_err(RepoError::Lock)?;
+    Ok((dir, lock))
 }
 
 fn poisoned() -> RepoError {

@@ -48,6 +48,8 @@ pub enum RepoError {
     NotARepo(PathBuf),
     #[error("{}: repository format version {version} is newer than this ops-snapshot reads (up to {FORMAT_VERSION}); upgrade ops", repo.display())]
     TooNew { repo: PathBuf, version: u32 },
+    #[error("{}: repository id {id:?} is not 32 hex digits: the config was changed or damaged, and nothing was done; put back the config from a copy of the repository", repo.join("config").display())]
+    BadId { repo: PathBuf, id: String },
     #[error("{}: {error}", path.display())]
     Io { path: PathBuf, error: io::Error },
     #[error(transparent)]
@@ -82,6 +84,7 @@ impl RepoError {
         matches!(
             self,
             RepoError::NotARepo(_)
+                | RepoError::BadId { .. }
                 | RepoError::TooNew { .. }
                 | RepoError::NoSnapshot { .. }
                 | RepoError::Ambiguous { .. }

@@ -11,10 +11,13 @@
 //! ```
 //!
 //! The chunk index is a cache, so it lives where caches live, as borg's
-//! and restic's do: `$OPS_CACHE_DIR/<repo id>`, else
-//! `$XDG_CACHE_HOME/ops-snapshot/<repo id>`, else
-//! `~/.cache/ops-snapshot/<repo id>` (`REPO/index` when there is no home).
-//! Each host keeps its own and brings it up to date from the packs.
+//! and restic's do: `$OPS_CACHE_DIR/<key>`, else
+//! `$XDG_CACHE_HOME/ops-snapshot/<key>`, else `~/.cache/ops-snapshot/<key>`
+//! (`REPO/index` when there is no home, or the config has no id). The key
+//! is the repository id (32 hex digits, checked on open: the config may be
+//! written by someone else) and a hash of the repository's canonical path,
+//! so a copy (`cp -a`, same id) keeps an index of its own. Each host keeps
+//! its own and brings it up to date from the packs.
 //!
 //! Everything is written under a temporary name, fsynced and renamed, and
 //! the repository is owner-only: the directories are 0700, files 0600.
@@ -103,6 +106,14 @@ impl Repo {
                 version: config.version,
             });
         }
+        let hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+        let shaped = config.id.len() == 32 && config.id.chars().all(hex);
+        if !(config.id.is_empty() || shaped) {
+            return Err(RepoError::BadId {
+                repo: root.to_owned(),
+                id: config.id,
+            });
+        }
         Ok(Repo {
             root: root.to_owned(),
             config,
@@ -110,16 +121,27 @@ impl Repo {
     }
 
     /// Opens the repository at `root`, creating it first if `root` does not
-    /// exist or is an empty directory.
-    pub fn open_or_init(root: &Path, level: i32) -> Result<Repo, RepoError> {
-        let empty = match fs::read_dir(root) {
-            Ok(mut entries) => entries.next().is_none(),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => true,
-            Err(err) => return Err(RepoError::io(root.to_owned(), err)),
-        };
-        if !empty {
-            return Repo::open(root);
+    /// exist, is an empty directory, or holds only what an interrupted
+    /// creation leaves (see [`Repo::init`]).
+    pub fn open_or_init(
+        root: &Path,
+        level: i32,
+        wait: Duration,
+        tool: &str,
+    ) -> Result<Repo, RepoError> {
+        match Repo::open(root) {
+            Err(RepoError::NotARepo(_)) => Repo::init(root, level, wait, tool),
+            other => other,
         }
+    }
+
+    /// Creates the repository at `root` while holding it exclusively, so a
+    /// second creator waits and then opens the first one's. The config is
+    /// written last and atomically: a kill before it leaves only the lock
+    /// file, empty `snapshots` and `packs` and temporary files, which the
+    /// next creation recognises as its own and finishes. Anything else in
+    /// `root` makes it not a repository, and nothing there is touched.
+    fn init(root: &Path, level: i32, wait: Duration, tool: &str) -> Result<Repo, RepoError> {
         let parent = root.parent().filter(|p| !p.as_os_str().is_empty());
         if let Some(parent) = parent {
             if !parent.is_dir() {
@@ -132,6 +154,26 @@ impl Repo {
                 ));
             }
         }
+        match fs::DirBuilder::new().mode(0o700).create(root) {
+            Err(err) if err.kind() != io::ErrorKind::AlreadyExists => {
+                return Err(RepoError::io(root.to_owned(), err))
+            }
+            _ => {}
+        }
+        if !root.is_dir() {
+            return Err(RepoError::NotARepo(root.to_owned()));
+        }
+        let _lock =
+            DirLock::acquire(root, Access::Exclusive, wait, tool).map_err(RepoError::Lock)?;
+        match Repo::open(root) {
+            Err(RepoError::NotARepo(_)) => {}
+            other => return other,
+        }
+        let leftovers =
+            unfinished_init(root)?.ok_or_else(|| RepoError::NotARepo(root.to_owned()))?;
+        for temp in leftovers {
+            fs::remove_file(&temp).map_err(|err| RepoError::io(temp.clone(), err))?;
+        }
         let config = Config {
             format: FORMAT_NAME.into(),
             version: FORMAT_VERSION,
@@ -141,21 +183,13 @@ impl Repo {
             tree_chunks: Params::TREE,
             level,
         };
-        for dir in [root.to_owned(), root.join("snapshots"), root.join("packs")] {
+        for dir in [root.join("snapshots"), root.join("packs")] {
             make_dir(&dir).map_err(|err| RepoError::io(dir.clone(), err))?;
         }
         let text = serde_json::to_vec_pretty(&config).unwrap_or_default();
         let path = root.join("config");
-        match AtomicFile::create_new(&path) {
-            Ok(mut file) => {
-                io::Write::write_all(file.file(), &text)
-                    .and_then(|()| file.commit())
-                    .map_err(|err| RepoError::io(path.clone(), err))?;
-            }
-            // Another process created it first: use theirs.
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(err) => return Err(RepoError::io(path, err)),
-        }
+        // Commit fsyncs `root`, which makes the two directories durable too.
+        atomic::write_replace(&path, &text).map_err(|err| RepoError::io(path, err))?;
         Repo::open(root)
     }
 
@@ -184,7 +218,11 @@ impl Repo {
             .or_else(|| env("XDG_CACHE_HOME").map(|dir| dir.join("ops-snapshot")))
             .or_else(|| env("HOME").map(|home| home.join(".cache/ops-snapshot")));
         match cache {
-            Some(cache) if !self.config.id.is_empty() => cache.join(&self.config.id),
+            Some(cache) if !self.config.id.is_empty() => {
+                let place = fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone());
+                let place = Id::of(place.as_os_str().as_encoded_bytes()).to_hex();
+                cache.join(format!("{}-{}", self.config.id, &place[..16]))
+            }
             _ => self.root.join("index"),
         }
     }
@@ -291,6 +329,12 @@ impl Repo {
 
     /// Removes a snapshot's manifest (its data stays until gc).
     pub fn remove_snapshot(&self, id: &str) -> Result<(), RepoError> {
+        if Id::from_hex(id).is_none() {
+            return Err(RepoError::NoSnapshot {
+                repo: self.root.clone(),
+                wanted: id.into(),
+            });
+        }
         let path = self.root.join("snapshots").join(id);
         fs::remove_file(&path).map_err(|err| RepoError::io(path.clone(), err))?;
         atomic::sync_dir(&path).map_err(|err| RepoError::io(path, err))
@@ -300,6 +344,38 @@ impl Repo {
     pub fn packs_bytes(&self) -> u64 {
         walk_bytes(&self.packs_dir())
     }
+}
+
+/// The temporary files to remove if `root` holds only what an unfinished
+/// [`Repo::init`] leaves; `None` if it holds anything else.
+fn unfinished_init(root: &Path) -> Result<Option<Vec<PathBuf>>, RepoError> {
+    let listing = fs::read_dir(root).map_err(|err| RepoError::io(root.to_owned(), err))?;
+    let mut temps = Vec::new();
+    for entry in listing {
+        let entry = entry.map_err(|err| RepoError::io(root.to_owned(), err))?;
+        let name = entry.file_name();
+        let kind = entry
+            .file_type()
+            .map_err(|err| RepoError::io(entry.path(), err))?;
+        let ours = if name == "snapshots" || name == "packs" {
+            kind.is_dir()
+                && fs::read_dir(entry.path())
+                    .map_err(|err| RepoError::io(entry.path(), err))?
+                    .next()
+                    .is_none()
+        } else if name == ops_shared::lock::LOCK_FILE {
+            kind.is_file()
+        } else if name.as_encoded_bytes().starts_with(b"config.") && atomic::is_temp(&name) {
+            temps.push(entry.path());
+            kind.is_file()
+        } else {
+            false
+        };
+        if !ours {
+            return Ok(None);
+        }
+    }
+    Ok(Some(temps))
 }
 
 /// Creates `dir` (and missing parents) owner-only.

@@ -306,6 +306,7 @@ fn gc_reclaims_what_no_snapshot_needs_and_the_rest_still_restores() {
 
 #[test]
 fn the_index_is_a_cache_rebuilt_from_the_packs() {
+    std::env::set_var("OPS_CACHE_DIR", ops_tests::test_cache());
     let tmp = tempdir().unwrap();
     let data = tmp.path().join("data");
     sample_tree(&data);
