@@ -5,10 +5,22 @@
 //! decompresses it; the other walks the tar stream in lockstep with the
 //! manifest, hashes every file's content and hands each checked entry to an
 //! [`EntrySink`] (nothing for verify, the filesystem for restore).
+//!
+//! "Verified" must mean "restorable": [`Names`] holds the one set of
+//! entry rules (relative, no `..`, names of at most 255 bytes, no entry
+//! twice or under a non-directory, hard links only to files before them).
+//! An entry that breaks them fails verification and is never handed to a
+//! sink; ops-restore also checks the whole manifest with them before it
+//! writes anything.
 
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::fs::File;
+use std::hash::BuildHasher;
 use std::io::{self, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread;
 
@@ -70,6 +82,8 @@ pub struct Findings {
     pub artifact_sha256: Option<String>,
     /// The SHA-256 the manifest records for the artifact.
     pub recorded_sha256: Option<String>,
+    /// Some entry breaks the rules of [`Names`]: ops-restore refuses it.
+    pub unrestorable: bool,
 }
 
 impl Findings {
@@ -145,7 +159,7 @@ fn check_artifact(
     };
     let (summary, read) = match level {
         Level::Quick => {
-            let summary = manifest.finish();
+            let summary = check_names(manifest, &mut findings);
             let mut input = ArtifactReader::new(file, hash);
             let error = io::copy(&mut input, &mut io::sink()).err();
             (summary, input.finish(error.map(|e| e.to_string())))
@@ -165,6 +179,23 @@ fn check_artifact(
     let whole_artifact = findings.errors.len() - from_stream;
     findings.errors.rotate_right(whole_artifact);
     Ok(findings.close())
+}
+
+/// Checks the manifest's entries against the rules of [`Names`] (the
+/// archive's own are checked against the manifest at the full level), then
+/// its seal.
+fn check_names(
+    mut manifest: ManifestReader,
+    findings: &mut Findings,
+) -> Result<Summary, crate::manifest::ManifestError> {
+    let mut names = Names::default();
+    while let Some(entry) = manifest.next_entry()? {
+        if let Err(why) = names.check(&entry) {
+            findings.unrestorable = true;
+            findings.fail(unrestorable(&entry.path, &why));
+        }
+    }
+    manifest.finish()
 }
 
 /// Reads the artifact, counting (and, unless told not to, hashing) it.
@@ -353,6 +384,7 @@ fn walk_tar(
     findings: &mut Findings,
 ) -> io::Result<()> {
     let mut archive = tar::Archive::new(reader);
+    let mut names = Names::default();
     let mut manifest_done = false;
     let entries = match archive.entries() {
         Ok(entries) => entries,
@@ -387,9 +419,15 @@ fn walk_tar(
             continue;
         };
         findings.entries += 1;
-        let mismatches = compare_header(&expected, &path, &item);
+        let mut expected = expected;
+        let mismatches = compare_header(&mut expected, &path, &item);
+        let restorable = names.check(&expected);
+        if let Err(why) = &restorable {
+            findings.unrestorable = true;
+            findings.fail(unrestorable(&expected.path, why));
+        }
         let mut hashing = HashingReader::new(&mut item);
-        if mismatches.is_empty() {
+        if mismatches.is_empty() && restorable.is_ok() {
             sink.entry(&expected, &mut hashing)?;
         }
         if let Err(err) = io::copy(&mut hashing, &mut io::sink()) {
@@ -430,9 +468,20 @@ fn next_entry(manifest: &mut ManifestReader, findings: &mut Findings) -> Option<
     })
 }
 
-fn compare_header<R: Read>(expected: &Entry, path: &Path, item: &tar::Entry<R>) -> Vec<String> {
+/// What differs between the manifest's entry and the archive's header;
+/// owners the manifest does not record are taken from the header.
+fn compare_header<R: Read>(expected: &mut Entry, path: &Path, item: &tar::Entry<R>) -> Vec<String> {
     let header = item.header();
     let mut mismatches = Vec::new();
+    let owner = |id: io::Result<u64>| id.ok().and_then(|id| u32::try_from(id).ok());
+    let (uid, gid) = (owner(header.uid()), owner(header.gid()));
+    if expected.uid.is_some_and(|recorded| Some(recorded) != uid)
+        || expected.gid.is_some_and(|recorded| Some(recorded) != gid)
+    {
+        mismatches.push("owner or group differs from the manifest".into());
+    }
+    expected.uid = expected.uid.or(uid);
+    expected.gid = expected.gid.or(gid);
     let stored = PathBuf::from(path.to_string_lossy().trim_end_matches('/'));
     if path != expected.path && stored != expected.path {
         mismatches.push(format!("archive has {} in its place", path.display()));
@@ -472,6 +521,165 @@ fn compare_header<R: Read>(expected: &Entry, path: &Path, item: &tar::Entry<R>) 
         }
     }
     mismatches
+}
+
+/// The longest file name (one path component) Linux takes, in bytes.
+const NAME_MAX: usize = 255;
+/// The longest path Linux takes, in bytes, with its terminating NUL.
+const PATH_MAX: usize = 4096;
+
+/// `path` as it is written under a target, if it stays inside it:
+/// relative, no `..`, not empty, names of at most 255 bytes.
+pub fn restorable_path(path: &Path) -> Result<PathBuf, String> {
+    let mut clean = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(part) if part.len() > NAME_MAX => {
+                return Err(format!("has a name longer than {NAME_MAX} bytes"))
+            }
+            Component::Normal(part) => clean.push(part),
+            Component::CurDir => {}
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
+                return Err(
+                    "is absolute or contains .., so it would land outside the target".into(),
+                )
+            }
+        }
+    }
+    if clean.as_os_str().is_empty() {
+        return Err("has an empty path".into());
+    }
+    if clean.as_os_str().len() >= PATH_MAX {
+        return Err(format!("has a path of {PATH_MAX} bytes or more"));
+    }
+    Ok(clean)
+}
+
+/// The finding for an entry that breaks the rules.
+pub fn unrestorable(path: &Path, why: &str) -> String {
+    format!(
+        "archive entry {} {why}; ops-restore refuses it",
+        path.display()
+    )
+}
+
+/// The entries seen so far, to check each new one against: one set of
+/// rules for verify and restore.
+///
+/// Paths are kept as keyed 64-bit hashes so memory stays small for
+/// millions of entries; a collision can only make a good archive look
+/// bad (two names taken for one), never let a bad one through.
+#[derive(Default)]
+pub struct Names {
+    seen: HashMap<u64, Seen>,
+    keys: RandomState,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// A directory implied by an entry beneath it.
+    Implied,
+    Entry(Kind),
+}
+
+impl Names {
+    /// Whether `entry` can be restored after the entries seen so far;
+    /// records it.
+    pub fn check(&mut self, entry: &Entry) -> Result<(), String> {
+        let path = restorable_path(&entry.path)?;
+        for parent in path.ancestors().skip(1) {
+            if parent.as_os_str().is_empty() {
+                break;
+            }
+            let key = self.key(parent);
+            match self.seen.get(&key) {
+                Some(Seen::Entry(kind)) if *kind != Kind::Dir => {
+                    return Err(format!(
+                        "lies under {}, which the archive holds as a {}, not a directory",
+                        parent.display(),
+                        kind_name(*kind)
+                    ))
+                }
+                Some(_) => {}
+                None => {
+                    self.seen.insert(key, Seen::Implied);
+                }
+            }
+        }
+        match entry.kind {
+            Kind::Hardlink => {
+                let target = entry.target.as_deref().unwrap_or(Path::new(""));
+                let target =
+                    restorable_path(target).map_err(|why| format!("links to a path that {why}"))?;
+                let key = self.key(&target);
+                if !matches!(
+                    self.seen.get(&key),
+                    Some(Seen::Entry(Kind::File | Kind::Hardlink))
+                ) {
+                    return Err(format!(
+                        "is a hard link to {}, which is not a file earlier in the archive",
+                        target.display()
+                    ));
+                }
+            }
+            Kind::Symlink
+                if entry
+                    .target
+                    .as_ref()
+                    .is_none_or(|t| t.as_os_str().is_empty()) =>
+            {
+                return Err("is a symlink without a target".into())
+            }
+            Kind::Symlink
+                if entry
+                    .target
+                    .as_ref()
+                    .is_some_and(|t| t.as_os_str().len() >= PATH_MAX) =>
+            {
+                return Err(format!(
+                    "is a symlink to a path of {PATH_MAX} bytes or more"
+                ))
+            }
+            _ => {}
+        }
+        let key = self.key(&path);
+        match self.seen.get(&key) {
+            Some(Seen::Entry(_)) => return Err("appears twice in the archive".into()),
+            Some(Seen::Implied) if entry.kind != Kind::Dir => {
+                return Err(format!(
+                    "is a {}, but entries before it lie under it",
+                    kind_name(entry.kind)
+                ))
+            }
+            _ => {}
+        }
+        self.seen.insert(key, Seen::Entry(entry.kind));
+        Ok(())
+    }
+
+    fn key(&self, path: &Path) -> u64 {
+        self.keys.hash_one(OsStr::as_bytes(path.as_os_str()))
+    }
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::File => "file",
+        Kind::Dir => "directory",
+        Kind::Symlink => "symlink",
+        Kind::Hardlink => "hard link",
+    }
+}
+
+/// Checks every entry `manifest` lists against the rules of [`Names`],
+/// before anything is written; returns the findings for those that break
+/// them (at most 20 and a count).
+pub fn unrestorable_entries(
+    manifest: &Path,
+) -> Result<Vec<String>, crate::manifest::ManifestError> {
+    let mut findings = Findings::default();
+    check_names(ManifestReader::open(manifest)?, &mut findings)?;
+    Ok(findings.close().errors)
 }
 
 /// The decompressed stream, chunk by chunk, from the reader thread.

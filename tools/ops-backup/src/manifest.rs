@@ -113,6 +113,12 @@ pub struct Entry {
     pub mode: u32,
     /// Modification time, seconds since the epoch.
     pub mtime: u64,
+    /// Owner and group, as numbers (absent in manifests written before
+    /// they were recorded; the tar header still has them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
     /// Content SHA-256 (files only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,

@@ -69,6 +69,8 @@ impl TarWriter {
             size: 0,
             mode,
             mtime,
+            uid: Some(meta.uid()),
+            gid: Some(meta.gid()),
             sha256: None,
             target: None,
             changed: false,

@@ -1,28 +1,44 @@
 //! Writing checked entries to disk, never outside the target.
 //!
-//! Every entry path must be relative and free of `..`. Symlinks are created
-//! only after every other entry, so no entry can be written through a link
-//! the archive just made; each symlink's own parent is checked to be a real
-//! directory. Directory permissions and times are applied last, deepest
-//! first, so a read-only directory can still be filled.
+//! Entry paths keep the archive reader's rules ([`archive::restorable_path`],
+//! checked there for every entry before it reaches this sink). Symlinks are
+//! created only after every other entry, so no entry can be written through
+//! a link the archive just made; each symlink's own parent is checked to be
+//! a real directory. Directory owners, permissions and times are applied
+//! last, deepest first, so a read-only directory can still be filled.
+//! Owners are restored as recorded when root, before modes, and no setuid
+//! or setgid bit survives on a file whose owner is not the recorded one
+//! ([`ops_shared::owner`]); files keep their holes ([`SparseWriter`]).
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 
 use filetime::FileTime;
-use ops_backup::archive::EntrySink;
+use ops_backup::archive::{self, EntrySink};
 use ops_backup::manifest::{Entry, Kind};
+use ops_shared::owner;
+use ops_shared::sparse::SparseWriter;
+
+/// A directory's metadata, applied at the end.
+struct DirMeta {
+    path: PathBuf,
+    mode: u32,
+    mtime: u64,
+    uid: Option<u32>,
+    gid: Option<u32>,
+}
 
 /// Extracts into `root`, which must be a new, empty directory.
 pub struct Extractor {
     root: PathBuf,
     known_dirs: HashSet<PathBuf>,
-    dirs: Vec<(PathBuf, u32, u64)>,
-    symlinks: Vec<(PathBuf, PathBuf, u64)>,
+    dirs: Vec<DirMeta>,
+    symlinks: Vec<(PathBuf, Entry)>,
     buffer: Vec<u8>,
+    as_root: bool,
     pub entries: u64,
     pub bytes: u64,
 }
@@ -35,6 +51,7 @@ impl Extractor {
             dirs: Vec::new(),
             symlinks: Vec::new(),
             buffer: vec![0; 1 << 20],
+            as_root: owner::as_root(),
             entries: 0,
             bytes: 0,
         }
@@ -44,18 +61,19 @@ impl Extractor {
     ///
     /// Fails if a symlink would be created through another symlink.
     pub fn finish(&mut self) -> io::Result<()> {
-        for (path, target, mtime) in std::mem::take(&mut self.symlinks) {
+        for (path, entry) in std::mem::take(&mut self.symlinks) {
             self.check_parents(&path)?;
             let dest = self.root.join(&path);
+            let target = entry.target.clone().unwrap_or_default();
             std::os::unix::fs::symlink(&target, &dest)?;
-            let time = FileTime::from_unix_time(mtime as i64, 0);
+            owner::restore_symlink(&dest, entry.uid, entry.gid, self.as_root)?;
+            let time = FileTime::from_unix_time(entry.mtime as i64, 0);
             filetime::set_symlink_file_times(&dest, time, time)?;
         }
-        for (path, mode, mtime) in std::mem::take(&mut self.dirs).into_iter().rev() {
-            let dest = self.root.join(&path);
-            fs::set_permissions(&dest, fs::Permissions::from_mode(mode))?;
-            let time = FileTime::from_unix_time(mtime as i64, 0);
-            filetime::set_file_times(&dest, time, time)?;
+        for dir in std::mem::take(&mut self.dirs).into_iter().rev() {
+            let handle = owner::open_dir(&self.root.join(&dir.path))?;
+            owner::restore(&handle, dir.uid, dir.gid, dir.mode, self.as_root)?;
+            set_mtime(&handle, dir.mtime)?;
         }
         Ok(())
     }
@@ -72,11 +90,12 @@ impl Extractor {
     }
 
     fn write_file(&mut self, dest: &Path, entry: &Entry, content: &mut dyn Read) -> io::Result<()> {
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(dest)?;
+        let mut sparse = SparseWriter::new(&file);
         loop {
             let n = match content.read(&mut self.buffer) {
                 Ok(0) => break,
@@ -84,10 +103,11 @@ impl Extractor {
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(err) => return Err(err),
             };
-            file.write_all(&self.buffer[..n])?;
+            sparse.write_all(&self.buffer[..n])?;
             self.bytes += n as u64;
         }
-        file.set_permissions(fs::Permissions::from_mode(entry.mode))?;
+        sparse.finish()?;
+        owner::restore(&file, entry.uid, entry.gid, entry.mode, self.as_root)?;
         set_mtime(&file, entry.mtime)
     }
 }
@@ -115,13 +135,16 @@ impl EntrySink for Extractor {
                     _ => {}
                 }
                 self.known_dirs.insert(relative.clone());
-                self.dirs.push((relative, entry.mode, entry.mtime));
+                self.dirs.push(DirMeta {
+                    path: relative,
+                    mode: entry.mode,
+                    mtime: entry.mtime,
+                    uid: entry.uid,
+                    gid: entry.gid,
+                });
             }
             Kind::File => self.write_file(&dest, entry, content)?,
-            Kind::Symlink => {
-                let target = entry.target.clone().unwrap_or_default();
-                self.symlinks.push((relative, target, entry.mtime));
-            }
+            Kind::Symlink => self.symlinks.push((relative, entry.clone())),
             Kind::Hardlink => {
                 let target = safe_relative(entry.target.as_deref().unwrap_or(Path::new("")))?;
                 fs::hard_link(self.root.join(target), &dest)?;
@@ -131,22 +154,9 @@ impl EntrySink for Extractor {
     }
 }
 
-/// `path` if it stays inside the target: relative, no `..`, not empty.
+/// `path` under the target, by the archive reader's own rules.
 fn safe_relative(path: &Path) -> io::Result<PathBuf> {
-    let mut clean = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::Normal(part) => clean.push(part),
-            Component::CurDir => {}
-            Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
-                return Err(escape(path, "is absolute or contains .."))
-            }
-        }
-    }
-    if clean.as_os_str().is_empty() {
-        return Err(escape(path, "is empty"));
-    }
-    Ok(clean)
+    archive::restorable_path(path).map_err(|why| escape(path, &why))
 }
 
 fn escape(path: &Path, why: &str) -> io::Error {

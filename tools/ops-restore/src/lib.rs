@@ -195,6 +195,9 @@ fn restore(backup: &Backup, target: &Target) -> anyhow::Result<(u64, u64)> {
             backup.format
         );
     }
+    if !sled {
+        refuse_unrestorable(backup)?;
+    }
     target.fill(|staging| {
         if sled {
             sleddb::backup::restore_into(&backup.path, staging)
@@ -203,6 +206,24 @@ fn restore(backup: &Backup, target: &Target) -> anyhow::Result<(u64, u64)> {
             extract_into(backup, staging)
         }
     })
+}
+
+/// Refuses (a usage error, exit 2) a backup whose manifest lists an entry
+/// that cannot be restored inside the target, before anything is written.
+fn refuse_unrestorable(backup: &Backup) -> anyhow::Result<()> {
+    let manifest = catalog::manifest_of(&backup.path)?;
+    let refused = archive::unrestorable_entries(&manifest)
+        .with_context(|| format!("cannot read the manifest of {}", backup.id))?;
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(UsageError(format!(
+        "{}: refusing to restore: {}; nothing was written (ops-verify reports such a backup \
+         as failed)",
+        backup.id,
+        refused.join("; ")
+    ))
+    .into())
 }
 
 fn extract_into(backup: &Backup, staging: &Path) -> anyhow::Result<(u64, u64)> {
@@ -214,6 +235,14 @@ fn extract_into(backup: &Backup, staging: &Path) -> anyhow::Result<(u64, u64)> {
             "{}: the artifact is not the one the record describes (checksum differs)",
             backup.id
         );
+    }
+    if findings.unrestorable {
+        return Err(UsageError(format!(
+            "{}: refusing to restore: {}",
+            backup.id,
+            findings.errors.join("; ")
+        ))
+        .into());
     }
     if !findings.ok() {
         bail!(

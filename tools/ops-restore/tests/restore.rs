@@ -193,7 +193,6 @@ fn craft(dir: &Path, entries: &[Crafted]) -> PathBuf {
     let mut raw_bytes = 0;
     for Crafted(name, kind, target, content) in entries {
         let mut header = tar::Header::new_gnu();
-        header.as_old_mut().name[..name.len()].copy_from_slice(name);
         header.as_old_mut().linkname[..target.len()].copy_from_slice(target);
         header.set_mode(0o644);
         header.set_mtime(0);
@@ -204,8 +203,14 @@ fn craft(dir: &Path, entries: &[Crafted]) -> PathBuf {
             Kind::Symlink => tar::EntryType::Symlink,
             Kind::Hardlink => tar::EntryType::Link,
         });
-        header.set_cksum();
-        tar.append(&header, *content).unwrap();
+        if name.len() > 100 {
+            let name = Path::new(OsStr::from_bytes(name));
+            tar.append_data(&mut header, name, *content).unwrap();
+        } else {
+            header.as_old_mut().name[..name.len()].copy_from_slice(name);
+            header.set_cksum();
+            tar.append(&header, *content).unwrap();
+        }
         let mut hashing = HashingWriter::new(std::io::sink());
         hashing.write_all(content).unwrap();
         raw_bytes += content.len() as u64;
@@ -215,6 +220,8 @@ fn craft(dir: &Path, entries: &[Crafted]) -> PathBuf {
             size: content.len() as u64,
             mode: 0o644,
             mtime: 0,
+            uid: None,
+            gid: None,
             sha256: (*kind == Kind::File).then(|| hashing.finish().1),
             target: (!target.is_empty()).then(|| PathBuf::from(OsStr::from_bytes(target))),
             changed: false,
@@ -271,7 +278,23 @@ fn craft(dir: &Path, entries: &[Crafted]) -> PathBuf {
 
 fn assert_refused(entries: &[Crafted], outside: &Path, tmp: &Path) {
     let artifact = craft(&tmp.join("backups"), entries);
-    ops("ops-verify").arg(&artifact).run().success();
+    let verified = ops("ops-verify").arg(&artifact).run().fails_with(1);
+    assert!(
+        verified.stderr.contains("ops-restore refuses"),
+        "{}",
+        verified.stderr
+    );
+    assert_eq!(verified.record()["verify"]["ok"], false);
+    let quick = ops("ops-verify")
+        .args(["--level", "quick"])
+        .arg(&artifact)
+        .run()
+        .fails_with(1);
+    assert!(
+        quick.stderr.contains("ops-restore refuses"),
+        "{}",
+        quick.stderr
+    );
     let target = tmp.join("work/target");
     fs::create_dir_all(tmp.join("work")).unwrap();
     let out = ops("ops-restore")
@@ -279,10 +302,9 @@ fn assert_refused(entries: &[Crafted], outside: &Path, tmp: &Path) {
         .arg("--to")
         .arg(&target)
         .run()
-        .fails_with(1);
+        .fails_with(2);
     assert!(
-        out.stderr.contains("refusing to write outside the target")
-            || out.stderr.contains("File exists"),
+        out.stderr.contains("refusing to restore") && out.stderr.contains("nothing was written"),
         "{}",
         out.stderr
     );
@@ -298,6 +320,46 @@ fn assert_refused(entries: &[Crafted], outside: &Path, tmp: &Path) {
         names(outside)
     );
     fs::remove_dir_all(tmp.join("backups")).unwrap();
+}
+
+#[test]
+fn verified_means_restorable_for_entries_restore_refuses() {
+    let tmp = tempdir().unwrap();
+    let outside = tmp.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    let long = vec![b'x'; 256];
+    let cases: Vec<Vec<Crafted>> = vec![
+        vec![
+            Crafted(b"twice", Kind::File, b"", b"first"),
+            Crafted(b"twice", Kind::File, b"", b"second"),
+        ],
+        vec![
+            Crafted(b"d", Kind::Dir, b"", b""),
+            Crafted(b"./d", Kind::Dir, b"", b""),
+        ],
+        vec![Crafted(&long, Kind::File, b"", b"long")],
+        vec![
+            Crafted(b"f", Kind::File, b"", b"file"),
+            Crafted(b"f/under-a-file", Kind::File, b"", b"x"),
+        ],
+        vec![
+            Crafted(b"d/implied", Kind::File, b"", b"x"),
+            Crafted(b"d", Kind::File, b"", b"over a directory"),
+        ],
+        vec![
+            Crafted(b"d", Kind::Dir, b"", b""),
+            Crafted(b"hard", Kind::Hardlink, b"d", b""),
+        ],
+        vec![Crafted(b"hard", Kind::Hardlink, b"not-there", b"")],
+        vec![
+            Crafted(b"s", Kind::Symlink, b"f", b""),
+            Crafted(b"hard", Kind::Hardlink, b"s", b""),
+        ],
+        vec![Crafted(b"no-target", Kind::Symlink, b"", b"")],
+    ];
+    for case in &cases {
+        assert_refused(case, &outside, tmp.path());
+    }
 }
 
 #[test]
@@ -343,4 +405,155 @@ fn crafted_archives_cannot_write_outside_the_target() {
     for case in &cases {
         assert_refused(case, &outside, tmp.path());
     }
+}
+
+/// Backs `data` up into `tmp/backups`; returns the artifact.
+fn back_up(data: &Path, tmp: &Path) -> PathBuf {
+    let record = ops("ops-backup")
+        .arg("create")
+        .arg(data)
+        .arg("--to")
+        .arg(tmp.join("backups"))
+        .run()
+        .success()
+        .record();
+    PathBuf::from(record["path"].as_str().unwrap())
+}
+
+/// A tree a local user made: a setuid copy of a program, a setgid
+/// directory and a symlink, all owned by uid 1234 and gid 2345.
+fn users_setuid_tree(data: &Path) {
+    use std::os::unix::fs::{lchown, PermissionsExt};
+    fs::create_dir_all(data.join("shared")).unwrap();
+    fs::write(data.join("id"), "#!/bin/sh\nid\n").unwrap();
+    fs::write(data.join("shared/plain"), "plain\n").unwrap();
+    std::os::unix::fs::symlink("id", data.join("link")).unwrap();
+    for path in ["id", "shared", "shared/plain", "link"] {
+        lchown(data.join(path), Some(1234), Some(2345)).unwrap();
+    }
+    fs::set_permissions(data.join("id"), fs::Permissions::from_mode(0o6755)).unwrap();
+    fs::set_permissions(data.join("shared"), fs::Permissions::from_mode(0o2775)).unwrap();
+}
+
+fn owner_and_mode(path: &Path) -> (u32, u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::symlink_metadata(path).unwrap();
+    (meta.uid(), meta.gid(), meta.mode() & 0o7777)
+}
+
+#[test]
+fn a_root_restore_mints_no_setuid_root_binary_and_keeps_owners() {
+    if !ops_tests::is_root() {
+        eprintln!("skipped: needs root to make files of another user");
+        return;
+    }
+    let tmp = tempdir().unwrap();
+    let data = tmp.path().join("data");
+    users_setuid_tree(&data);
+    let artifact = back_up(&data, tmp.path());
+    let manifest = fs::read_to_string(ops_tests::only_file(
+        &tmp.path().join("backups"),
+        ".manifest.jsonl",
+    ))
+    .unwrap();
+    assert!(
+        manifest.contains(r#""uid":1234,"gid":2345"#),
+        "owners not in the manifest: {manifest}"
+    );
+    ops("ops-verify").arg(&artifact).run().success();
+    let target = tmp.path().join("restored");
+    ops("ops-restore")
+        .arg(&artifact)
+        .arg("--to")
+        .arg(&target)
+        .run()
+        .success();
+    assert_eq!(owner_and_mode(&target.join("id")), (1234, 2345, 0o6755));
+    assert_eq!(owner_and_mode(&target.join("shared")), (1234, 2345, 0o2775));
+    assert_eq!(owner_and_mode(&target.join("shared/plain")).0, 1234);
+    assert_eq!(owner_and_mode(&target.join("link")).0, 1234);
+}
+
+#[test]
+fn a_non_root_restore_strips_setuid_and_setgid_bits() {
+    use std::os::unix::fs::PermissionsExt;
+    if !ops_tests::is_root() {
+        eprintln!("skipped: needs root to make files of another user");
+        return;
+    }
+    let tmp = tempdir().unwrap();
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let data = tmp.path().join("data");
+    users_setuid_tree(&data);
+    let artifact = back_up(&data, tmp.path());
+    let backups = tmp.path().join("backups");
+    fs::set_permissions(&backups, fs::Permissions::from_mode(0o755)).unwrap();
+    for file in names(&backups) {
+        let path = tmp.path().join("backups").join(file);
+        fs::set_permissions(path, fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let work = tmp.path().join("work");
+    fs::create_dir(&work).unwrap();
+    std::os::unix::fs::chown(&work, Some(65534), Some(65534)).unwrap();
+    let target = work.join("restored");
+    let mut run = ops("ops-restore");
+    let program = run.command.get_program().to_owned();
+    run.command = std::process::Command::new("setpriv");
+    run.command
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(program)
+        .env("OPS_CACHE_DIR", work.join("cache"));
+    let out = run.arg(&artifact).arg("--to").arg(&target).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(owner_and_mode(&target.join("id")), (65534, 65534, 0o755));
+    assert_eq!(
+        owner_and_mode(&target.join("shared")),
+        (65534, 65534, 0o775)
+    );
+}
+
+/// A 64 MiB file with 8 KiB of data in its middle and a hole at its end.
+fn sparse_file(path: &Path) -> bool {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    let file = fs::File::create(path).unwrap();
+    file.set_len(64 << 20).unwrap();
+    file.write_all_at(&[7u8; 8192], 32 << 20).unwrap();
+    let sparse = file.metadata().unwrap().blocks() * 512 < 1 << 20;
+    if !sparse {
+        eprintln!("skipped: {} cannot hold holes", path.display());
+    }
+    sparse
+}
+
+/// Bytes allocated on disk for `path`.
+fn allocated(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(path).unwrap().blocks() * 512
+}
+
+#[test]
+fn a_sparse_file_comes_back_with_its_holes() {
+    let tmp = tempdir().unwrap();
+    let data = tmp.path().join("data");
+    fs::create_dir(&data).unwrap();
+    if !sparse_file(&data.join("disk.img")) {
+        return;
+    }
+    fs::write(data.join("zeros-then-data"), [&[0u8; 3][..], b"x"].concat()).unwrap();
+    let artifact = back_up(&data, tmp.path());
+    let target = tmp.path().join("restored");
+    ops("ops-restore")
+        .arg(&artifact)
+        .arg("--to")
+        .arg(&target)
+        .run()
+        .success();
+    assert_same_tree(&data, &target);
+    let image = target.join("disk.img");
+    assert_eq!(fs::metadata(&image).unwrap().len(), 64 << 20);
+    assert!(
+        allocated(&image) < 1 << 20,
+        "holes filled: {} bytes allocated",
+        allocated(&image)
+    );
 }

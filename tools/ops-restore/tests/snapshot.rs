@@ -173,3 +173,35 @@ fn a_damaged_snapshot_fails_and_leaves_the_target_as_it_was() {
     assert!(out.stderr.contains("ops-restore: error:"), "{}", out.stderr);
     assert!(!target.exists());
 }
+
+#[test]
+fn a_sparse_file_comes_back_from_a_snapshot_with_its_holes() {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    let tmp = tempdir().unwrap();
+    let data = tmp.path().join("data");
+    fs::create_dir(&data).unwrap();
+    let image = fs::File::create(data.join("disk.img")).unwrap();
+    image.set_len(64 << 20).unwrap();
+    image.write_all_at(&[7u8; 8192], 32 << 20).unwrap();
+    if image.metadata().unwrap().blocks() * 512 >= 1 << 20 {
+        eprintln!("skipped: {} cannot hold holes", data.display());
+        return;
+    }
+    let repo = tmp.path().join("repo");
+    let record = ops("ops-snapshot")
+        .arg("create")
+        .arg(&data)
+        .arg("--repo")
+        .arg(&repo)
+        .run()
+        .success()
+        .record();
+    let target = tmp.path().join("restored");
+    restore(&record, &target, &[]).success();
+    assert_same_tree(&data, &target);
+    let allocated = fs::metadata(target.join("disk.img")).unwrap().blocks() * 512;
+    assert!(
+        allocated < 1 << 20,
+        "holes filled: {allocated} bytes allocated"
+    );
+}

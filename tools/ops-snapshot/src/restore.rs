@@ -4,11 +4,15 @@
 //! the list streams by, files are written by several threads (each chunk
 //! checked against its id as it is read), then hard links, then symlinks
 //! (so nothing is ever written through a link the snapshot made), and last
-//! the directories' modes and times, deepest first.
+//! the directories' modes and times, deepest first. Owners are restored
+//! as recorded when root, before modes, and no setuid or setgid bit
+//! survives on a file whose owner is not the recorded one
+//! ([`ops_shared::owner`]); files keep their holes
+//! ([`ops_shared::sparse`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -18,6 +22,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, bail, Context};
 use crossbeam_channel::bounded;
 use filetime::FileTime;
+use ops_shared::owner;
+use ops_shared::sparse::SparseWriter;
 
 use crate::reader::ChunkReader;
 use crate::repo::Manifest;
@@ -43,7 +49,7 @@ pub fn restore_into(
     threads: usize,
 ) -> anyhow::Result<Restored> {
     let only = only.map(safe_relative).transpose()?;
-    let as_root = rustix::process::geteuid().is_root();
+    let as_root = owner::as_root();
     let failed = AtomicBool::new(false);
     let first_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
     let bytes = AtomicU64::new(0);
@@ -141,19 +147,14 @@ pub fn restore_into(
         let dest = root.join(&relative);
         std::os::unix::fs::symlink(&node.target, &dest)
             .with_context(|| format!("cannot create symlink {}", dest.display()))?;
-        if as_root {
-            std::os::unix::fs::lchown(&dest, Some(node.uid), Some(node.gid))?;
-        }
+        owner::restore_symlink(&dest, Some(node.uid), Some(node.gid), as_root)?;
         let time = file_time(node.mtime);
         filetime::set_symlink_file_times(&dest, time, time)?;
     }
     for (dest, node) in dirs.into_iter().rev() {
-        if as_root {
-            std::os::unix::fs::lchown(&dest, Some(node.uid), Some(node.gid))?;
-        }
-        fs::set_permissions(&dest, fs::Permissions::from_mode(node.mode))?;
-        let time = file_time(node.mtime);
-        filetime::set_file_times(&dest, time, time)?;
+        let dir =
+            owner::open_dir(&dest).with_context(|| format!("cannot open {}", dest.display()))?;
+        finish_file(&dir, &node, as_root)?;
     }
     Ok(Restored {
         entries,
@@ -162,24 +163,23 @@ pub fn restore_into(
 }
 
 fn write_file(reader: &ChunkReader, dest: &Path, node: &Node, as_root: bool) -> anyhow::Result<()> {
-    let mut file = OpenOptions::new()
+    let file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(dest)?;
+    let mut sparse = SparseWriter::new(&file);
     for id in &node.chunks {
         let data = reader.read(id)?;
-        file.write_all(&data)?;
+        sparse.write_all(&data)?;
     }
+    sparse.finish()?;
     finish_file(&file, node, as_root)?;
     Ok(())
 }
 
 fn finish_file(file: &File, node: &Node, as_root: bool) -> io::Result<()> {
-    if as_root {
-        std::os::unix::fs::fchown(file, Some(node.uid), Some(node.gid))?;
-    }
-    file.set_permissions(fs::Permissions::from_mode(node.mode))?;
+    owner::restore(file, Some(node.uid), Some(node.gid), node.mode, as_root)?;
     let time = system_time(node.mtime);
     file.set_times(fs::FileTimes::new().set_accessed(time).set_modified(time))
 }
