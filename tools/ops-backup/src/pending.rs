@@ -40,6 +40,7 @@ pub struct PendingBackup {
     artifact_path: PathBuf,
     pub manifest: ManifestWriter,
     _lock: DirLock,
+    _interrupted: ops_shared::interrupt::Guard,
 }
 
 impl PendingBackup {
@@ -86,6 +87,10 @@ impl PendingBackup {
             artifact_path,
             manifest,
             _lock: lock,
+            _interrupted: ops_shared::interrupt::note_on_interrupt(format!(
+                "no backup was written to {} and its temporary files are removed",
+                plan.to.display()
+            )),
         };
         Ok((pending, artifact))
     }
