@@ -486,3 +486,35 @@ fn ctrl_c_during_a_backup_removes_its_temporary_files() {
     );
     assert_eq!(names(&backups), Vec::<String>::new(), "left behind");
 }
+
+#[test]
+fn two_first_backups_into_a_new_directory_both_succeed() {
+    let tmp = tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("a.txt"), "a\n").unwrap();
+    for round in 0..20 {
+        let backups = tmp.path().join(format!("backups{round}"));
+        let start = || {
+            Command::new(ops_tests::bin_dir().join("ops-backup"))
+                .arg("create")
+                .arg(&src)
+                .arg("--to")
+                .arg(&backups)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (first, second) = (start(), start());
+        for child in [first, second] {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert_eq!(names(&backups).len(), 6, "round {round}");
+    }
+}
