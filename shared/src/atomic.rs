@@ -26,6 +26,7 @@ pub struct AtomicFile {
     target: PathBuf,
     exclusive: bool,
     committed: bool,
+    _interrupt: crate::interrupt::Guard,
 }
 
 impl AtomicFile {
@@ -59,6 +60,7 @@ impl AtomicFile {
             .open(&temp)?;
         Ok(AtomicFile {
             file,
+            _interrupt: crate::interrupt::remove_on_interrupt(&temp),
             temp,
             target: target.to_owned(),
             exclusive,

@@ -3,7 +3,8 @@
 //!
 //! Exit statuses (all tools but ops-health): 0 success; 1 the work found or
 //! hit a problem; 2 a usage or input error. A closed stdout (`| head`) is a
-//! quiet success.
+//! quiet success. Ctrl-C or SIGTERM: 130, after [`crate::interrupt`] has
+//! undone what was under way.
 
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -64,8 +65,13 @@ pub fn main(
             panic_text(info.payload())
         );
     }));
+    crate::interrupt::install();
     let args: Vec<OsString> = std::env::args_os().collect();
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || run(args))) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || run(args)));
+    // A failure after Ctrl-C is the interruption's doing: its own exit
+    // (130, one line) comes from the undo thread.
+    crate::interrupt::stop_if_interrupted();
+    match outcome {
         Ok(Ok(status)) => ExitCode::from(status.code()),
         Ok(Err(err)) => ExitCode::from(report(tool, usage_code, &err)),
         // ops-health (usage code 3) says "unknown"; the others "failed".

@@ -2,7 +2,7 @@
 //!
 //! It owns what the tools promise to each other (the record protocol and its
 //! stream I/O) and the conventions every tool keeps (exit statuses, output
-//! mode, atomic writes, directory locks, redaction of secrets, durations,
+//! mode, atomic writes, directory locks, interruption, redaction of secrets, durations,
 //! path text). It owns no tool's domain logic: a format belongs to the tool
 //! that writes it.
 
@@ -11,6 +11,7 @@ pub mod duration;
 pub mod entry;
 pub mod exclude;
 pub mod ids;
+pub mod interrupt;
 pub mod lock;
 pub mod output;
 pub mod owner;

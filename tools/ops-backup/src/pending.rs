@@ -40,6 +40,7 @@ pub struct PendingBackup {
     artifact_path: PathBuf,
     pub manifest: ManifestWriter,
     _lock: DirLock,
+    _interrupted: ops_shared::interrupt::Guard,
 }
 
 impl PendingBackup {
@@ -87,6 +88,10 @@ impl PendingBackup {
             artifact_path,
             manifest,
             _lock: lock,
+            _interrupted: ops_shared::interrupt::note_on_interrupt(format!(
+                "no backup was written to {} and its temporary files are removed",
+                plan.to.display()
+            )),
         };
         Ok((pending, artifact))
     }
@@ -135,19 +140,22 @@ fn write_error(artifact: &Path, err: io::Error) -> anyhow::Error {
     anyhow::anyhow!("writing backup {} failed: {err}{hint}", artifact.display())
 }
 
+/// Creates the backup directory if missing; a run that creates it at the
+/// same moment is no failure.
 fn prepare_target(to: &Path) -> anyhow::Result<()> {
-    match fs::metadata(to) {
-        Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => bail!("--to {} is not a directory", to.display()),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            fs::DirBuilder::new().mode(0o700).create(to).with_context(|| {
+    let created = fs::DirBuilder::new().mode(0o700).create(to);
+    match (created, fs::metadata(to)) {
+        (_, Ok(meta)) if meta.is_dir() => Ok(()),
+        (_, Ok(_)) => bail!("--to {} is not a directory", to.display()),
+        (Err(err), _) if err.kind() != io::ErrorKind::AlreadyExists => {
+            Err(err).with_context(|| {
                 format!(
                     "cannot create backup directory {}; create its parent first or pick another --to",
                     to.display()
                 )
             })
         }
-        Err(err) => {
+        (_, Err(err)) => {
             Err(err).with_context(|| format!("cannot use backup directory {}", to.display()))
         }
     }

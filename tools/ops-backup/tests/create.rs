@@ -444,3 +444,77 @@ fn a_target_directory_that_is_not_writable_fails_cleanly() {
     );
     assert!(names(&locked).is_empty());
 }
+
+#[test]
+fn ctrl_c_during_a_backup_removes_its_temporary_files() {
+    let tmp = tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("big.bin"), ops_tests::pseudo_random(48 << 20, 3)).unwrap();
+    let backups = tmp.path().join("backups");
+    let mut child = Command::new(ops_tests::bin_dir().join("ops-backup"))
+        .arg("create")
+        .arg(&src)
+        .args(["--level", "19", "--threads", "1", "--to"])
+        .arg(&backups)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !names(&backups).iter().any(|n| n.ends_with(".ops-tmp")) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no temporary file"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.starts_with("ops-backup: error: interrupted; no backup was written"),
+        "{stderr}"
+    );
+    assert_eq!(names(&backups), Vec::<String>::new(), "left behind");
+}
+
+#[test]
+fn two_first_backups_into_a_new_directory_both_succeed() {
+    let tmp = tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("a.txt"), "a\n").unwrap();
+    for round in 0..20 {
+        let backups = tmp.path().join(format!("backups{round}"));
+        let start = || {
+            Command::new(ops_tests::bin_dir().join("ops-backup"))
+                .arg("create")
+                .arg(&src)
+                .arg("--to")
+                .arg(&backups)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (first, second) = (start(), start());
+        for child in [first, second] {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert_eq!(names(&backups).len(), 6, "round {round}");
+    }
+}

@@ -290,3 +290,82 @@ fn database_only_and_directory_only_flags_are_refused() {
         .run()
         .fails_with(2);
 }
+
+/// Sends SIGINT once `ready` holds; the exit status and stderr.
+fn interrupt_when(
+    mut child: std::process::Child,
+    ready: impl Fn() -> bool,
+) -> (Option<i32>, String) {
+    let started = std::time::Instant::now();
+    while !ready() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "never ready"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status.code(), stderr)
+}
+
+#[test]
+fn ctrl_c_during_a_dump_stops_pg_dump_and_leaves_nothing() {
+    let pg = cluster();
+    pg.create_db("dump_interrupted");
+    pg.psql(
+        "dump_interrupted",
+        "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 1500000) g;",
+    );
+    let tmp = tempdir().unwrap();
+    let backups = tmp.path().join("b");
+    let child = Command::new(ops_tests::bin_dir().join("ops-backup"))
+        .args([
+            "create",
+            &pg.url("dump_interrupted"),
+            "--level",
+            "19",
+            "--threads",
+            "1",
+            "--to",
+        ])
+        .arg(&backups)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, stderr) = interrupt_when(child, || {
+        names(&backups).iter().any(|n| n.ends_with(".ops-tmp"))
+    });
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(
+        stderr.starts_with("ops-backup: error: interrupted; no backup was written")
+            && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    let left: Vec<String> = names(&backups)
+        .into_iter()
+        .filter(|n| n != ".ops-lock")
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let started = std::time::Instant::now();
+    while pg.psql(
+        "postgres",
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = 'dump_interrupted'",
+    ) != "0"
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "pg_dump or its sessions still run"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

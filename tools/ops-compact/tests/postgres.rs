@@ -368,3 +368,77 @@ fn a_table_locked_by_another_session_is_skipped_within_the_lock_timeout_or_state
     let error = posts["error"].as_str().unwrap();
     assert!(error.contains("--statement-timeout 1s"), "{posts}");
 }
+
+/// Sends SIGINT to a running tool and returns its exit status and stderr.
+fn interrupt(mut child: Child) -> (Option<i32>, String) {
+    assert!(Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status.code(), stderr)
+}
+
+#[test]
+fn ctrl_c_cancels_the_vacuum_full_on_the_server() {
+    let _turn = serial();
+    let pg = cluster();
+    bloated("compact_interrupted");
+    // A reader's ACCESS SHARE lock lets the measurements through and keeps
+    // VACUUM FULL waiting for its ACCESS EXCLUSIVE one.
+    let reader = Command::new("psql")
+        .env("PGAPPNAME", "ops-test-locker")
+        .args(["-X", "-q", "-h"])
+        .arg(&pg.socket_dir)
+        .args(["-p", &pg.port.to_string(), "-U", "postgres"])
+        .args(["-d", "compact_interrupted", "-c"])
+        .arg("BEGIN; SELECT count(*) FROM posts; SELECT pg_sleep(120);")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _reader = Locker(reader);
+    let vacuums = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'VACUUM (FULL%'";
+    let child = Command::new(ops_tests::bin_dir().join("ops-compact"))
+        .arg(pg.url("compact_interrupted"))
+        .args([
+            "--full",
+            "--yes",
+            "--table",
+            "posts",
+            "--lock-timeout",
+            "100s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while pg.psql("postgres", vacuums) != "1" {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "VACUUM FULL never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (code, stderr) = interrupt(child);
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(
+        stderr.contains("ops-compact: error: interrupted; VACUUM (FULL, ANALYZE)")
+            && stderr.contains("was cancelled"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let started = Instant::now();
+    while pg.psql("postgres", vacuums) != "0" {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "VACUUM FULL still runs on the server after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,6 +1,7 @@
 //! Restoring a database dump into a database: plan (does it exist, does it
 //! hold tables, may it be dropped), then restore in one transaction, then
-//! compare row counts with the manifest.
+//! compare row counts with the manifest. Ctrl-C stops the restore and drops
+//! a database it created.
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::Path;
@@ -60,6 +61,31 @@ pub fn restore(artifact: &Path, url: &str, choices: &Choices) -> anyhow::Result<
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .map_err(|e| maintenance.query_error("creating the target database", &e))?;
     }
+    let _interrupted = if created {
+        let (maintenance, dbname) = (maintenance.clone(), target.dbname.clone());
+        let replaced = matches!(existing, Existing::Replace);
+        ops_shared::interrupt::on_interrupt(move || {
+            let dropped = drop_database(&maintenance, &dbname);
+            Some(match (dropped, replaced) {
+                (true, false) => format!("database {dbname} it had created was dropped"),
+                (true, true) => format!(
+                    "database {dbname} was dropped by --clean and is not restored; \
+                     the half-restored copy was dropped"
+                ),
+                (false, _) => format!("database {dbname} is half-restored; drop it by hand"),
+            })
+        })
+    } else {
+        ops_shared::interrupt::note_on_interrupt(format!(
+            "nothing was restored into database {} (one transaction){}",
+            target.dbname,
+            if choices.jobs > 1 {
+                "; with --jobs some tables may be; check it"
+            } else {
+                ""
+            }
+        ))
+    };
     let options = RestoreOptions {
         single_transaction: choices.jobs <= 1,
         jobs: choices.jobs,

@@ -176,3 +176,56 @@ fn backups_go_only_where_they_fit() {
         out.stderr
     );
 }
+
+#[test]
+fn ctrl_c_during_a_restore_drops_the_database_it_created() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let pg = cluster();
+    pg.create_db("slow_src");
+    pg.psql("slow_src", "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 1500000) g; CREATE INDEX ON t (v);");
+    let tmp = tempdir().unwrap();
+    let record = ops("ops-backup")
+        .args(["create", &pg.url("slow_src"), "--to"])
+        .arg(tmp.path())
+        .run()
+        .success()
+        .record();
+    let mut child = Command::new(ops_tests::bin_dir().join("ops-restore"))
+        .arg(record["path"].as_str().unwrap())
+        .arg("--to")
+        .arg(pg.url("slow_dst"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !pg.has_db("slow_dst") {
+        assert!(started.elapsed() < Duration::from_secs(30), "no database");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        "ops-restore: error: interrupted; database slow_dst it had created was dropped"
+    );
+    assert!(
+        !pg.has_db("slow_dst"),
+        "the half-restored database was left"
+    );
+    let sessions = pg.psql(
+        "postgres",
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ops'",
+    );
+    assert_eq!(sessions, "0", "sessions left running");
+}

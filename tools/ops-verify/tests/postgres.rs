@@ -240,3 +240,85 @@ fn ctrl_c_during_a_restore_test_drops_the_scratch_database() {
         "scratch database left behind"
     );
 }
+
+#[test]
+fn a_scratch_database_left_by_kill_9_is_dropped_by_the_next_restore_test_but_not_one_in_use() {
+    let pg = cluster();
+    pg.create_db("killeddb");
+    pg.psql("killeddb", "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 1500000) g; CREATE INDEX ON t (v);");
+    pg.create_db("nextdb");
+    pg.psql("nextdb", "CREATE TABLE t AS SELECT 1 AS id");
+    // Named like a scratch database but not one: never touched.
+    pg.create_db("ops_verify_lookalike_1_2");
+    let tmp = tempdir().unwrap();
+    let slow = backup("killeddb", tmp.path(), "plain");
+    let next = backup("nextdb", tmp.path(), "plain");
+    let start = |record: &Value| {
+        Command::new(ops_tests::bin_dir().join("ops-verify"))
+            .arg(record["path"].as_str().unwrap())
+            .arg("--restore-test")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let wait_for_scratch = |other_than: &[String]| -> String {
+        let started = Instant::now();
+        loop {
+            if let Some(name) = pg
+                .databases_like("ops_verify_killeddb")
+                .into_iter()
+                .find(|name| !other_than.contains(name))
+            {
+                return name;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no scratch database appeared"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let mut killed = start(&slow);
+    let stale = wait_for_scratch(&[]);
+    std::thread::sleep(Duration::from_millis(300));
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    // The next restore test drops it (its creator is gone) ...
+    let mut running = start(&slow);
+    let in_use = wait_for_scratch(std::slice::from_ref(&stale));
+    let started = Instant::now();
+    while pg.databases_like("ops_verify_killeddb").contains(&stale) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the stale scratch database {stale} is kept"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // ... and one still in use is not dropped by the next.
+    ops("ops-verify")
+        .arg(next["path"].as_str().unwrap())
+        .arg("--restore-test")
+        .run()
+        .success();
+    let left = pg.databases_like("ops_verify_");
+    assert!(
+        left.contains(&in_use),
+        "a running test's database was dropped: {left:?}"
+    );
+    assert!(
+        left.contains(&"ops_verify_lookalike_1_2".to_owned()),
+        "{left:?}"
+    );
+    assert!(Command::new("kill")
+        .arg("-INT")
+        .arg(running.id().to_string())
+        .status()
+        .unwrap()
+        .success());
+    assert_eq!(running.wait().unwrap().code(), Some(130));
+    assert_eq!(
+        pg.databases_like("ops_verify_killeddb"),
+        Vec::<String>::new()
+    );
+}

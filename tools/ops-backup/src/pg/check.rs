@@ -6,8 +6,6 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, Once};
 
 use anyhow::{bail, Context};
 
@@ -185,11 +183,9 @@ pub fn restore_into(
             ]);
             command.arg("--single-transaction");
             let mut psql = tools::spawn_with(&mut command, "psql", true)?;
-            watch(psql.id());
             let fed = feed(artifact, psql.stdin());
             let status = psql.wait_with_status_text();
-            unwatch(psql.id());
-            interrupted_check()?;
+            ops_shared::interrupt::stop_if_interrupted();
             if let Err(failure) = status {
                 bail!("restore failed: {failure}");
             }
@@ -207,10 +203,8 @@ pub fn restore_into(
             }
             command.arg(artifact);
             let mut restore = tools::spawn(&mut command, "pg_restore")?;
-            watch(restore.id());
             let status = restore.wait_with_status_text();
-            unwatch(restore.id());
-            interrupted_check()?;
+            ops_shared::interrupt::stop_if_interrupted();
             status.map_err(|failure| anyhow::anyhow!("restore failed: {failure}"))
         }
     }
@@ -298,38 +292,70 @@ fn try_restore_test(
     Ok(())
 }
 
+/// What marks a scratch database as ours, and the advisory lock space
+/// that says its creator still runs.
+const SCRATCH_PREFIX: &str = "ops_verify_";
+const SCRATCH_COMMENT: &str = "ops-verify --restore-test scratch database";
+
 /// A database that exists only for the duration of a check.
+///
+/// Its name starts with `ops_verify_` and it carries a comment saying what
+/// it is; its creator holds an advisory lock on its name for as long as it
+/// runs. A run killed with `kill -9` cannot drop it, so every new scratch
+/// database first drops the marked ones whose lock is free: their creator
+/// is gone, on whichever host it ran.
 pub struct ScratchDatabase {
     server: PgTarget,
     pub target: PgTarget,
+    holder: postgres::Client,
+    _drop_on_interrupt: ops_shared::interrupt::Guard,
 }
 
 impl ScratchDatabase {
-    /// Creates `ops_verify_<id>_<pid>_<n>` on the server.
+    /// Creates `ops_verify_<id>_<pid>_<n>` on the server, after dropping
+    /// stale scratch databases of killed runs.
     ///
     /// Fails if the server cannot be reached or refuses CREATE DATABASE.
     pub fn create(server: &PgTarget, id: &str) -> anyhow::Result<Self> {
-        handle_interrupts();
         let nanos = jiff::Timestamp::now().subsec_nanosecond();
         let short: String = id
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
             .take(30)
             .collect();
-        let name = format!("ops_verify_{short}_{}_{nanos}", std::process::id()).to_lowercase();
+        let name = format!("{SCRATCH_PREFIX}{short}_{}_{nanos}", std::process::id()).to_lowercase();
         let maintenance = maintenance_target(server)?;
-        let mut client = maintenance.connect()?;
-        client
+        let mut holder = maintenance.connect()?;
+        drop_stale_scratch(&maintenance, &mut holder);
+        let fail = |e: postgres::Error| maintenance.query_error("creating a scratch database", &e);
+        holder
+            .execute(
+                "SELECT pg_advisory_lock(hashtext($1), hashtext($2))",
+                &[&SCRATCH_PREFIX, &name],
+            )
+            .map_err(fail)?;
+        holder
             .batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name)))
-            .map_err(|e| maintenance.query_error("creating a scratch database", &e))?;
-        let scratch = ScratchDatabase {
-            server: maintenance,
-            target: server.with_dbname(&name),
+            .map_err(fail)?;
+        let drop_on_interrupt = {
+            let (maintenance, name) = (maintenance.clone(), name.clone());
+            ops_shared::interrupt::on_interrupt(move || {
+                drop_database(&maintenance, &name)
+                    .then(|| format!("scratch database {name} dropped"))
+            })
         };
-        SCRATCH
-            .lock()
-            .map(|mut names| names.push((scratch.server.clone(), name)))
-            .ok();
+        let comment = format!(
+            "COMMENT ON DATABASE {} IS '{SCRATCH_COMMENT} of pid {}'",
+            quote_ident(&name),
+            std::process::id()
+        );
+        let mut scratch = ScratchDatabase {
+            server: maintenance.clone(),
+            target: server.with_dbname(&name),
+            holder,
+            _drop_on_interrupt: drop_on_interrupt,
+        };
+        scratch.holder.batch_execute(&comment).map_err(fail)?;
         Ok(scratch)
     }
 }
@@ -337,9 +363,45 @@ impl ScratchDatabase {
 impl Drop for ScratchDatabase {
     fn drop(&mut self) {
         drop_database(&self.server, &self.target.dbname);
-        if let Ok(mut names) = SCRATCH.lock() {
-            names.retain(|(_, name)| *name != self.target.dbname);
+    }
+}
+
+/// Drops the marked scratch databases whose creator is gone; problems are
+/// warnings (the check itself can still run).
+fn drop_stale_scratch(maintenance: &PgTarget, client: &mut postgres::Client) {
+    let names: Vec<String> = match client.query(
+        "SELECT d.datname FROM pg_database d \
+         JOIN pg_shdescription c ON c.objoid = d.oid AND c.classoid = 'pg_database'::regclass \
+         WHERE starts_with(d.datname, $1) AND starts_with(c.description, $2)",
+        &[&SCRATCH_PREFIX, &SCRATCH_COMMENT],
+    ) {
+        Ok(rows) => rows.iter().map(|row| row.get(0)).collect(),
+        Err(err) => {
+            ops_shared::entry::warn(
+                maintenance.query_error("looking for stale scratch databases", &err),
+            );
+            return;
         }
+    };
+    for name in names {
+        let free = client
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtext($1), hashtext($2))",
+                &[&SCRATCH_PREFIX, &name],
+            )
+            .is_ok_and(|row| row.get::<_, bool>(0));
+        if !free {
+            continue;
+        }
+        if drop_database(maintenance, &name) {
+            ops_shared::entry::warn(format!(
+                "dropped scratch database {name} left by a restore test that was killed"
+            ));
+        }
+        let _ = client.execute(
+            "SELECT pg_advisory_unlock(hashtext($1), hashtext($2))",
+            &[&SCRATCH_PREFIX, &name],
+        );
     }
 }
 
@@ -356,7 +418,8 @@ pub fn maintenance_target(server: &PgTarget) -> anyhow::Result<PgTarget> {
 }
 
 /// Drops a database, disconnecting its sessions; failures are warnings.
-pub fn drop_database(maintenance: &PgTarget, name: &str) {
+/// Whether it is gone.
+pub fn drop_database(maintenance: &PgTarget, name: &str) -> bool {
     let dropped = maintenance
         .connect()
         .map_err(|e| e.to_string())
@@ -368,63 +431,11 @@ pub fn drop_database(maintenance: &PgTarget, name: &str) {
                 ))
                 .map_err(|e| super::conn::describe(&e))
         });
-    if let Err(err) = dropped {
+    if let Err(err) = &dropped {
         ops_shared::entry::warn(format!(
-            "could not drop scratch database {name} on {}: {err}; drop it by hand",
+            "could not drop database {name} on {}: {err}; drop it by hand",
             maintenance.endpoint()
         ));
     }
-}
-
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-static SCRATCH: Mutex<Vec<(PgTarget, String)>> = Mutex::new(Vec::new());
-
-/// Whether Ctrl-C (or SIGTERM) arrived during a restore.
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
-}
-
-/// After Ctrl-C, waits for the handler: it drops the scratch databases and
-/// exits with 130. Returning an error instead raced it to an exit of 1,
-/// before the databases were dropped.
-fn interrupted_check() -> anyhow::Result<()> {
-    while interrupted() {
-        std::thread::park();
-    }
-    Ok(())
-}
-
-/// On Ctrl-C: stop the client programs, drop the scratch databases, exit.
-fn handle_interrupts() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        let _ = ctrlc::set_handler(|| {
-            INTERRUPTED.store(true, Ordering::SeqCst);
-            for pid in CHILDREN.lock().map(|c| c.clone()).unwrap_or_default() {
-                if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
-                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-                }
-            }
-            for (server, name) in SCRATCH.lock().map(|s| s.clone()).unwrap_or_default() {
-                drop_database(&server, &name);
-            }
-            ops_shared::entry::error("interrupted; scratch databases dropped");
-            // The one exit outside the entry helper: the main thread may be
-            // blocked in a query for a long time, and the cleanup is done.
-            std::process::exit(130);
-        });
-    });
-}
-
-fn watch(pid: u32) {
-    if let Ok(mut children) = CHILDREN.lock() {
-        children.push(pid);
-    }
-}
-
-fn unwatch(pid: u32) {
-    if let Ok(mut children) = CHILDREN.lock() {
-        children.retain(|p| *p != pid);
-    }
+    dropped.is_ok()
 }

@@ -8,6 +8,12 @@
 //! run (pg_dump, psql, pg_restore), the latter through their environment so
 //! a password never appears in a process list. A password never appears in
 //! [`PgTarget::location`] or any message.
+//!
+//! Every connection we open is cancelled on Ctrl-C or SIGTERM (the
+//! protocol's cancel request, through [`ops_shared::interrupt`]), so an
+//! interrupted tool leaves no statement running on the server. A cancel
+//! request for a connection already closed is ignored by the server, so the
+//! registration simply lasts the run.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -158,6 +164,7 @@ impl PgTarget {
     /// Fails with a [`PgError`] that says whether the server was not
     /// reachable, refused the credentials, or has no such database.
     pub fn connect(&self) -> Result<postgres::Client, PgError> {
+        ops_shared::interrupt::stop_if_interrupted();
         let mut config = postgres::Config::new();
         config
             .host(&self.host)
@@ -169,9 +176,16 @@ impl PgTarget {
         if let Some(password) = &self.password {
             config.password(password);
         }
-        config
+        let client = config
             .connect(postgres::NoTls)
-            .map_err(|err| self.classify(&err))
+            .map_err(|err| self.classify(&err))?;
+        let cancel = client.cancel_token();
+        ops_shared::interrupt::on_interrupt(move || {
+            let _ = cancel.cancel_query(postgres::NoTls);
+            None
+        })
+        .keep();
+        Ok(client)
     }
 
     /// A client program (pg_dump, psql, ...) set up to reach this database.

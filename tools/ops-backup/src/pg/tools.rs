@@ -1,6 +1,7 @@
 //! The PostgreSQL client programs we run (pg_dump, psql, pg_restore):
 //! finding them, checking their version against the server, and running
-//! them with their stderr kept for the error message.
+//! them with their stderr kept for the error message. A program still
+//! running on Ctrl-C or SIGTERM is stopped.
 
 use std::io::{self, Read};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -105,6 +106,7 @@ pub struct Running {
     child: Child,
     stderr: Option<JoinHandle<String>>,
     waited: bool,
+    stop_on_interrupt: Option<ops_shared::interrupt::Guard>,
 }
 
 /// Starts `command` (stdout piped, stderr collected, stdin piped if
@@ -125,6 +127,7 @@ pub fn spawn_with(command: &mut Command, name: &str, with_stdin: bool) -> anyhow
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    ops_shared::interrupt::stop_if_interrupted();
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(err) if err.kind() == io::ErrorKind::NotFound => bail!(
@@ -149,11 +152,19 @@ pub fn spawn_with(command: &mut Command, name: &str, with_stdin: bool) -> anyhow
             String::from_utf8_lossy(&text).into_owned()
         })
     });
+    let pid = rustix::process::Pid::from_raw(child.id() as i32);
+    let stop_on_interrupt = ops_shared::interrupt::on_interrupt(move || {
+        if let Some(pid) = pid {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        None
+    });
     Ok(Running {
         name: name.to_owned(),
         child,
         stderr,
         waited: false,
+        stop_on_interrupt: Some(stop_on_interrupt),
     })
 }
 
@@ -187,6 +198,7 @@ impl Running {
         drop(self.child.stdin.take());
         let status = self.child.wait();
         self.waited = true;
+        self.stop_on_interrupt = None;
         let stderr = self
             .stderr
             .take()

@@ -3,7 +3,9 @@
 //! Tables are planned and carried out one at a time, each followed by its
 //! indexes, so a run on a large database acts on fresh measurements and a
 //! table that is locked costs at most one --lock-timeout: once a query on
-//! it times out, nothing else is tried on it or its indexes.
+//! it times out, nothing else is tried on it or its indexes. Ctrl-C cancels
+//! the running statement (the connection is registered for that) and
+//! nothing further starts.
 
 use std::time::Instant;
 
@@ -70,11 +72,13 @@ impl Session<'_> {
     ) -> anyhow::Result<Status> {
         let mut troubled = false;
         for table in tables {
+            ops_shared::interrupt::stop_if_interrupted();
             let (record, table_action) = self.table(table);
             troubled |= self.report(&record);
             crate::report::write(out, self.options.mode, &record)?;
             let blocked = record.extra.contains_key("locked");
             for index in indexes.iter().filter(|i| i.table_oid == table.oid) {
+                ops_shared::interrupt::stop_if_interrupted();
                 let record = self.index(index, table, table_action, blocked);
                 troubled |= self.report(&record);
                 crate::report::write(out, self.options.mode, &record)?;
@@ -293,10 +297,14 @@ impl Session<'_> {
         after: impl FnOnce(&mut Client) -> Result<u64, postgres::Error>,
     ) {
         let started = Instant::now();
-        let result = self
-            .client
-            .batch_execute(sql)
-            .and_then(|()| after(self.client));
+        let interrupted = ops_shared::interrupt::note_on_interrupt(format!(
+            "{sql} in {} was cancelled and rolled back; what ran before it stays done",
+            self.database
+        ));
+        let result = self.client.batch_execute(sql);
+        ops_shared::interrupt::stop_if_interrupted();
+        drop(interrupted);
+        let result = result.and_then(|()| after(self.client));
         record.annotate("sql", sql);
         record.annotate(
             "seconds",
