@@ -603,3 +603,28 @@ fn kill_9_anywhere_loses_nothing_and_the_next_run_finishes() {
         "only {killed} of 20 runs were killed while working"
     );
 }
+
+#[test]
+fn a_sled_database_and_anything_inside_it_is_refused() {
+    let tmp = tempdir().unwrap();
+    let place = tmp.path().join("place");
+    let db = place.join("app/db");
+    fs::create_dir_all(&db).unwrap();
+    ops_tests::sled_db::churned_db(&db);
+    let before = tree_state(&place);
+    for arg in [place.clone(), db.clone(), db.join("db"), db.join("*")] {
+        let out = ops("ops-compact")
+            .arg("--files")
+            .arg(&arg)
+            .args(["--older-than", "0s"])
+            .run();
+        assert_eq!(out.code, 2, "--files {}: {out:?}", arg.display());
+        assert!(
+            out.stderr.contains("is a sled database"),
+            "--files {}: {}",
+            arg.display(),
+            out.stderr
+        );
+        assert_eq!(tree_state(&place), before, "--files {}", arg.display());
+    }
+}

@@ -274,7 +274,8 @@ impl Candidates {
     }
 
     /// Whether a plain-file candidate may be one: never a file of a backup
-    /// (those go whole, manifest first) or of a snapshot repository, and never a lock or temporary file
+    /// (those go whole, manifest first), a snapshot repository or a sled
+    /// database, and never a lock or temporary file
     /// (skipped, or refused when named `strict`ly: on stdin or by path).
     ///
     /// Fails (exit 2) on a file that belongs to a backup or a repository, or a strictly named
@@ -282,6 +283,12 @@ impl Candidates {
     fn refuse_ours(&mut self, path: &Path, strict: bool) -> Result<bool, UsageError> {
         if let Some(repo) = ops_snapshot::place::repository_of(path) {
             return Err(repository(&path.display().to_string(), &repo));
+        }
+        let sled = path
+            .ancestors()
+            .find(|dir| ops_backup::sleddb::is_sled_dir(dir));
+        if let Some(db) = sled {
+            return Err(sled_db(&path.display().to_string(), db));
         }
         let name = path.file_name().unwrap_or_default();
         if is_ours(name) {
@@ -466,8 +473,13 @@ fn expand(arg: &str) -> anyhow::Result<Vec<PathBuf>> {
         let mut files = Vec::new();
         for entry in WalkDir::new(path).sort_by_file_name() {
             let entry = entry.with_context(|| format!("cannot read --files {arg}"))?;
-            if entry.file_type().is_dir() && ops_snapshot::place::is_repository(entry.path()) {
-                anyhow::bail!(repository(&format!("--files {arg}"), entry.path()));
+            if entry.file_type().is_dir() {
+                if ops_snapshot::place::is_repository(entry.path()) {
+                    anyhow::bail!(repository(&format!("--files {arg}"), entry.path()));
+                }
+                if ops_backup::sleddb::is_sled_dir(entry.path()) {
+                    anyhow::bail!(sled_db(&format!("--files {arg}"), entry.path()));
+                }
             }
             let name = entry.file_name();
             if name
@@ -519,6 +531,16 @@ fn repository(what: &str, repo: &Path) -> UsageError {
          deleted. Prune its snapshots whole: ops-prune --repo {} --keep-last 7",
         repo.display(),
         repo.display()
+    ))
+}
+
+/// The refusal of `what`, a sled database `db` or inside one.
+fn sled_db(what: &str, db: &Path) -> UsageError {
+    UsageError(format!(
+        "{what}: {} is a sled database, whose files are live data; nothing was deleted. \
+         Back it up with ops-backup create sled:{} and prune those backups",
+        db.display(),
+        db.display()
     ))
 }
 

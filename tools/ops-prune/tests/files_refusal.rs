@@ -97,3 +97,28 @@ fn a_snapshot_repository_and_anything_inside_it_is_refused() {
     );
     assert_eq!(paths(&place), before, "a file record on stdin");
 }
+
+#[test]
+fn a_sled_database_and_anything_inside_it_is_refused() {
+    let tmp = tempdir().unwrap();
+    let place = tmp.path().join("place");
+    let db = place.join("app/db");
+    fs::create_dir_all(&db).unwrap();
+    ops_tests::sled_db::churned_db(&db);
+    let before = paths(&place);
+    for arg in [place.clone(), db.clone(), db.join("conf"), db.join("*")] {
+        let out = ops("ops-prune")
+            .arg("--files")
+            .arg(&arg)
+            .args(["--keep-last", "0", "--allow-remove-all"])
+            .run();
+        assert_eq!(out.code, 2, "--files {}: {out:?}", arg.display());
+        assert!(
+            out.stderr.contains("is a sled database"),
+            "--files {}: {}",
+            arg.display(),
+            out.stderr
+        );
+        assert_eq!(paths(&place), before, "--files {}", arg.display());
+    }
+}

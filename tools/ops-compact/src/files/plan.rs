@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
+use ops_backup::sleddb;
 use ops_shared::atomic::{is_temp, with_suffix};
 use ops_shared::lock::LOCK_FILE;
 use ops_shared::UsageError;
@@ -134,8 +135,13 @@ fn expand(arg: &str) -> anyhow::Result<Vec<PathBuf>> {
             if is_backup_manifest(entry.path()) {
                 return Err(backup_dir(arg, entry.path()).into());
             }
-            if entry.file_type().is_dir() && ops_snapshot::place::is_repository(entry.path()) {
-                return Err(repository(arg, entry.path()).into());
+            if entry.file_type().is_dir() {
+                if ops_snapshot::place::is_repository(entry.path()) {
+                    return Err(repository(arg, entry.path()).into());
+                }
+                if sleddb::is_sled_dir(entry.path()) {
+                    return Err(sled_db(arg, entry.path()).into());
+                }
             }
             if entry.file_type().is_file() && !ignored(entry.path()) {
                 files.push(entry.into_path());
@@ -192,17 +198,39 @@ fn backup_dir(arg: &str, manifest: &Path) -> UsageError {
 struct Outside(HashSet<PathBuf>);
 
 impl Outside {
-    /// Fails with a usage error when `path` is a repository or inside one.
+    /// Fails with a usage error when `path` is a repository or a sled
+    /// database, or inside one.
     fn check(&mut self, arg: &str, path: &Path) -> Result<(), UsageError> {
         let dir = path.parent().unwrap_or(path);
         if path.is_dir() || !self.0.contains(dir) {
             if let Some(repo) = ops_snapshot::place::repository_of(path) {
                 return Err(repository(arg, &repo));
             }
+            if let Some(db) = sled_of(path) {
+                return Err(sled_db(arg, &db));
+            }
             self.0.insert(dir.to_owned());
         }
         Ok(())
     }
+}
+
+/// The sled database `path` is, or is inside (symlinks resolved).
+fn sled_of(path: &Path) -> Option<PathBuf> {
+    let resolved = fs::canonicalize(path).ok()?;
+    resolved
+        .ancestors()
+        .find(|dir| sleddb::is_sled_dir(dir))
+        .map(Path::to_owned)
+}
+
+fn sled_db(arg: &str, db: &Path) -> UsageError {
+    UsageError(format!(
+        "--files {arg}: {} is a sled database, whose files are live data; nothing was \
+         compressed. Compact it with ops-compact sled:{}",
+        db.display(),
+        db.display()
+    ))
 }
 
 fn repository(arg: &str, repo: &Path) -> UsageError {
