@@ -84,6 +84,7 @@ impl RepoError {
                 | RepoError::TooNew { .. }
                 | RepoError::NoSnapshot { .. }
                 | RepoError::Ambiguous { .. }
+                | RepoError::Lock(LockError::Refused { .. })
         )
     }
 }
