@@ -6,11 +6,11 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::fs;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 
-use ops_tests::{dated_backups, names, ops, Outcome};
+use ops_tests::{dated_backups, is_root, names, ops, Outcome};
 use tempfile::tempdir;
 
 const VICTIM: &str = "root:$6$secret:19000:0:99999:7:::\n";
@@ -97,4 +97,34 @@ fn a_lock_file_symlinked_to_another_file_makes_no_tool_overwrite_it() {
             .run(),
         &victim,
     );
+}
+
+#[test]
+fn a_prometheus_file_keeps_its_owner_and_mode_and_a_new_one_is_world_readable() {
+    let tmp = tempdir().unwrap();
+    let file = tmp.path().join("ops.prom");
+    let write = || {
+        ops("ops-health")
+            .args(["--path", s(tmp.path()), "--format", "prometheus"])
+            .arg("--prometheus-file")
+            .arg(&file)
+            .run()
+            .success()
+    };
+    write();
+    assert_eq!(fs::metadata(&file).unwrap().mode() & 0o7777, 0o644);
+
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o640)).unwrap();
+    let given = is_root() && std::os::unix::fs::chown(&file, Some(65534), Some(65534)).is_ok();
+    write();
+    let meta = fs::metadata(&file).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o640);
+    if given {
+        assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+    } else {
+        eprintln!("not root: the owner part is not checked");
+    }
+    assert!(fs::read_to_string(&file)
+        .unwrap()
+        .contains("ops_check_status{check=\"path\""));
 }
