@@ -10,7 +10,7 @@ use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 
-use ops_tests::{dated_backups, is_root, names, ops, Outcome};
+use ops_tests::{dated_backups, is_root, names, ops, sh, Outcome};
 use tempfile::tempdir;
 
 const VICTIM: &str = "root:$6$secret:19000:0:99999:7:::\n";
@@ -127,4 +127,28 @@ fn a_prometheus_file_keeps_its_owner_and_mode_and_a_new_one_is_world_readable() 
     assert!(fs::read_to_string(&file)
         .unwrap()
         .contains("ops_check_status{check=\"path\""));
+}
+
+#[test]
+fn a_100_mb_stdin_line_is_refused_by_number_in_bounded_memory() {
+    if !Path::new("/usr/bin/time").exists() {
+        eprintln!("/usr/bin/time not installed; skipped");
+        return;
+    }
+    let out = sh("{ echo; head -c 100M /dev/zero | tr '\\0' x; echo; } \
+         | /usr/bin/time -f 'maxrss_kib=%M' -o /dev/stderr ops-verify")
+    .run()
+    .fails_with(2);
+    assert!(
+        out.stderr.contains("input line 2 is longer than 16 MiB"),
+        "{}",
+        out.stderr
+    );
+    let kib: u64 = out
+        .stderr
+        .split("maxrss_kib=")
+        .nth(1)
+        .and_then(|rest| rest.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no maxrss in {}", out.stderr));
+    assert!(kib < 64 * 1024, "ops-verify used {kib} KiB for one line");
 }
