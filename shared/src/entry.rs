@@ -129,7 +129,13 @@ fn report(tool: &str, usage_code: u8, err: &anyhow::Error) -> u8 {
         return 0;
     }
     let _ = writeln!(io::stderr(), "{tool}: error: {err:#}");
-    if err.downcast_ref::<UsageError>().is_some() {
+    let refused_lock = err.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<crate::lock::LockError>(),
+            Some(crate::lock::LockError::Refused { .. })
+        )
+    });
+    if err.downcast_ref::<UsageError>().is_some() || refused_lock {
         usage_code
     } else {
         1

@@ -7,15 +7,21 @@
 //! owner line (tool, pid, host, since) into the file, so a process that has to
 //! wait can say whom it waits for. The file is never removed: removing it
 //! would let two processes lock two different files.
+//!
+//! The directory may be writable by others, so the lock file is opened
+//! relative to the directory without following a link, and used only if it
+//! is a regular file with one name, owned by us or by the directory's owner
+//! (who could replace it anyway): a planted symlink or hard link would
+//! otherwise make us truncate and write someone else's file.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{self, Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
+use rustix::fs::{FileType, Mode, OFlags};
 use serde::{Deserialize, Serialize};
 
 /// The lock file's name inside a locked directory.
@@ -67,6 +73,13 @@ pub enum LockError {
     },
     #[error("cannot use the lock file {}: {error}", path.display())]
     Io { path: PathBuf, error: io::Error },
+    #[error(
+        "refusing the lock file {}: it is {what}, not a lock file an ops tool made; \
+         someone may be trying to make this tool overwrite another file: check who made it, \
+         remove it and run again",
+        path.display()
+    )]
+    Refused { path: PathBuf, what: String },
 }
 
 /// A held lock on a directory; released when dropped.
@@ -92,14 +105,13 @@ impl DirLock {
             path: path.clone(),
             error,
         };
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io_error)?;
+        let mut file = open_lock_file(dir).map_err(|err| match err {
+            Opened::Refused(what) => LockError::Refused {
+                path: path.clone(),
+                what,
+            },
+            Opened::Io(error) => io_error(error),
+        })?;
         let started = Instant::now();
         let mut told = false;
         loop {
@@ -137,6 +149,43 @@ impl DirLock {
         write_owner(&mut file, tool).map_err(io_error)?;
         Ok(DirLock { _file: file })
     }
+}
+
+enum Opened {
+    Refused(String),
+    Io(io::Error),
+}
+
+fn open_lock_file(dir: &Path) -> Result<File, Opened> {
+    let io = |err: rustix::io::Errno| Opened::Io(err.into());
+    let dir_fd = crate::atomic::open_dir(dir).map_err(Opened::Io)?;
+    let flags = OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = match rustix::fs::openat(&dir_fd, LOCK_FILE, flags, Mode::from_raw_mode(0o600)) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::LOOP) => return Err(Opened::Refused("a symbolic link".into())),
+        Err(err) => return Err(io(err)),
+    };
+    let (stat, dir_stat) = (
+        rustix::fs::fstat(&fd).map_err(io)?,
+        rustix::fs::fstat(&dir_fd).map_err(io)?,
+    );
+    let me = rustix::process::geteuid().as_raw();
+    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+        return Err(Opened::Refused("not a regular file".into()));
+    }
+    if stat.st_nlink != 1 {
+        return Err(Opened::Refused(format!(
+            "a file with {} hard links",
+            stat.st_nlink
+        )));
+    }
+    if stat.st_uid != me && stat.st_uid != dir_stat.st_uid {
+        return Err(Opened::Refused(format!(
+            "owned by uid {}, neither us nor the directory's owner",
+            stat.st_uid
+        )));
+    }
+    Ok(File::from(fd))
 }
 
 fn read_owner(file: &mut File) -> Option<Owner> {
@@ -227,5 +276,70 @@ mod tests {
             serde_json::from_str(std::fs::read_to_string(&path).unwrap().trim()).unwrap();
         assert_eq!(owner.tool, "ops-x");
         assert_eq!(owner.pid, std::process::id());
+    }
+
+    fn refused(dir: &Path) -> String {
+        match lock(dir, Access::Exclusive) {
+            Err(err @ LockError::Refused { .. }) => err.to_string(),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_symlinked_lock_file_is_refused_and_its_target_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("shadow");
+        std::fs::write(&victim, "root:secret\n").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join(LOCK_FILE)).unwrap();
+        let err = refused(dir.path());
+        assert!(err.contains("a symbolic link"), "{err}");
+        assert!(err.contains("remove it"), "{err}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root:secret\n");
+    }
+
+    #[test]
+    fn a_hard_linked_lock_file_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("passwd");
+        std::fs::write(&victim, "root:x:0:0\n").unwrap();
+        std::fs::hard_link(&victim, dir.path().join(LOCK_FILE)).unwrap();
+        let err = refused(dir.path());
+        assert!(err.contains("2 hard links"), "{err}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root:x:0:0\n");
+    }
+
+    #[test]
+    fn a_lock_that_is_not_a_regular_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(LOCK_FILE)).unwrap();
+        let err = match lock(dir.path(), Access::Shared) {
+            Err(err @ (LockError::Refused { .. } | LockError::Io { .. })) => err.to_string(),
+            other => panic!("expected an error, got {other:?}"),
+        };
+        assert!(err.contains(LOCK_FILE), "{err}");
+        let fifo = tempfile::tempdir().unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(fifo.path().join(LOCK_FILE))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        assert!(refused(fifo.path()).contains("not a regular file"));
+    }
+
+    #[test]
+    fn a_lock_file_owned_by_a_stranger_is_refused() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        drop(lock(dir.path(), Access::Shared).unwrap());
+        let path = dir.path().join(LOCK_FILE);
+        if std::os::unix::fs::chown(&path, Some(54321), None).is_err() {
+            eprintln!("not root: cannot give the lock file away; skipped");
+            return;
+        }
+        assert_eq!(std::fs::metadata(&path).unwrap().uid(), 54321);
+        assert!(refused(dir.path()).contains("owned by uid 54321"));
+        // The directory's owner may have made it: then it is fine.
+        std::os::unix::fs::chown(dir.path(), Some(54321), None).unwrap();
+        assert!(lock(dir.path(), Access::Shared).is_ok());
     }
 }

@@ -3,9 +3,11 @@
 //! Each line is parsed once into a JSON object. A tool asks whether it acts
 //! on the record's type ([`InputRecord::is`]) and parses it into its struct;
 //! everything else it writes back unchanged with [`InputRecord::raw`].
-//! A malformed line is a [`UsageError`] naming the line number.
+//! A malformed line is a [`UsageError`] naming the line number, and so is a
+//! line longer than [`MAX_LINE`]: it is read no further than that, so a huge
+//! line on stdin costs no more memory than the cap.
 
-use std::io::BufRead;
+use std::io::{self, BufRead};
 
 use serde_json::{Map, Value};
 
@@ -69,28 +71,83 @@ impl InputRecord {
     }
 }
 
+/// The longest input line read, in bytes: far beyond any real record (a
+/// few KiB), small enough that a wrong file on stdin costs little memory.
+pub const MAX_LINE: usize = 16 << 20;
+
 /// The records of `input`, one per non-empty line.
 ///
 /// Yields a [`UsageError`] naming the line for a line that is not UTF-8, not
-/// a JSON object, or has no string `"type"`; I/O errors become errors too.
-pub fn read_records<R: BufRead>(input: R) -> impl Iterator<Item = Result<InputRecord, UsageError>> {
-    let mut lines = input.split(b'\n');
+/// a JSON object, has no string `"type"`, or is longer than [`MAX_LINE`];
+/// I/O errors become errors too.
+pub fn read_records<R: BufRead>(
+    mut input: R,
+) -> impl Iterator<Item = Result<InputRecord, UsageError>> {
     let mut number = 0;
     std::iter::from_fn(move || loop {
         number += 1;
-        let bytes = match lines.next()? {
-            Ok(bytes) => bytes,
+        let mut bytes = Vec::new();
+        match read_line(&mut input, &mut bytes) {
+            Ok(Line::End) => return None,
+            Ok(Line::Whole) => {}
+            Ok(Line::TooLong) => {
+                return Some(Err(UsageError(format!(
+                    "input line {number} is longer than {} MiB, far more than any record; \
+                     is this the right input? Records are one JSON object per line",
+                    MAX_LINE >> 20
+                ))))
+            }
             Err(err) => {
                 return Some(Err(UsageError(format!(
                     "reading input line {number}: {err}"
                 ))))
             }
-        };
+        }
         if bytes.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
         return Some(parse_line(number, bytes));
     })
+}
+
+enum Line {
+    End,
+    Whole,
+    TooLong,
+}
+
+/// Reads one line without its `\n` into `line`; a line past [`MAX_LINE`]
+/// is skipped to its end without being kept.
+fn read_line<R: BufRead>(input: &mut R, line: &mut Vec<u8>) -> io::Result<Line> {
+    let mut too_long = false;
+    loop {
+        let buffer = match input.fill_buf() {
+            Ok(buffer) => buffer,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        if buffer.is_empty() {
+            return Ok(match (too_long, line.is_empty()) {
+                (true, _) => Line::TooLong,
+                (false, true) => Line::End,
+                (false, false) => Line::Whole,
+            });
+        }
+        let newline = buffer.iter().position(|&b| b == b'\n');
+        let part = &buffer[..newline.unwrap_or(buffer.len())];
+        if !too_long && line.len() + part.len() > MAX_LINE {
+            too_long = true;
+            *line = Vec::new();
+        }
+        if !too_long {
+            line.extend_from_slice(part);
+        }
+        let used = newline.map_or(buffer.len(), |at| at + 1);
+        input.consume(used);
+        if newline.is_some() {
+            return Ok(if too_long { Line::TooLong } else { Line::Whole });
+        }
+    }
 }
 
 fn parse_line(line: usize, bytes: Vec<u8>) -> Result<InputRecord, UsageError> {
@@ -158,6 +215,36 @@ mod tests {
             .map(ToString::to_string)
             .unwrap_or_default();
         assert!(err.starts_with("input line 3: malformed JSON"), "{err}");
+    }
+
+    #[test]
+    fn a_huge_line_is_refused_by_number_without_being_kept() {
+        use std::io::Read;
+        let huge = io::repeat(b'x').take(100 << 20);
+        let input = format!("{BACKUP}\n").into_bytes();
+        let after = format!("\n{BACKUP}\n").into_bytes();
+        let mut records = read_records(io::BufReader::new(input.chain(huge).chain(&after[..])));
+        assert!(records.next().unwrap().is_ok());
+        let err = records.next().unwrap().err().unwrap().to_string();
+        assert!(
+            err.starts_with("input line 2 is longer than 16 MiB"),
+            "{err}"
+        );
+        let third = records.next().unwrap().map_err(|e| e.to_string()).unwrap();
+        assert_eq!(third.line, 3);
+        assert!(records.next().is_none());
+    }
+
+    #[test]
+    fn a_line_of_exactly_the_cap_is_read() {
+        let mut line = String::from(r#"{"type":"pad","v":1,"p":""#);
+        line.push_str(&"y".repeat(MAX_LINE - line.len() - 2));
+        line.push_str("\"}");
+        assert_eq!(line.len(), MAX_LINE);
+        let record = read_records(line.as_bytes()).next().unwrap().unwrap();
+        assert_eq!(record.kind, "pad");
+        let longer = format!("{line} ");
+        assert!(read_records(longer.as_bytes()).next().unwrap().is_err());
     }
 
     #[test]

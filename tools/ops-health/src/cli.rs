@@ -92,7 +92,8 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = Format::Records)]
     pub format: Format,
     /// With --format prometheus: write to FILE atomically instead of stdout
-    /// (for node_exporter's textfile collector).
+    /// (for node_exporter's textfile collector). A FILE it replaces keeps
+    /// its owner, group and mode; a new one is made readable by all (0644).
     #[arg(long, value_name = "FILE")]
     pub prometheus_file: Option<PathBuf>,
     #[command(flatten)]

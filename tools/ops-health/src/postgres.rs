@@ -5,6 +5,12 @@
 //! `pg_sessions` (old transactions, idle in transaction, longest query),
 //! `pg_replication` (standbys only), `pg_dead_tuples`, `pg_dump` (a backup
 //! would work) and one `sql` record per query.
+//!
+//! A health check must not change the database: the session's transactions
+//! default to read only, and each `--sql` query must be one statement
+//! (checked by preparing it, which runs nothing) and runs in a read-only
+//! transaction that has already taken its snapshot, so it can neither
+//! write nor switch to read-write, and is rolled back.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -74,9 +80,9 @@ pub fn check(options: &Options) -> Vec<Check> {
         location: &location,
     };
     let timeout_ms = options.timeout.as_millis();
-    let _ = session
-        .client
-        .batch_execute(&format!("SET statement_timeout = {timeout_ms}"));
+    let _ = session.client.batch_execute(&format!(
+        "SET statement_timeout = {timeout_ms}; SET default_transaction_read_only = on"
+    ));
     let mut checks = Vec::new();
     let server = server_version(&target, session.client).ok();
     checks.push(session.overview(connect_ms, server.as_ref()));
@@ -311,7 +317,13 @@ impl Session<'_> {
 
     fn sql(&mut self, name: &str, query: &str, crit: bool) -> Check {
         let unknown = |message: String| record("sql", name, Level::Unknown, message, metrics([]));
-        let messages = match self.client.simple_query(query) {
+        if let Err(err) = self.client.prepare(query) {
+            return unknown(format!(
+                "the query cannot run: {}; a check is one read-only statement",
+                ops_backup::pg::conn::describe(&err)
+            ));
+        }
+        let messages = match self.read_only(query) {
             Ok(messages) => messages,
             Err(err) => {
                 return unknown(format!(
@@ -340,6 +352,21 @@ impl Session<'_> {
         let mut values = BTreeMap::new();
         values.insert("value".to_owned(), value);
         record("sql", name, level, format!("{name} = {value}"), values)
+    }
+}
+
+impl Session<'_> {
+    /// Runs one statement in a read-only transaction, then rolls it back.
+    fn read_only(
+        &mut self,
+        query: &str,
+    ) -> Result<Vec<postgres::SimpleQueryMessage>, postgres::Error> {
+        let mut transaction = self.client.build_transaction().read_only(true).start()?;
+        // Taking the snapshot first makes `SET TRANSACTION READ WRITE` fail.
+        transaction.batch_execute("SELECT 1")?;
+        let result = transaction.simple_query(query);
+        let _ = transaction.rollback();
+        result
     }
 }
 

@@ -14,6 +14,10 @@ use ops_shared::{Output, Record};
 use crate::cli::{Cli, Format};
 use crate::level::Level;
 
+/// A new Prometheus file's mode: node_exporter runs as its own user and
+/// must read it. A file we replace keeps its owner, group and mode.
+const PROM_MODE: u32 = 0o644;
+
 /// Writes the checks in the format asked for.
 ///
 /// Fails when stdout or the Prometheus file cannot be written.
@@ -23,8 +27,10 @@ pub fn write(cli: &Cli, checks: &[Check]) -> anyhow::Result<()> {
         Format::Prometheus => {
             let text = prometheus(checks);
             match &cli.prometheus_file {
-                Some(file) => ops_shared::atomic::write_replace(file, text.as_bytes())
-                    .with_context(|| format!("cannot write {}", file.display())),
+                Some(file) => {
+                    ops_shared::atomic::write_replace_keeping(file, text.as_bytes(), PROM_MODE)
+                        .with_context(|| format!("cannot write {}", file.display()))
+                }
                 None => Ok(io::stdout().write_all(text.as_bytes())?),
             }
         }

@@ -189,6 +189,56 @@ fn sql_checks_are_ok_at_zero_warn_or_crit_above_and_unknown_when_broken() {
 }
 
 #[test]
+fn a_sql_check_that_writes_is_refused_and_changes_nothing() {
+    let pg = cluster();
+    pg.create_db("readonly");
+    pg.psql(
+        "readonly",
+        "CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2), (3); CREATE SEQUENCE s;",
+    );
+    let url = pg.url("readonly");
+    for writer in [
+        "cte=WITH d AS (DELETE FROM t RETURNING 1) SELECT count(*) FROM d",
+        "two=SELECT 0; DELETE FROM t",
+        "escape=COMMIT; DELETE FROM t; SELECT 0",
+        "rw=SET TRANSACTION READ WRITE; DELETE FROM t; SELECT 0",
+        "block=DO $$BEGIN SET TRANSACTION READ WRITE; DELETE FROM t; END$$",
+        "seq=SELECT nextval('s') - nextval('s')",
+        "ddl=DROP TABLE t",
+    ] {
+        let out = ops("ops-health")
+            .args(["--postgres", &url, "--sql", writer])
+            .run();
+        let sql = by_check(&out, "sql");
+        assert_eq!(sql["status"], "unknown", "{writer}: {sql}");
+        assert_eq!(
+            pg.psql("readonly", "SELECT count(*) FROM t").trim(),
+            "3",
+            "{writer} deleted rows: {sql}"
+        );
+    }
+    let message = |query: &str| {
+        let out = ops("ops-health")
+            .args(["--postgres", &url, "--sql", query])
+            .run();
+        by_check(&out, "sql")["message"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let cte = message("cte=WITH d AS (DELETE FROM t RETURNING 1) SELECT count(*) FROM d");
+    assert!(cte.contains("read-only transaction"), "{cte}");
+    let two = message("two=SELECT 0; DELETE FROM t");
+    assert!(two.contains("one read-only statement"), "{two}");
+    assert_eq!(
+        pg.psql("readonly", "SELECT last_value FROM s").trim(),
+        "1",
+        "the sequence was never advanced"
+    );
+    assert_eq!(pg.psql("readonly", "SELECT is_called FROM s").trim(), "f");
+}
+
+#[test]
 fn many_dead_tuples_warn_and_name_the_table() {
     let pg = cluster();
     pg.create_db("bloated");

@@ -88,6 +88,7 @@ impl RepoError {
                 | RepoError::TooNew { .. }
                 | RepoError::NoSnapshot { .. }
                 | RepoError::Ambiguous { .. }
+                | RepoError::Lock(LockError::Refused { .. })
         )
     }
 }
