@@ -275,16 +275,35 @@ pub fn record(dir: &Path, header: &Header, summary: &Summary) -> Backup {
 }
 
 /// What makes two backups of one series backups of the same thing: kind and
-/// location, and for a database not the role it was dumped as.
+/// location; for a database, the server and database, not the role it was
+/// dumped as nor whether the local server was reached by socket or TCP.
 pub fn source_key(source: &Source) -> String {
-    let location = match source.location.split_once("://") {
-        Some((scheme, rest)) if source.kind == "postgres" => {
-            let rest = rest.split_once('@').map_or(rest, |(_, host)| host);
-            format!("{scheme}://{rest}")
+    if source.kind != "postgres" {
+        return format!("{}:{}", source.kind, source.location);
+    }
+    let rest = source
+        .location
+        .split_once("://")
+        .map_or(source.location.as_str(), |(_, rest)| rest);
+    let rest = rest.split_once('@').map_or(rest, |(_, host)| host);
+    // `/DB?host=/SOCKET&port=N` (a local socket) or `HOST:PORT/DB`.
+    let (host, port, db) = match rest.strip_prefix('/') {
+        Some(socket) => {
+            let (db, query) = socket.split_once('?').unwrap_or((socket, ""));
+            let port = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("port="))
+                .unwrap_or_default();
+            ("localhost", port, db)
         }
-        _ => source.location.clone(),
+        None => {
+            let (endpoint, db) = rest.split_once('/').unwrap_or((rest, ""));
+            let (host, port) = endpoint.rsplit_once(':').unwrap_or((endpoint, ""));
+            let local = matches!(host, "localhost" | "127.0.0.1" | "::1" | "[::1]");
+            (if local { "localhost" } else { host }, port, db)
+        }
     };
-    format!("{}:{location}", source.kind)
+    format!("postgres:{host}:{port}/{db}")
 }
 
 /// The series among `backups` (of one directory) that hold backups of more
@@ -615,6 +634,14 @@ mod tests {
         assert_eq!(source_key(&app), source_key(&admin));
         let other = source("postgres", "postgres://app@db2:5432/shop");
         assert_ne!(source_key(&app), source_key(&other));
+        let socket = source(
+            "postgres",
+            "postgres://app@/shop?host=/run/postgresql&port=5432",
+        );
+        let tcp = source("postgres", "postgres://app@127.0.0.1:5432/shop");
+        assert_eq!(source_key(&socket), source_key(&tcp));
+        let other_port = source("postgres", "postgres://app@127.0.0.1:5433/shop");
+        assert_ne!(source_key(&socket), source_key(&other_port));
         assert_ne!(
             source_key(&source("dir", "/a/data")),
             source_key(&source("dir", "/b/data"))

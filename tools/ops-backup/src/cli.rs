@@ -40,6 +40,8 @@ pub struct CreateArgs {
     #[arg(long, value_name = "DIR")]
     pub to: PathBuf,
     /// The series name used in the artifact name [default: the source's base name].
+    /// A series holds one source: a second source of the same base name
+    /// (svcA/data after svcB/data) is refused until it gets a name of its own.
     #[arg(long, value_parser = parse_name)]
     pub name: Option<String>,
     /// zstd compression level, 1 (fastest) to 19 (smallest).

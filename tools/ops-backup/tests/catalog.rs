@@ -195,3 +195,45 @@ fn a_series_with_two_sources_is_an_error_for_list_prune_and_health() {
         "{check}"
     );
 }
+
+#[test]
+fn a_planted_manifest_is_an_error_for_list_and_health_not_a_backup() {
+    let tmp = tempdir().unwrap();
+    let data = tmp.path().join("data");
+    fs::create_dir(&data).unwrap();
+    fs::write(data.join("a.txt"), "a\n").unwrap();
+    let backups = tmp.path().join("backups");
+    let made = create(&data, &backups, &[]).success().record();
+    copy_as(&backups, made["id"].as_str().unwrap(), |h| {
+        h.id = "data_20261101_000000".into();
+    });
+    // Planted: the file name of one backup, the id and artifact of a path out.
+    let planted = catalog::manifest_path(&backups, "data_20261101_000000");
+    let text = fs::read_to_string(&planted).unwrap();
+    let text = text.replacen(
+        "\"artifact\":\"data_20261101_000000.tar.zst\"",
+        "\"artifact\":\"../../etc/shadow\"",
+        1,
+    );
+    fs::write(&planted, text).unwrap();
+    let out = ops("ops-backup")
+        .arg("list")
+        .arg(&backups)
+        .run()
+        .fails_with(1);
+    assert!(out.stderr.contains("refused"), "{}", out.stderr);
+    assert_eq!(ids(&out.records()), [made["id"].as_str().unwrap()]);
+    let out = ops("ops-health")
+        .arg("--backups")
+        .arg(&backups)
+        .args(["--max-age", "1000w", "--json"])
+        .run()
+        .fails_with(2);
+    assert!(
+        out.records()
+            .iter()
+            .any(|c| c["status"] == "crit" && c["message"].as_str().unwrap().contains("refused")),
+        "{}",
+        out.stdout
+    );
+}

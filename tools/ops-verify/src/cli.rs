@@ -8,8 +8,13 @@ use ops_shared::OutputArgs;
 
 /// Prove that backups are intact: in one read of each artifact, check its
 /// SHA-256, decompress the whole stream and check every entry against the
-/// manifest (a database dump: that it is complete); with --restore-test,
-/// prove a database backup restores.
+/// manifest (a database dump: that it is complete), and check that its
+/// `.sha256` file passes `sha256sum -c`; with --restore-test, prove a
+/// database backup restores.
+///
+/// Records on stdin are read and checked in full first: a record whose id
+/// or path does not have the shape ops-backup writes is an input error (exit
+/// 2) and nothing is verified or written.
 ///
 /// Takes artifacts and backup directories as arguments, or `backup` records
 /// on stdin (other records pass through unchanged). Writes each backup
