@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! {"type":"manifest","v":1,"id":..,"name":..,"time":..,"artifact":..,"format":..,...}
-//! {"type":"entry","path":"a.txt","kind":"file","size":3,"mode":"0644","mtime":..,"sha256":..}
+//! {"type":"entry","path":"a.txt","kind":"file","size":3,"mode":"0644","mtime":..,"uid":..,"gid":..,"sha256":..}
 //! ...one line per entry, in archive order...
 //! {"type":"summary","entries":..,"raw_bytes":..,"bytes":..,"sha256":..,"changed":..,"skipped":..}
 //! {"type":"seal","sha256":"<SHA-256 of every byte above this line>"}

@@ -250,3 +250,73 @@ fn one_bad_backup_among_good_ones_fails_the_run_but_all_are_reported() {
     assert_eq!(oks, [false, true]);
     assert!(verified.stderr.contains(record["id"].as_str().unwrap()));
 }
+
+/// Rewrites the manifest's entry lines with `edit` and seals it again, as
+/// a writer of that text would have.
+fn reseal_manifest(record: &Value, edit: impl Fn(&str) -> String) {
+    use ops_backup::hashing::HashingWriter;
+    use std::io::Write;
+    let path = manifest(record);
+    let text = fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines.pop();
+    for line in &mut lines {
+        if line.starts_with(r#"{"type":"entry""#) {
+            *line = edit(line);
+        }
+    }
+    let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let mut hashing = HashingWriter::new(std::io::sink());
+    hashing.write_all(body.as_bytes()).unwrap();
+    let (_, sha256, _) = hashing.finish();
+    fs::write(
+        &path,
+        format!("{body}{{\"type\":\"seal\",\"sha256\":\"{sha256}\"}}\n"),
+    )
+    .unwrap();
+}
+
+/// `line` without its `,"uid":N,"gid":N` fields.
+fn without_owners(line: &str) -> String {
+    let start = line.find(r#","uid":"#).unwrap();
+    let gid = start + line[start..].find(r#""gid":"#).unwrap();
+    let end = gid + line[gid..].find([',', '}']).unwrap();
+    format!("{}{}", &line[..start], &line[end..])
+}
+
+#[test]
+fn an_owner_the_archive_does_not_hold_fails_verification() {
+    let (_tmp, _data, record) = backed_up_sample();
+    reseal_manifest(&record, |line| {
+        let uid = line.find(r#","uid":"#).unwrap();
+        let rest = &without_owners(line)[uid..];
+        format!("{},\"uid\":4242424,\"gid\":0{rest}", &line[..uid])
+    });
+    let errors = verify_fails(&artifact(&record));
+    assert!(
+        errors.contains("owner or group differs from the manifest"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn a_manifest_written_before_owners_were_recorded_still_verifies() {
+    let (tmp, data, record) = backed_up_sample();
+    assert!(fs::read_to_string(manifest(&record))
+        .unwrap()
+        .contains(r#""uid":"#));
+    reseal_manifest(&record, without_owners);
+    assert!(!fs::read_to_string(manifest(&record))
+        .unwrap()
+        .contains(r#""uid":"#));
+    let out = ops("ops-verify").arg(artifact(&record)).run().success();
+    assert_eq!(out.record()["verify"]["ok"], true);
+    let target = tmp.path().join("restored");
+    ops("ops-restore")
+        .arg(artifact(&record))
+        .arg("--to")
+        .arg(&target)
+        .run()
+        .success();
+    ops_tests::assert_same_tree(&data, &target);
+}
