@@ -43,9 +43,9 @@ pub struct Request {
 /// every failure no artifact or manifest is left under a final name.
 pub fn create(request: &Request) -> anyhow::Result<Backup> {
     let source = fs::canonicalize(&request.source)
-        .with_context(|| format!("cannot back up {}", request.source.display()))?;
+        .with_context(|| format!("cannot back up {}", shown(&request.source)))?;
     let meta =
-        fs::metadata(&source).with_context(|| format!("cannot back up {}", source.display()))?;
+        fs::metadata(&source).with_context(|| format!("cannot back up {}", shown(&source)))?;
     let kind = if meta.is_dir() {
         "dir"
     } else if meta.is_file() {
@@ -108,6 +108,12 @@ pub fn create(request: &Request) -> anyhow::Result<Backup> {
         content_checksum: None,
     };
     pending.commit(artifact, summary)
+}
+
+/// A source for a message: a mistyped connection string must not show its
+/// password.
+fn shown(source: &Path) -> String {
+    ops_shared::redact::redact(&source.to_string_lossy())
 }
 
 #[derive(Default)]
