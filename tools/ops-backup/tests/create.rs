@@ -450,7 +450,13 @@ fn ctrl_c_during_a_backup_removes_its_temporary_files() {
     let tmp = tempdir().unwrap();
     let src = tmp.path().join("src");
     fs::create_dir(&src).unwrap();
-    fs::write(src.join("big.bin"), ops_tests::pseudo_random(48 << 20, 3)).unwrap();
+    // Compressible, so level 19 is slow: seconds, not the instant of data
+    // stored as is.
+    let text: Vec<u8> = ops_tests::pseudo_random(64 << 20, 3)
+        .into_iter()
+        .map(|b| b'a' + b % 4)
+        .collect();
+    fs::write(src.join("big.txt"), text).unwrap();
     let backups = tmp.path().join("backups");
     let mut child = Command::new(ops_tests::bin_dir().join("ops-backup"))
         .arg("create")
