@@ -7,14 +7,11 @@ const HIDDEN: &str = "***";
 
 /// `location` with any password replaced by `***`.
 ///
-/// Handles URLs (`postgres://user:secret@host/db`), `password=` in a URL
-/// query, and key/value connection strings (`host=x password=secret`).
+/// Handles URLs (`postgres://user:secret@host/db`, any scheme and case),
+/// `password=` in a URL query, and libpq keyword strings (`host=x
+/// password=secret`, `password = 'a b'`), the key in any case.
 pub fn redact(location: &str) -> String {
-    let mut out = redact_userinfo(location);
-    for key in ["password=", "PASSWORD="] {
-        out = redact_key_value(&out, key);
-    }
-    out
+    redact_key_value(&redact_userinfo(location))
 }
 
 fn redact_userinfo(location: &str) -> String {
@@ -39,25 +36,45 @@ fn redact_userinfo(location: &str) -> String {
     )
 }
 
-fn redact_key_value(location: &str, key: &str) -> String {
+fn redact_key_value(location: &str) -> String {
+    const KEY: &str = "password";
+    let lower = location.to_ascii_lowercase();
+    let bytes = location.as_bytes();
     let mut out = String::with_capacity(location.len());
-    let mut rest = location;
-    while let Some(pos) = rest.find(key) {
-        let at_boundary = pos == 0 || matches!(rest.as_bytes()[pos - 1], b' ' | b'?' | b'&' | b';');
-        out.push_str(&rest[..pos + key.len()]);
-        rest = &rest[pos + key.len()..];
-        if !at_boundary {
+    let mut done = 0;
+    let mut from = 0;
+    while let Some(found) = lower[from..].find(KEY) {
+        let pos = from + found;
+        from = pos + KEY.len();
+        let at_boundary = pos == 0 || matches!(bytes[pos - 1], b' ' | b'\t' | b'?' | b'&' | b';');
+        let mut i = from;
+        while i < bytes.len() && matches!(bytes[i], b' ' | b'\t') {
+            i += 1;
+        }
+        if !at_boundary || bytes.get(i) != Some(&b'=') {
             continue;
         }
-        let value_end = if let Some(quoted) = rest.strip_prefix('\'') {
-            quoted.find('\'').map_or(rest.len(), |end| end + 2)
+        i += 1;
+        while i < bytes.len() && matches!(bytes[i], b' ' | b'\t') {
+            i += 1;
+        }
+        let value_end = if bytes.get(i) == Some(&b'\'') {
+            let mut j = i + 1;
+            while j < bytes.len() && bytes[j] != b'\'' {
+                j += if bytes[j] == b'\\' { 2 } else { 1 };
+            }
+            (j + 1).min(bytes.len())
         } else {
-            rest.find([' ', '&', ';', '#']).unwrap_or(rest.len())
+            lower[i..]
+                .find([' ', '\t', '&', ';', '#'])
+                .map_or(bytes.len(), |end| i + end)
         };
+        out.push_str(&location[done..i]);
         out.push_str(HIDDEN);
-        rest = &rest[value_end..];
+        done = value_end;
+        from = value_end;
     }
-    out.push_str(rest);
+    out.push_str(&location[done..]);
     out
 }
 
@@ -91,6 +108,26 @@ mod tests {
         assert_eq!(
             redact("host=/tmp password='a b' dbname=app"),
             "host=/tmp password=*** dbname=app"
+        );
+    }
+
+    #[test]
+    fn keyword_strings_in_any_case_and_spacing_are_hidden() {
+        assert_eq!(
+            redact("host=db PASSWORD=hunter2 user=x"),
+            "host=db PASSWORD=*** user=x"
+        );
+        assert_eq!(
+            redact("host=db Password = 'it\\'s x' user=x"),
+            "host=db Password = *** user=x"
+        );
+        assert_eq!(
+            redact("password=a\tpassword= b"),
+            "password=***\tpassword= ***"
+        );
+        assert_eq!(
+            redact("POSTGRES://App:s3cret@db/app"),
+            "POSTGRES://App:***@db/app"
         );
     }
 

@@ -7,6 +7,10 @@
 //! reserve the id against a second backup in the same second), then the
 //! artifact, its checksum file and finally the manifest are renamed into
 //! place. A failure or kill leaves only temporary files.
+//!
+//! A backup never reads itself: our temporaries and lock files in the source
+//! are left out, and a backup directory inside the source is refused unless
+//! --exclude leaves it out.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -43,9 +47,9 @@ pub struct Request {
 /// every failure no artifact or manifest is left under a final name.
 pub fn create(request: &Request) -> anyhow::Result<Backup> {
     let source = fs::canonicalize(&request.source)
-        .with_context(|| format!("cannot back up {}", request.source.display()))?;
+        .with_context(|| format!("cannot back up {}", shown(&request.source)))?;
     let meta =
-        fs::metadata(&source).with_context(|| format!("cannot back up {}", source.display()))?;
+        fs::metadata(&source).with_context(|| format!("cannot back up {}", shown(&source)))?;
     let kind = if meta.is_dir() {
         "dir"
     } else if meta.is_file() {
@@ -57,6 +61,9 @@ pub fn create(request: &Request) -> anyhow::Result<Backup> {
         )
     };
     let excludes = Excludes::new(&request.excludes)?;
+    if kind == "dir" {
+        refuse_target_inside(&source, &request.to, &excludes)?;
+    }
     let name = match &request.name {
         Some(name) => name.clone(),
         None => catalog::series_name(
@@ -110,6 +117,51 @@ pub fn create(request: &Request) -> anyhow::Result<Backup> {
     pending.commit(artifact, summary)
 }
 
+/// Refuses a backup directory inside the source unless it is excluded:
+/// the backup would archive itself (and every earlier backup there).
+fn refuse_target_inside(source: &Path, to: &Path, excludes: &Excludes) -> anyhow::Result<()> {
+    let resolved = fs::canonicalize(to).or_else(|_| {
+        let parent = match to.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        fs::canonicalize(parent).map(|p| p.join(to.file_name().unwrap_or_default()))
+    });
+    let Ok(resolved) = resolved else {
+        return Ok(());
+    };
+    let Ok(inside) = resolved.strip_prefix(source) else {
+        return Ok(());
+    };
+    let excluded = inside
+        .ancestors()
+        .filter(|a| !a.as_os_str().is_empty())
+        .any(|a| excludes.matches(a));
+    if inside.as_os_str().is_empty() || !excluded {
+        return Err(ops_shared::UsageError(format!(
+            "--to {} is inside the source {}: the backup would archive itself; \
+             pass --exclude '{}' or choose a --to outside it",
+            to.display(),
+            shown(source),
+            inside.display()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Our own files in a source: temporaries of other runs (growing
+/// artifacts) and lock files. Never archived.
+fn is_ours(name: &std::ffi::OsStr) -> bool {
+    ops_shared::atomic::is_temp(name) || name == ".ops-lock"
+}
+
+/// A source for a message: a mistyped connection string must not show its
+/// password.
+fn shown(source: &Path) -> String {
+    ops_shared::redact::redact(&source.to_string_lossy())
+}
+
 #[derive(Default)]
 struct Tally {
     entries: u64,
@@ -139,7 +191,9 @@ fn archive_tree(
         .sort_by_file_name()
         .into_iter()
         .filter_entry(|e| {
-            e.depth() == 0 || !excludes.matches(e.path().strip_prefix(base).unwrap_or(e.path()))
+            e.depth() == 0
+                || !(is_ours(e.file_name())
+                    || excludes.matches(e.path().strip_prefix(base).unwrap_or(e.path())))
         });
     for item in walk {
         let item = match item {

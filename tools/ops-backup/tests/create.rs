@@ -450,7 +450,13 @@ fn ctrl_c_during_a_backup_removes_its_temporary_files() {
     let tmp = tempdir().unwrap();
     let src = tmp.path().join("src");
     fs::create_dir(&src).unwrap();
-    fs::write(src.join("big.bin"), ops_tests::pseudo_random(48 << 20, 3)).unwrap();
+    // Compressible, so level 19 is slow: seconds, not the instant of data
+    // stored as is.
+    let text: Vec<u8> = ops_tests::pseudo_random(64 << 20, 3)
+        .into_iter()
+        .map(|b| b'a' + b % 4)
+        .collect();
+    fs::write(src.join("big.txt"), text).unwrap();
     let backups = tmp.path().join("backups");
     let mut child = Command::new(ops_tests::bin_dir().join("ops-backup"))
         .arg("create")
@@ -517,4 +523,54 @@ fn two_first_backups_into_a_new_directory_both_succeed() {
         }
         assert_eq!(names(&backups).len(), 6, "round {round}");
     }
+}
+
+#[test]
+fn a_backup_directory_inside_the_source_is_refused_unless_excluded() {
+    let tmp = tempdir().unwrap();
+    let src = tmp.path().join("backups");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("data.txt"), "data\n").unwrap();
+    fs::write(src.join("other_20250101_000000.tar.zst.ops-tmp"), "growing").unwrap();
+    let out = ops("ops-backup")
+        .arg("create")
+        .arg(&src)
+        .arg("--to")
+        .arg(src.join("vol"))
+        .run()
+        .fails_with(2);
+    assert!(
+        out.stderr.contains("would archive itself"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("--exclude 'vol'"), "{}", out.stderr);
+    assert!(!src.join("vol").exists(), "written despite the refusal");
+    let out = ops("ops-backup")
+        .arg("create")
+        .arg(&src)
+        .current_dir(&src)
+        .args(["--to", "."])
+        .run()
+        .fails_with(2);
+    assert!(
+        out.stderr.contains("would archive itself"),
+        "{}",
+        out.stderr
+    );
+
+    let record = ops("ops-backup")
+        .arg("create")
+        .arg(&src)
+        .args(["--exclude", "vol", "--to"])
+        .arg(src.join("vol"))
+        .run()
+        .success()
+        .record();
+    let listing = Command::new("tar")
+        .args(["--zstd", "-tf", record["path"].as_str().unwrap()])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert_eq!(listing.trim(), "data.txt", "{listing}");
 }

@@ -369,3 +369,44 @@ fn ctrl_c_during_a_dump_stops_pg_dump_and_leaves_nothing() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+#[test]
+fn keyword_strings_and_upper_case_schemes_are_databases_and_never_echo_the_password() {
+    let pg = cluster();
+    small_db("keywords_db");
+    pg.psql(
+        "keywords_db",
+        &format!("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {SECRET_USER}"),
+    );
+    let tmp = tempdir().unwrap();
+    let keywords = format!(
+        "host=127.0.0.1 port={} user={SECRET_USER} password={SECRET_PASSWORD} dbname=keywords_db",
+        pg.port
+    );
+    let upper =
+        pg.secret_url("keywords_db", SECRET_PASSWORD)
+            .replacen("postgres://", "POSTGRES://", 1);
+    for source in [&keywords, &upper] {
+        let out = ops("ops-backup")
+            .args(["create", source, "--to"])
+            .arg(tmp.path())
+            .run()
+            .success();
+        assert!(!out.stderr.contains(SECRET_PASSWORD) && !out.stdout.contains(SECRET_PASSWORD));
+        assert_eq!(out.record()["source"]["kind"], "postgres", "{}", out.stdout);
+    }
+    // Mistyped: not recognised, and the password is not echoed.
+    let typo = format!("hots=127.0.0.1 password={SECRET_PASSWORD} dbname=keywords_db");
+    let out = ops("ops-backup")
+        .args(["create", &typo, "--to"])
+        .arg(tmp.path())
+        .run()
+        .fails_with(1);
+    assert!(
+        out.stderr
+            .contains("cannot back up hots=127.0.0.1 password=***"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains(SECRET_PASSWORD), "{}", out.stderr);
+}

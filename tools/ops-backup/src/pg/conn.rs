@@ -1,7 +1,8 @@
 //! Where a database is, the way libpq users expect to say it.
 //!
 //! A location is a `postgres://` or `postgresql://` URL (or the bare
-//! `postgres:`); whatever it leaves out comes from libpq's environment
+//! `postgres:`; the scheme in any case) or a libpq keyword string
+//! (`host=/run/postgresql dbname=app`); whatever it leaves out comes from libpq's environment
 //! (`PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE`, `PGPASSWORD`), then from
 //! `~/.pgpass` (or `PGPASSFILE`) for the password, then libpq's defaults.
 //! The same settings reach our own connections and the client programs we
@@ -23,11 +24,56 @@ use std::time::Duration;
 
 use ops_shared::UsageError;
 
-/// Whether `source` names a PostgreSQL database rather than a path.
+/// libpq's connection keywords: a source whose first word is `KEY=` with
+/// one of them is a keyword string (`host=db dbname=app`).
+const KEYWORDS: &[&str] = &[
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "passfile",
+    "service",
+    "connect_timeout",
+    "sslmode",
+    "application_name",
+    "options",
+    "target_session_attrs",
+];
+
+/// Whether `source` names a PostgreSQL database rather than a path: a
+/// `postgres:` or `postgresql:` URL, the scheme in any case, or a libpq
+/// keyword string.
 pub fn is_postgres(source: &str) -> bool {
-    ["postgres://", "postgresql://", "postgres:", "postgresql:"]
-        .iter()
-        .any(|prefix| source.starts_with(prefix))
+    let scheme = source
+        .split_once(':')
+        .map(|(scheme, _)| scheme.to_ascii_lowercase());
+    if matches!(scheme.as_deref(), Some("postgres" | "postgresql")) {
+        return true;
+    }
+    let first = source.trim_start().split([' ', '\t']).next().unwrap_or("");
+    let key = first.split('=').next().unwrap_or("").trim();
+    (first.contains('=')
+        || source.trim_start()[key.len()..]
+            .trim_start()
+            .starts_with('='))
+        && KEYWORDS.contains(&key.to_ascii_lowercase().as_str())
+}
+
+/// `location` with its URL scheme in lower case, as the parser wants it.
+fn lower_scheme(location: &str) -> String {
+    match location.split_once(':') {
+        Some((scheme, rest))
+            if matches!(
+                scheme.to_ascii_lowercase().as_str(),
+                "postgres" | "postgresql"
+            ) =>
+        {
+            format!("{}:{rest}", scheme.to_ascii_lowercase())
+        }
+        _ => location.to_owned(),
+    }
 }
 
 /// A database on a server, with everything needed to connect.
@@ -76,7 +122,8 @@ impl PgTarget {
     ///
     /// Fails with a usage error when the URL cannot be parsed.
     pub fn parse(location: &str) -> Result<Self, UsageError> {
-        let bare = matches!(location, "postgres:" | "postgresql:");
+        let location = &lower_scheme(location);
+        let bare = matches!(location.as_str(), "postgres:" | "postgresql:");
         let config = if bare {
             postgres::Config::new()
         } else {
@@ -358,6 +405,33 @@ mod tests {
         assert_eq!(target.location(), "postgres://app@db.example:5433/shop");
         assert_eq!(target.endpoint(), "db.example:5433");
         assert!(!format!("{target:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn keyword_strings_and_any_scheme_case_are_databases() {
+        for source in [
+            "host=db password=x dbname=app",
+            "  dbname = app",
+            "POSTGRES://app@db/app",
+            "PostgreSQL:",
+        ] {
+            assert!(is_postgres(source), "{source}");
+        }
+        for source in [
+            "/srv/data",
+            "./host=x",
+            "backups",
+            "hots=x password=y",
+            "sled:/x",
+        ] {
+            assert!(!is_postgres(source), "{source}");
+        }
+        let target =
+            PgTarget::parse("host=db.example port=5433 user=app password=s3cret dbname=shop")
+                .unwrap();
+        assert_eq!(target.location(), "postgres://app@db.example:5433/shop");
+        let target = PgTarget::parse("POSTGRES://app:s3cret@db.example/shop").unwrap();
+        assert_eq!(target.location(), "postgres://app@db.example:5432/shop");
     }
 
     #[test]

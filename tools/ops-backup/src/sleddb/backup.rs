@@ -36,8 +36,12 @@ pub struct Request {
 /// the artifact cannot be written; no artifact is then left under a final
 /// name.
 pub fn backup(request: &Request) -> anyhow::Result<Backup> {
-    let path = std::fs::canonicalize(&request.path)
-        .with_context(|| format!("cannot back up {}", request.path.display()))?;
+    let path = std::fs::canonicalize(&request.path).with_context(|| {
+        format!(
+            "cannot back up {}",
+            ops_shared::redact::redact(&request.path.to_string_lossy())
+        )
+    })?;
     super::guarded(&path, || backup_from(&path, request))
 }
 
