@@ -167,7 +167,7 @@ fn check_series(target: &str, snapshots: &[Snapshot], max_age: Duration) -> Vec<
 /// date with the packs, or builds it when it is missing), without waiting.
 fn check_index(repo: &Repo, target: &str) -> Check {
     let packs = repo.packs().map(|p| p.len()).unwrap_or(0) as f64;
-    match Index::open(repo, Duration::ZERO, TOOL) {
+    match Index::open_unrepaired(repo, Duration::ZERO, TOOL) {
         Ok(index) if !index.missing.is_empty() => record(
             "repo",
             target,
@@ -279,7 +279,7 @@ pub fn fix(root: &Path) -> Vec<Check> {
         }
     }
     let damaged = matches!(
-        Index::open(&repo, Duration::ZERO, TOOL),
+        Index::open_unrepaired(&repo, Duration::ZERO, TOOL),
         Err(RepoError::Index(_))
     );
     if damaged {

@@ -24,6 +24,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Snapshot a directory (or a file); the repository is created on first use.
+    ///
+    /// A path deleted (or replaced by something else) after it was listed is
+    /// left out with a warning, and a file that changed while it was read is
+    /// stored as read and marked changed, so the next snapshot reads it
+    /// again. The snapshot is still recorded, its record counts them in
+    /// `vanished` and `changed`, and the exit status is 1, as GNU tar's
+    /// ("file changed as we read it", "file removed before we read it").
     Create(CreateArgs),
     /// List the snapshots, oldest first.
     List(RepoArgs),

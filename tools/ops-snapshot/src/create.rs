@@ -9,9 +9,9 @@
 //! written only after every pack it needs is durable and indexed.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File};
+use std::fs;
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -53,6 +53,9 @@ enum Outcome {
     Node(Node, bool),
     Skipped,
     Unreadable(PathBuf, String),
+    /// Deleted or replaced by a non-file after it was listed: a warning,
+    /// as in GNU tar.
+    Vanished(PathBuf, String),
     /// Storing failed; the run stops.
     Fatal(RepoError),
 }
@@ -69,6 +72,10 @@ pub struct Created {
     pub manifest: Manifest,
     /// Files read; the others were unchanged since the parent.
     pub files_read: u64,
+    /// Paths left out because they vanished after they were listed.
+    pub vanished: u64,
+    /// Files that changed (or were replaced) while they were read.
+    pub changed: u64,
 }
 
 /// Takes a snapshot.
@@ -201,6 +208,8 @@ pub fn create(root: &Path, request: &Request) -> anyhow::Result<Created> {
         id,
         manifest,
         files_read: tally.read,
+        vanished: tally.vanished,
+        changed: tally.changed,
     })
 }
 
@@ -211,6 +220,8 @@ struct Tally {
     dirs: u64,
     bytes: u64,
     unreadable: u64,
+    vanished: u64,
+    changed: u64,
 }
 
 impl Tally {
@@ -223,6 +234,7 @@ impl Tally {
         match outcome {
             Outcome::Node(node, read) => {
                 self.read += u64::from(read);
+                self.changed += u64::from(read && node.changed);
                 match node.kind {
                     Kind::File | Kind::Hardlink => {
                         self.files += 1;
@@ -234,6 +246,10 @@ impl Tally {
                 tree.push(&node)?;
             }
             Outcome::Skipped => {}
+            Outcome::Vanished(path, why) => {
+                warn(format!("{}: {why}; left out", path.display()));
+                self.vanished += 1;
+            }
             Outcome::Fatal(err) => return Err(err),
             Outcome::Unreadable(path, why) if skip => {
                 warn(format!("{}: {why}; left out", path.display()));
@@ -286,11 +302,18 @@ impl Walker<'_> {
                     let relative = entry.path().strip_prefix(base).unwrap_or(entry.path());
                     match entry.metadata() {
                         Ok(meta) => self.visit(seq, entry.path(), relative.to_owned(), &meta),
+                        Err(err) if vanished(err.io_error()) => {
+                            Some(Outcome::Vanished(entry.path().to_owned(), REMOVED.into()))
+                        }
                         Err(err) => Some(Outcome::Unreadable(
                             entry.path().to_owned(),
                             err.to_string(),
                         )),
                     }
+                }
+                Err(err) if err.depth() > 0 && vanished(err.io_error()) => {
+                    let path = err.path().unwrap_or(source).to_owned();
+                    Some(Outcome::Vanished(path, REMOVED.into()))
                 }
                 Err(err) => {
                     let path = err.path().unwrap_or(source).to_owned();
@@ -341,6 +364,9 @@ impl Walker<'_> {
                 Ok(target) => {
                     node.target = target;
                     Outcome::Node(node, false)
+                }
+                Err(err) if vanished(Some(&err)) || err.kind() == io::ErrorKind::InvalidInput => {
+                    Outcome::Vanished(full.to_owned(), REMOVED.into())
                 }
                 Err(err) => Outcome::Unreadable(full.to_owned(), err.to_string()),
             });
@@ -427,6 +453,7 @@ fn read_files(
             match read_file(&full, &mut node, &mut chunker, &mut putter) {
                 Ok(()) => Outcome::Node(node, true),
                 Err(ReadError::Source(err)) => Outcome::Unreadable(full, err.to_string()),
+                Err(ReadError::Vanished(why)) => Outcome::Vanished(full, why.into()),
                 Err(ReadError::Store(err)) => {
                     abort.store(true, Ordering::Relaxed);
                     Outcome::Fatal(err)
@@ -441,6 +468,7 @@ fn read_files(
 
 enum ReadError {
     Source(io::Error),
+    Vanished(&'static str),
     Store(RepoError),
 }
 
@@ -450,7 +478,38 @@ fn read_file(
     chunker: &mut Chunker,
     putter: &mut Putter,
 ) -> Result<(), ReadError> {
-    let mut file = File::open(full).map_err(ReadError::Source)?;
+    // Not following links: a file replaced by a symlink after it was
+    // listed must not make us read what the link points to (as root).
+    // Non-blocking, so one replaced by a FIFO cannot hang the run.
+    let opened = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(full);
+    let mut file = match opened {
+        Ok(file) => file,
+        Err(err) if vanished(Some(&err)) => return Err(ReadError::Vanished(REMOVED)),
+        Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(ReadError::Vanished(REPLACED))
+        }
+        Err(err) => return Err(ReadError::Source(err)),
+    };
+    let now = file.metadata().map_err(ReadError::Source)?;
+    if !now.is_file() {
+        return Err(ReadError::Vanished(REPLACED));
+    }
+    if now.ino() != node.ino {
+        // Another file under the same name: store it as it is now.
+        warn(format!(
+            "{}: replaced after it was listed; stored as read, marked changed",
+            full.display()
+        ));
+        node.mode = now.permissions().mode() & 0o7777;
+        (node.uid, node.gid, node.ino) = (now.uid(), now.gid(), now.ino());
+        node.mtime = now.mtime() * 1_000_000_000 + now.mtime_nsec();
+        node.ctime = now.ctime() * 1_000_000_000 + now.ctime_nsec();
+        node.size = now.len();
+        node.changed = true;
+    }
     chunker.reset(node.size);
     let mut size = 0u64;
     while let Some(chunk) = chunker.next(&mut file).map_err(ReadError::Source)? {
@@ -471,6 +530,17 @@ fn read_file(
         node.size = size;
     }
     Ok(())
+}
+
+const REMOVED: &str = "removed before it was read";
+const REPLACED: &str = "replaced by something that is not a file before it was read";
+
+/// Whether `err` says the path is gone (deleted, or a directory on its way
+/// replaced) since it was listed.
+fn vanished(err: Option<&io::Error>) -> bool {
+    err.is_some_and(|err| {
+        err.kind() == io::ErrorKind::NotFound || err.raw_os_error() == Some(libc::ENOTDIR)
+    })
 }
 
 fn hostname() -> String {

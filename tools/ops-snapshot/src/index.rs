@@ -1,4 +1,5 @@
 //! The chunk index: where each chunk is stored, kept in a sled database.
+//! A damaged one is deleted and rebuilt on open, with a warning.
 //!
 //! The index is a cache of the packs' own tables. Opening it compares the
 //! packs it knows with the packs on disk and reads the tables of any it does
@@ -14,7 +15,7 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -95,27 +96,61 @@ fn index_error(err: sled::Error) -> RepoError {
 impl Index {
     /// Opens (or creates) the index of `repo` and brings it up to date with
     /// the packs on disk, waiting up to `wait` for another process using it.
+    /// A damaged index (a crash during sled's recovery can leave one) is
+    /// deleted and rebuilt from the packs, with a warning: it is a cache.
     ///
-    /// Fails when the index is held past `wait`, is damaged (rebuild it), or
-    /// a new pack's table cannot be read.
+    /// Fails when the index is held past `wait`, or cannot be rebuilt.
     pub fn open(repo: &Repo, wait: Duration, tool: &str) -> Result<Index, RepoError> {
         let (dir, lock) = lock_dir(repo, wait, tool)?;
-        let db = open_db(dir.join("db"))?;
+        match Index::load(repo, &dir, lock) {
+            Ok(index) => Ok(index),
+            Err((RepoError::Index(why), lock)) => {
+                ops_shared::entry::warn(format!(
+                    "the chunk index {} is damaged ({why}); it is a cache: rebuilding it from the packs",
+                    dir.display()
+                ));
+                let db_dir = dir.join("db");
+                fs::remove_dir_all(&db_dir).map_err(|err| RepoError::io(db_dir, err))?;
+                Index::load(repo, &dir, lock).map_err(|(err, _)| err)
+            }
+            Err((err, _)) => Err(err),
+        }
+    }
+
+    /// Like [`Index::open`], but a damaged index is an error, not rebuilt
+    /// (for ops-health, which reports it).
+    pub fn open_unrepaired(repo: &Repo, wait: Duration, tool: &str) -> Result<Index, RepoError> {
+        let (dir, lock) = lock_dir(repo, wait, tool)?;
+        Index::load(repo, &dir, lock).map_err(|(err, _)| err)
+    }
+
+    /// Opens the database in `dir` and syncs it; on failure, the lock back.
+    fn load(repo: &Repo, dir: &Path, lock: DirLock) -> Result<Index, (RepoError, DirLock)> {
+        let db = match open_db(dir.join("db")) {
+            Ok(db) => db,
+            Err(err) => return Err((err, lock)),
+        };
         let mut index = Index {
             db,
             on_disk: std::sync::RwLock::new(HashSet::new()),
             missing: HashSet::new(),
             _lock: lock,
         };
-        index.sync(repo)?;
-        Ok(index)
+        match index.sync(repo) {
+            Ok(()) => Ok(index),
+            Err(err) => {
+                let Index { db, _lock, .. } = index;
+                drop(db);
+                Err((err, _lock))
+            }
+        }
     }
 
     /// Deletes the index and builds it anew from the packs' tables.
     pub fn rebuild(repo: &Repo, wait: Duration, tool: &str) -> Result<Index, RepoError> {
         let (dir, lock) = lock_dir(repo, wait, tool)?;
         let db_dir = dir.join("db");
-        if db_dir.exists() {
+        if db_dir.symlink_metadata().is_ok() {
             fs::remove_dir_all(&db_dir).map_err(|err| RepoError::io(db_dir.clone(), err))?;
         }
         drop(lock);
@@ -282,6 +317,9 @@ fn open_db(path: PathBuf) -> Result<sled::Db, RepoError> {
                     && started.elapsed() < Duration::from_secs(5) =>
             {
                 thread::sleep(Duration::from_millis(20));
+            }
+            Err(sled::Error::Io(err)) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                return Err(RepoError::io(path, err))
             }
             Err(err) => {
                 return Err(RepoError::Index(format!(

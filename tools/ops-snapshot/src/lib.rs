@@ -137,10 +137,24 @@ fn dispatch(cli: Cli) -> anyhow::Result<Status> {
             let created = create::create(args.repo.path()?, &request)?;
             let mut snapshot = record(args.repo.path()?, &created.id, &created.manifest);
             snapshot.annotate("files_read", created.files_read);
+            let churned = created.vanished + created.changed > 0;
+            if churned {
+                snapshot.annotate("vanished", created.vanished);
+                snapshot.annotate("changed", created.changed);
+            }
             let mut out = Output::stdout(args.output.mode());
             out.record(&snapshot)?;
             out.finish()?;
-            Ok(Status::Success)
+            if churned {
+                ops_shared::entry::warn(format!(
+                    "snapshot {} recorded, but {} path(s) vanished and {} file(s) changed while \
+                     it was taken (above); exit status 1, as GNU tar's",
+                    &created.id[..8],
+                    created.vanished,
+                    created.changed
+                ));
+            }
+            Ok(Status::problem_if(churned))
         }
         Command::List(args) => {
             let mut out = Output::stdout(args.output.mode());
