@@ -25,7 +25,7 @@ endif
 
 TOOLS := ops-backup ops-verify ops-restore ops-prune ops-snapshot ops-compact ops-health
 
-.PHONY: all build demo test test-deps lint man bench install backup-now backups-ls backups-tidy \
+.PHONY: all build demo test test-deps lint man bench soak install backup-now backups-ls backups-tidy \
 	backups-snapshot-volume verify restore-test integrity-check integrity-bloat health maintenance clean
 
 all: build
@@ -61,6 +61,10 @@ bench: build
 	OPS_BIN=$(BIN) scripts/bench-health.sh
 	OPS_BIN=$(BIN) scripts/bench-compact.sh
 	OPS_BIN=$(BIN) scripts/bench-snapshot.sh
+
+## soak: the tests' crash and race loops (kill -9 at random moments, concurrent first runs), REPEAT times over (10)
+soak:
+	scripts/soak.sh
 
 ## backup-now: back up $(DATABASE_URL) (or $(SOURCE)) into $(BACKUP_DIR) and verify it
 backup-now: $(BUILD)

@@ -13,13 +13,14 @@ use ops_tests::{bin_dir, names, Outcome};
 use serde_json::Value;
 use tempfile::tempdir;
 
-const OURS: [&str; 6] = [
+const OURS: [&str; 7] = [
     "scripts/backup.sh",
     "scripts/maintenance.sh",
     "scripts/cleanup-data.sh",
     "scripts/bench-compact.sh",
     "scripts/demo.sh",
     "scripts/test-deps.sh",
+    "scripts/soak.sh",
 ];
 
 fn root() -> PathBuf {

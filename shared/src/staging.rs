@@ -65,7 +65,14 @@ impl Target {
     pub fn fill<T>(&self, fill: impl FnOnce(&Path) -> anyhow::Result<T>) -> anyhow::Result<T> {
         let staging = with_suffix(&self.path, &format!(".{}{TEMP_SUFFIX}", std::process::id()));
         fs::create_dir(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
-        let filled = match fill(&staging) {
+        let (undo, target) = (staging.clone(), self.path.display().to_string());
+        let interrupt = crate::interrupt::on_interrupt(move || {
+            let _ = fs::remove_dir_all(&undo);
+            Some(format!("nothing was written to {target}"))
+        });
+        let filled = fill(&staging);
+        drop(interrupt);
+        let filled = match filled {
             Ok(filled) => filled,
             Err(err) => {
                 let _ = fs::remove_dir_all(&staging);

@@ -59,7 +59,11 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
             for record in read_records(io::stdin().lock()) {
                 let record = record?;
                 if record.is::<Backup>() {
-                    items.push(Item::Backup(record.parse::<Backup>()?));
+                    let line = record.line;
+                    let backup = record.parse::<Backup>()?;
+                    catalog::check_record(&backup)
+                        .map_err(|err| UsageError(format!("input line {line}: {err}")))?;
+                    items.push(Item::Backup(backup));
                 } else if record.is::<Snapshot>() {
                     items.push(Item::Snapshot(record.parse::<Snapshot>()?));
                 } else {

@@ -182,6 +182,27 @@ fn a_record_of_another_artifact_is_refused() {
     assert!(!target.exists());
 }
 
+#[test]
+fn a_record_whose_id_or_path_is_not_of_our_shape_is_refused_before_anything_is_read() {
+    let (tmp, _data, record) = backed_up_sample();
+    let target = tmp.path().join("restored");
+    let path = record["path"].as_str().unwrap().to_owned();
+    let mut climbing = record.clone();
+    climbing["id"] = format!("../other/{}", record["id"].as_str().unwrap()).into();
+    let mut elsewhere = record.clone();
+    elsewhere["path"] = path.replace(".tar.zst", ".manifest.jsonl").into();
+    for forged in [climbing, elsewhere] {
+        let out = ops("ops-restore")
+            .arg("--to")
+            .arg(&target)
+            .stdin(format!("{forged}\n"))
+            .run()
+            .fails_with(2);
+        assert!(out.stderr.contains("input line 1"), "{}", out.stderr);
+        assert!(!target.exists());
+    }
+}
+
 /// One entry of a crafted archive: raw name, kind, link target, content.
 struct Crafted<'a>(&'a [u8], Kind, &'a [u8], &'a [u8]);
 
@@ -556,4 +577,47 @@ fn a_sparse_file_comes_back_with_its_holes() {
         "holes filled: {} bytes allocated",
         allocated(&image)
     );
+}
+
+#[test]
+fn ctrl_c_during_a_restore_leaves_neither_the_target_nor_its_staging_directory() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let tmp = tempdir().unwrap();
+    let data = tmp.path().join("data");
+    fs::create_dir(&data).unwrap();
+    for n in 0..4 {
+        let mut file = fs::File::create(data.join(format!("big{n}"))).unwrap();
+        let mut random = fs::File::open("/dev/urandom").unwrap();
+        std::io::copy(&mut std::io::Read::take(&mut random, 48 << 20), &mut file).unwrap();
+    }
+    let artifact = back_up(&data, tmp.path());
+    let restores = tmp.path().join("restores");
+    fs::create_dir(&restores).unwrap();
+    let target = restores.join("restored");
+    let mut child = Command::new(ops_tests::bin_dir().join("ops-restore"))
+        .arg(&artifact)
+        .arg("--to")
+        .arg(&target)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while names(&restores).is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(30), "no staging directory");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let signalled = Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(names(&restores).is_empty(), "{:?}", names(&restores));
 }
