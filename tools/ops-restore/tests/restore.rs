@@ -605,7 +605,10 @@ fn ctrl_c_during_a_restore_leaves_neither_the_target_nor_its_staging_directory()
         .unwrap();
     let started = Instant::now();
     while names(&restores).is_empty() {
-        assert!(started.elapsed() < Duration::from_secs(30), "no staging directory");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no staging directory"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
     let signalled = Command::new("kill")
