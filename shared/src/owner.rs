@@ -34,8 +34,12 @@ pub fn restore(
     if as_root && (uid.is_some() || gid.is_some()) {
         std::os::unix::fs::fchown(file, uid, gid)?;
     }
-    let meta = file.metadata()?;
-    file.set_permissions(fs::Permissions::from_mode(safe_mode(&meta, uid, gid, mode)))
+    let mode = if mode & (SETUID | SETGID) == 0 {
+        mode & 0o7777
+    } else {
+        safe_mode(&file.metadata()?, uid, gid, mode)
+    };
+    file.set_permissions(fs::Permissions::from_mode(mode))
 }
 
 /// Sets a symlink's owner to the recorded one (as root; symlinks have no

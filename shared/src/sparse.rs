@@ -16,17 +16,25 @@ const BLOCK: u64 = 4096;
 pub struct SparseWriter<'a> {
     file: &'a File,
     pos: u64,
+    /// Where the last write ended: the length is set only when a hole ends the file.
+    written: u64,
 }
 
 impl<'a> SparseWriter<'a> {
     pub fn new(file: &'a File) -> Self {
-        SparseWriter { file, pos: 0 }
+        SparseWriter {
+            file,
+            pos: 0,
+            written: 0,
+        }
     }
 
     /// Sets the file's length to what was written, which extends a file
     /// that ends in a hole; returns that length.
     pub fn finish(self) -> io::Result<u64> {
-        self.file.set_len(self.pos)?;
+        if self.written < self.pos {
+            self.file.set_len(self.pos)?;
+        }
         Ok(self.pos)
     }
 }
@@ -44,6 +52,7 @@ impl Write for SparseWriter<'_> {
                 (None, false) => run_start = Some((self.pos, offset)),
                 (Some((at, from)), true) => {
                     self.file.write_all_at(&buf[*from..offset], *at)?;
+                    self.written = *at + (offset - *from) as u64;
                     run_start = None;
                 }
                 _ => {}
@@ -54,6 +63,7 @@ impl Write for SparseWriter<'_> {
         }
         if let Some((at, from)) = run_start {
             self.file.write_all_at(&buf[from..], at)?;
+            self.written = self.pos;
         }
         Ok(buf.len())
     }
@@ -85,5 +95,22 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), expected);
         let allocated = file.metadata().unwrap().blocks() * 512;
         assert!(allocated < 1 << 20, "{allocated} bytes allocated");
+    }
+
+    #[test]
+    fn files_ending_in_data_or_in_a_hole_get_their_exact_length() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, expected) in [
+            ("data_last", [vec![0u8; 10_000], vec![7u8; 10]].concat()),
+            ("hole_last", [vec![7u8; 10], vec![0u8; 10_000]].concat()),
+            ("empty", Vec::new()),
+        ] {
+            let path = dir.path().join(name);
+            let file = File::create(&path).unwrap();
+            let mut writer = SparseWriter::new(&file);
+            writer.write_all(&expected).unwrap();
+            assert_eq!(writer.finish().unwrap(), expected.len() as u64);
+            assert_eq!(std::fs::read(&path).unwrap(), expected, "{name}");
+        }
     }
 }
