@@ -52,7 +52,8 @@ for entry in "${dirs[@]}"; do
     name=${BASH_REMATCH[1]} path=${BASH_REMATCH[2]}
   else
     path=$entry
-    name=$(basename -- "${entry#sled:}")
+    # The name ops-backup would give it: that of the real directory.
+    name=$(basename -- "$(realpath -m -- "${entry#sled:}")")
     name=${name//[^A-Za-z0-9._-]/-}
     name=${name##.}
     name=${name:-backup}

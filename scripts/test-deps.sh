@@ -12,6 +12,8 @@ command -v sha256sum >/dev/null || missing+=(coreutils)
 tar --version 2>/dev/null | grep -q 'GNU tar' || missing+=(tar)
 command -v make >/dev/null || missing+=(make)
 command -v jq >/dev/null || missing+=(jq)
+# /usr/bin/time measures peak memory in tests and benchmarks.
+[[ -x /usr/bin/time ]] || missing+=(time)
 # tests/scripts.rs lints our maintenance scripts with shellcheck.
 command -v shellcheck >/dev/null || missing+=(shellcheck)
 [[ -e /usr/share/zoneinfo/Europe/Berlin ]] || missing+=(tzdata)

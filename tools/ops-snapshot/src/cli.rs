@@ -29,8 +29,9 @@ pub enum Command {
     /// left out with a warning, and a file that changed while it was read is
     /// stored as read and marked changed, so the next snapshot reads it
     /// again. The snapshot is still recorded, its record counts them in
-    /// `vanished` and `changed`, and the exit status is 1, as GNU tar's
-    /// ("file changed as we read it", "file removed before we read it").
+    /// `vanished` and `changed`, and the exit status stays 0, as ops-backup's
+    /// for a file changed while it was read: what is gone is not lost, and a
+    /// live directory's nightly snapshot does not fail its cron job.
     Create(CreateArgs),
     /// List the snapshots, oldest first.
     List(RepoArgs),

@@ -266,6 +266,12 @@ impl Repo {
 
     /// Reads one snapshot's manifest, checking it against its id.
     pub fn manifest(&self, id: &str) -> Result<Manifest, RepoError> {
+        if Id::from_hex(id).is_none() {
+            return Err(RepoError::NoSnapshot {
+                repo: self.root.clone(),
+                wanted: id.into(),
+            });
+        }
         let path = self.root.join("snapshots").join(id);
         let bytes = fs::read(&path).map_err(|err| RepoError::io(path.clone(), err))?;
         if Id::of(&bytes).to_hex() != id {

@@ -69,15 +69,14 @@ fn files_deleted_or_replaced_during_create_are_warnings_and_the_snapshot_is_reco
         let stderr = String::from_utf8_lossy(&out.stderr);
         let stdout = String::from_utf8_lossy(&out.stdout);
         let code = out.status.code().unwrap();
-        assert!(code == 0 || code == 1, "round {round}: {code}: {stderr}");
+        assert_eq!(code, 0, "round {round}: {stderr}");
         let record: Value = serde_json::from_str(stdout.trim())
             .unwrap_or_else(|_| panic!("round {round}: no record: {stderr}"));
         let vanished = record["vanished"].as_u64().unwrap_or(0);
         let changed = record["changed"].as_u64().unwrap_or(0);
-        assert_eq!(code == 1, vanished + changed > 0, "round {round}: {record}");
-        if code == 1 {
+        if vanished + changed > 0 {
             churned += 1;
-            assert!(stderr.contains("exit status 1"), "round {round}: {stderr}");
+            assert!(stderr.contains("recorded, but"), "round {round}: {stderr}");
         }
         if vanished > 0 {
             assert!(

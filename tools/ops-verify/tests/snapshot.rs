@@ -383,3 +383,18 @@ fn a_snapshot_record_of_a_repository_that_is_gone_fails_its_verification() {
         errors(&verified)
     );
 }
+
+#[test]
+fn a_snapshot_record_whose_id_is_a_path_is_never_read_as_one() {
+    let repo = TwoSnapshots::make();
+    let mut forged = repo.alpha.clone();
+    forged["id"] = "../config".into();
+    let out = ops("ops-verify").stdin(format!("{forged}\n")).run();
+    assert_ne!(out.code, 0, "{out:?}");
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        said.contains("no snapshot") && said.contains("../config"),
+        "{said}"
+    );
+    assert!(!said.contains("does not match its id"), "{said}");
+}
