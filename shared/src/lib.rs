@@ -13,6 +13,7 @@ pub mod exclude;
 pub mod ids;
 pub mod interrupt;
 pub mod lock;
+pub mod open;
 pub mod output;
 pub mod owner;
 pub mod path_text;

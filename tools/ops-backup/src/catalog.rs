@@ -147,8 +147,13 @@ pub fn check_record(backup: &Backup) -> Result<(), Refused> {
 ///
 /// Fails if the manifest cannot be read, is damaged, or is refused.
 pub fn read_manifest(path: &Path) -> Result<(Header, Summary), ManifestProblem> {
-    let (header, summary) = manifest::read_outline(path)?;
     let shown = path.display();
+    let (header, summary) = manifest::read_outline(path).map_err(|err| match err {
+        ManifestError::Io { source, .. } if source.kind() == io::ErrorKind::InvalidData => {
+            ManifestProblem::Refused(refused(format!("manifest {shown}: {source}")))
+        }
+        err => err.into(),
+    })?;
     check_id(&header.id).map_err(|r| refused(format!("manifest {shown}: its id {}", r.what)))?;
     let artifact = artifact_name(&header.id, &header.format)
         .map_err(|r| refused(format!("manifest {shown}: {}", r.what)))?;
@@ -482,7 +487,7 @@ pub fn checksum_file_problem(artifact: &Path, sha256: &str) -> Option<String> {
         path.display()
     );
     let mut text = Vec::new();
-    let read = fs::File::open(&path)
+    let read = ops_shared::open::regular_file(&path)
         .and_then(|file| io::Read::read_to_end(&mut io::Read::take(file, 4096), &mut text));
     if let Err(err) = read {
         return Some(format!(
@@ -528,7 +533,9 @@ pub fn save_verification(backup: &Backup, verification: &Verification) -> io::Re
 
 /// The last persisted verification of this very artifact, if any.
 pub fn last_verification(backup: &Backup) -> Option<Verification> {
-    let bytes = fs::read(verification_path(backup)).ok()?;
+    let file = ops_shared::open::regular_file(&verification_path(backup)).ok()?;
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut io::Read::take(file, 1 << 20), &mut bytes).ok()?;
     let stored: StoredVerification = serde_json::from_slice(&bytes).ok()?;
     (stored.sha256 == backup.sha256).then_some(stored.verify)
 }

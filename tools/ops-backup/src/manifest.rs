@@ -250,7 +250,7 @@ impl ManifestReader {
     ///
     /// Fails if the file cannot be read or does not start with a header.
     pub fn open(path: &Path) -> Result<Self, ManifestError> {
-        let file = File::open(path).map_err(|source| ManifestError::Io {
+        let file = ops_shared::open::regular_file(path).map_err(|source| ManifestError::Io {
             path: path.display().to_string(),
             source,
         })?;
@@ -362,6 +362,9 @@ impl ManifestReader {
     }
 }
 
+/// The longest header line read: real ones are a few hundred bytes.
+const MAX_HEADER_LINE: u64 = 1 << 20;
+
 /// The header and summary of a manifest, read from its first and last lines
 /// only (the seal is not checked): fast enough to list thousands of backups.
 ///
@@ -376,9 +379,9 @@ pub fn read_outline(path: &Path) -> Result<(Header, Summary), ManifestError> {
         path: path.display().to_string(),
         source,
     };
-    let mut file = File::open(path).map_err(io_err)?;
+    let mut file = ops_shared::open::regular_file(path).map_err(io_err)?;
     let mut first = String::new();
-    BufReader::new(&mut file)
+    BufReader::new((&mut file).take(MAX_HEADER_LINE))
         .read_line(&mut first)
         .map_err(io_err)?;
     let Ok(Line::Manifest(header)) = serde_json::from_str(&first) else {

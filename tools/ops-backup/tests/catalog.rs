@@ -237,3 +237,46 @@ fn a_planted_manifest_is_an_error_for_list_and_health_not_a_backup() {
         out.stdout
     );
 }
+
+#[test]
+fn a_manifest_name_planted_as_a_fifo_or_a_link_to_dev_zero_is_refused_not_read() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let tmp = tempdir().unwrap();
+    let data = tmp.path().join("data");
+    fs::create_dir(&data).unwrap();
+    fs::write(data.join("a.txt"), "a\n").unwrap();
+    let backups = tmp.path().join("backups");
+    let made = create(&data, &backups, &[]).success().record();
+    let fifo = catalog::manifest_path(&backups, "data_20261101_000000");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let zero = catalog::manifest_path(&backups, "data_20261102_000000");
+    std::os::unix::fs::symlink("/dev/zero", zero).unwrap();
+    let mut child = Command::new(ops_tests::bin_dir().join("ops-backup"))
+        .arg("list")
+        .arg(&backups)
+        .arg("--json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(20) {
+            child.kill().unwrap();
+            panic!("ops-backup list is stuck reading a planted manifest");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.matches("not a regular file").count(), 2, "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.contains(made["id"].as_str().unwrap()), "{stdout}");
+}
