@@ -111,9 +111,26 @@ impl AtomicFile {
     ///
     /// Fails when the temporary file cannot be changed.
     pub fn keep_metadata(&mut self, new_mode: u32) -> io::Result<()> {
-        let old = rustix::fs::statat(&self.dir, &self.target_name, AtFlags::SYMLINK_NOFOLLOW)
-            .ok()
-            .filter(|old| FileType::from_raw_mode(old.st_mode) == FileType::RegularFile);
+        let target = self.target_name.clone();
+        self.take_metadata(&[&target], new_mode)
+    }
+
+    /// Gives the file the owner, group and mode of `sibling`, a regular file
+    /// beside it (else those of the file it replaces, else `new_mode`): a
+    /// result written beside a backup is readable by whoever reads the backup.
+    ///
+    /// Fails when the temporary file cannot be changed.
+    pub fn take_metadata_of(&mut self, sibling: &OsStr, new_mode: u32) -> io::Result<()> {
+        let target = self.target_name.clone();
+        self.take_metadata(&[sibling, &target], new_mode)
+    }
+
+    fn take_metadata(&mut self, names: &[&OsStr], new_mode: u32) -> io::Result<()> {
+        let old = names.iter().find_map(|name| {
+            rustix::fs::statat(&self.dir, *name, AtFlags::SYMLINK_NOFOLLOW)
+                .ok()
+                .filter(|old| FileType::from_raw_mode(old.st_mode) == FileType::RegularFile)
+        });
         let Some(old) = old else {
             return Ok(rustix::fs::fchmod(
                 &self.file,

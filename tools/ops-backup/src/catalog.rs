@@ -528,7 +528,11 @@ pub fn save_verification(backup: &Backup, verification: &Verification) -> io::Re
         verify: verification.clone(),
     };
     let json = serde_json::to_vec(&stored)?;
-    atomic::write_replace(&verification_path(backup), &json)
+    let mut file = atomic::AtomicFile::replace(&verification_path(backup))?;
+    io::Write::write_all(file.file(), &json)?;
+    let like = manifest.file_name().unwrap_or_default();
+    file.take_metadata_of(like, 0o600)?;
+    file.commit()
 }
 
 /// The last persisted verification of this very artifact, if any.

@@ -140,3 +140,25 @@ fn a_planted_manifest_in_a_directory_is_reported_and_fails_the_run() {
     assert!(out.stderr.contains("refused"), "{}", out.stderr);
     assert_eq!(out.records().len(), 1, "the real backup is still verified");
 }
+
+#[test]
+fn a_result_root_writes_in_another_users_backup_directory_is_theirs_like_the_manifest() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !ops_tests::is_root() {
+        eprintln!("skipped: needs root to own files as another user");
+        return;
+    }
+    let (_tmp, _data, record) = backed_up_sample();
+    let artifact = artifact(&record);
+    let dir = artifact.parent().unwrap();
+    for name in names(dir) {
+        std::os::unix::fs::chown(dir.join(name), Some(1234), Some(2345)).unwrap();
+    }
+    let manifest = dir.join(format!("{}.manifest.jsonl", record["id"].as_str().unwrap()));
+    fs::set_permissions(&manifest, fs::Permissions::from_mode(0o640)).unwrap();
+    ops("ops-verify").arg(&artifact).run().success();
+    let result = dir.join(format!("{}.verify.json", record["id"].as_str().unwrap()));
+    let meta = fs::metadata(&result).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (1234, 2345));
+    assert_eq!(meta.mode() & 0o777, 0o640);
+}
