@@ -411,3 +411,20 @@ fn backups_made_at(dir: &Path, name: &str, times: &[&str], chained: bool) -> Vec
     }
     ids
 }
+
+/// Sends SIGINT to a running tool (spawned with stderr piped), waits for it,
+/// and returns its exit status and stderr.
+pub fn interrupt(mut child: std::process::Child) -> (std::process::ExitStatus, String) {
+    let signalled = Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(signalled.success(), "kill -INT {}", child.id());
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut pipe, &mut stderr).unwrap();
+    }
+    (status, stderr)
+}

@@ -458,7 +458,7 @@ fn ctrl_c_during_a_backup_removes_its_temporary_files() {
         .collect();
     fs::write(src.join("big.txt"), text).unwrap();
     let backups = tmp.path().join("backups");
-    let mut child = Command::new(ops_tests::bin_dir().join("ops-backup"))
+    let child = Command::new(ops_tests::bin_dir().join("ops-backup"))
         .arg("create")
         .arg(&src)
         .args(["--level", "19", "--threads", "1", "--to"])
@@ -476,15 +476,7 @@ fn ctrl_c_during_a_backup_removes_its_temporary_files() {
         std::thread::sleep(Duration::from_millis(10));
     }
     std::thread::sleep(Duration::from_millis(200));
-    assert!(Command::new("kill")
-        .arg("-INT")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap()
-        .success());
-    let status = child.wait().unwrap();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let (status, stderr) = ops_tests::interrupt(child);
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(
         stderr.starts_with("ops-backup: error: interrupted; no backup was written"),

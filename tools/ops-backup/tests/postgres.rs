@@ -292,10 +292,7 @@ fn database_only_and_directory_only_flags_are_refused() {
 }
 
 /// Sends SIGINT once `ready` holds; the exit status and stderr.
-fn interrupt_when(
-    mut child: std::process::Child,
-    ready: impl Fn() -> bool,
-) -> (Option<i32>, String) {
+fn interrupt_when(child: std::process::Child, ready: impl Fn() -> bool) -> (Option<i32>, String) {
     let started = std::time::Instant::now();
     while !ready() {
         assert!(
@@ -305,15 +302,7 @@ fn interrupt_when(
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     std::thread::sleep(std::time::Duration::from_millis(200));
-    assert!(Command::new("kill")
-        .arg("-INT")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap()
-        .success());
-    let status = child.wait().unwrap();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let (status, stderr) = ops_tests::interrupt(child);
     (status.code(), stderr)
 }
 

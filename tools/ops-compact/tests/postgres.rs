@@ -369,20 +369,6 @@ fn a_table_locked_by_another_session_is_skipped_within_the_lock_timeout_or_state
     assert!(error.contains("--statement-timeout 1s"), "{posts}");
 }
 
-/// Sends SIGINT to a running tool and returns its exit status and stderr.
-fn interrupt(mut child: Child) -> (Option<i32>, String) {
-    assert!(Command::new("kill")
-        .arg("-INT")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap()
-        .success());
-    let status = child.wait().unwrap();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    (status.code(), stderr)
-}
-
 #[test]
 fn ctrl_c_cancels_the_vacuum_full_on_the_server() {
     let _turn = serial();
@@ -425,7 +411,8 @@ fn ctrl_c_cancels_the_vacuum_full_on_the_server() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let (code, stderr) = interrupt(child);
+    let (status, stderr) = ops_tests::interrupt(child);
+    let code = status.code();
     assert_eq!(code, Some(130), "{stderr}");
     assert!(
         stderr.contains("ops-compact: error: interrupted; VACUUM (FULL, ANALYZE)")

@@ -191,7 +191,7 @@ fn ctrl_c_during_a_restore_drops_the_database_it_created() {
         .run()
         .success()
         .record();
-    let mut child = Command::new(ops_tests::bin_dir().join("ops-restore"))
+    let child = Command::new(ops_tests::bin_dir().join("ops-restore"))
         .arg(record["path"].as_str().unwrap())
         .arg("--to")
         .arg(pg.url("slow_dst"))
@@ -205,15 +205,7 @@ fn ctrl_c_during_a_restore_drops_the_database_it_created() {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(500));
-    assert!(Command::new("kill")
-        .arg("-INT")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap()
-        .success());
-    let status = child.wait().unwrap();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let (status, stderr) = ops_tests::interrupt(child);
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert_eq!(
         stderr.trim_end(),

@@ -595,7 +595,7 @@ fn ctrl_c_during_a_restore_leaves_neither_the_target_nor_its_staging_directory()
     let restores = tmp.path().join("restores");
     fs::create_dir(&restores).unwrap();
     let target = restores.join("restored");
-    let mut child = Command::new(ops_tests::bin_dir().join("ops-restore"))
+    let child = Command::new(ops_tests::bin_dir().join("ops-restore"))
         .arg(&artifact)
         .arg("--to")
         .arg(&target)
@@ -611,15 +611,7 @@ fn ctrl_c_during_a_restore_leaves_neither_the_target_nor_its_staging_directory()
         );
         std::thread::sleep(Duration::from_millis(1));
     }
-    let signalled = Command::new("kill")
-        .arg("-INT")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(signalled.success());
-    let status = child.wait().unwrap();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let (status, stderr) = ops_tests::interrupt(child);
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
     assert!(names(&restores).is_empty(), "{:?}", names(&restores));

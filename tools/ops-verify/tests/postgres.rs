@@ -215,7 +215,7 @@ fn ctrl_c_during_a_restore_test_drops_the_scratch_database() {
     pg.psql("slowdb", "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 1500000) g; CREATE INDEX ON t (v);");
     let tmp = tempdir().unwrap();
     let record = backup("slowdb", tmp.path(), "plain");
-    let mut child = Command::new(ops_tests::bin_dir().join("ops-verify"))
+    let child = Command::new(ops_tests::bin_dir().join("ops-verify"))
         .arg(record["path"].as_str().unwrap())
         .arg("--restore-test")
         .stdout(Stdio::null())
@@ -231,15 +231,7 @@ fn ctrl_c_during_a_restore_test_drops_the_scratch_database() {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(300));
-    assert!(Command::new("kill")
-        .arg("-INT")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap()
-        .success());
-    let status = child.wait().unwrap();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let (status, stderr) = ops_tests::interrupt(child);
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
     assert!(
@@ -292,7 +284,7 @@ fn a_scratch_database_left_by_kill_9_is_dropped_by_the_next_restore_test_but_not
     killed.kill().unwrap();
     killed.wait().unwrap();
     // The next restore test drops it (its creator is gone) ...
-    let mut running = start(&slow);
+    let running = start(&slow);
     let in_use = wait_for_scratch(std::slice::from_ref(&stale));
     let started = Instant::now();
     while pg.databases_like("ops_verify_killeddb").contains(&stale) {
@@ -317,13 +309,7 @@ fn a_scratch_database_left_by_kill_9_is_dropped_by_the_next_restore_test_but_not
         left.contains(&"ops_verify_lookalike_1_2".to_owned()),
         "{left:?}"
     );
-    assert!(Command::new("kill")
-        .arg("-INT")
-        .arg(running.id().to_string())
-        .status()
-        .unwrap()
-        .success());
-    assert_eq!(running.wait().unwrap().code(), Some(130));
+    assert_eq!(ops_tests::interrupt(running).0.code(), Some(130));
     assert_eq!(
         pg.databases_like("ops_verify_killeddb"),
         Vec::<String>::new()
