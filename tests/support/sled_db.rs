@@ -83,3 +83,42 @@ impl Drop for LockHolder {
         let _ = self.0.wait();
     }
 }
+
+/// Gives every entry of the database at `path` to the application's
+/// user and group (4242:4343), directories 0750 and files 0640, as a
+/// service account keeps its data; returns [`ownership`] of it.
+pub fn give_to_application(path: &Path) -> Vec<(String, u32, u32, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in walkdir::WalkDir::new(path) {
+        let entry = entry.unwrap();
+        let mode = if entry.file_type().is_dir() {
+            0o750
+        } else {
+            0o640
+        };
+        std::os::unix::fs::lchown(entry.path(), Some(4242), Some(4343)).unwrap();
+        std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    ownership(path)
+}
+
+/// The distinct (kind, uid, gid, mode) of every entry under `root`.
+pub fn ownership(root: &Path) -> Vec<(String, u32, u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen: Vec<_> = walkdir::WalkDir::new(root)
+        .into_iter()
+        .map(|entry| {
+            let meta = entry.unwrap().metadata().unwrap();
+            let kind = if meta.is_dir() { "dir" } else { "file" };
+            (
+                kind.to_owned(),
+                meta.uid(),
+                meta.gid(),
+                meta.mode() & 0o7777,
+            )
+        })
+        .collect();
+    seen.sort();
+    seen.dedup();
+    seen
+}

@@ -5,7 +5,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
 
-use ops_tests::sled_db::{checksum, churned_db, LockHolder};
+use ops_tests::sled_db::{checksum, churned_db, give_to_application, ownership, LockHolder};
 use ops_tests::{names, ops};
 use tempfile::tempdir;
 
@@ -236,4 +236,25 @@ fn a_corrupted_database_or_an_unwritable_target_fails_cleanly() {
         out.stderr
     );
     assert!(!target.exists());
+}
+
+#[test]
+fn a_backup_as_root_leaves_the_database_owned_by_the_application() {
+    if !ops_tests::is_root() {
+        eprintln!("skipped: giving a database to another user needs root");
+        return;
+    }
+    let tmp = tempdir().unwrap();
+    let db = tmp.path().join("db");
+    let sum = churned_db(&db);
+    let before = give_to_application(&db);
+    ops("ops-backup")
+        .arg("create")
+        .arg(format!("sled:{}", db.display()))
+        .arg("--to")
+        .arg(tmp.path().join("backups"))
+        .run()
+        .success();
+    assert_eq!(ownership(&db), before, "owners and modes after a backup");
+    assert_eq!(checksum(&db), sum);
 }

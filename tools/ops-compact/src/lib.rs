@@ -46,22 +46,14 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
         }
         Target::Sled(path) => {
             let min_reclaim = cli.min_reclaim.unwrap_or(20.0);
-            // sled writes files as root when this process opens a database:
-            // they are given back to its owner however the run ends.
-            let owners = sled::Owners::read(&path);
             let record = sleddb::guarded(&path, || {
+                let owners = sleddb::Owners::read(&path)?;
                 let plan = sled::plan(&path, min_reclaim, cli.force)?;
                 if cli.dry_run || !plan.rebuild {
                     return Ok(plan.record(cli.dry_run));
                 }
-                let owners = owners.as_ref().map_err(|err| anyhow::anyhow!("{err:#}"))?;
-                plan.execute(cli.keep_old, owners)
-            });
-            let restored = owners.as_ref().map(|owners| owners.restore(&path));
-            let record = record?;
-            if let Ok(restored) = restored {
-                restored?;
-            }
+                plan.execute(cli.keep_old, &owners)
+            })?;
             report::write(&mut out, cli.output.mode(), &record)?;
             Status::Success
         }

@@ -7,14 +7,11 @@
 //! the same checksum) after it. Only then is the old copy removed.
 //!
 //! The copy is built in a directory only root can enter, and given the
-//! owners and modes of the original before the exchange ([`owners`]); the
-//! space it needs is checked and watched ([`space`]). A copy that fails is
-//! removed.
+//! owners and modes of the original before the exchange
+//! ([`sleddb::Owners`]); the space it needs is checked and watched
+//! ([`space`]). A copy that fails is removed.
 
-mod owners;
 mod space;
-
-pub use owners::Owners;
 
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
@@ -22,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use ops_backup::sleddb;
+use ops_backup::sleddb::{self, Owners};
 use ops_shared::atomic::{with_suffix, TEMP_SUFFIX};
 use ops_shared::record::Compact;
 use ops_shared::Record;

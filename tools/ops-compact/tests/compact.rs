@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use ops_tests::sled_db::{checksum, churned_db, LockHolder};
+use ops_tests::sled_db::{checksum, churned_db, give_to_application, ownership, LockHolder};
 use ops_tests::{names, ops};
 use tempfile::tempdir;
 
@@ -124,49 +124,16 @@ fn a_database_in_use_is_left_alone() {
     );
 }
 
-/// Owner, group and mode of every entry under `root`, by kind: what an
-/// application needs to open its database again.
-fn ownership(root: &Path) -> Vec<(String, u32, u32, u32)> {
-    use std::os::unix::fs::MetadataExt;
-    let mut seen: Vec<_> = walkdir::WalkDir::new(root)
-        .into_iter()
-        .map(|entry| {
-            let meta = entry.unwrap().metadata().unwrap();
-            let kind = if meta.is_dir() { "dir" } else { "file" };
-            (
-                kind.to_owned(),
-                meta.uid(),
-                meta.gid(),
-                meta.mode() & 0o7777,
-            )
-        })
-        .collect();
-    seen.sort();
-    seen.dedup();
-    seen
-}
-
 #[test]
 fn a_rebuilt_database_keeps_the_owner_group_and_modes_of_the_application() {
     if !ops_tests::is_root() {
         eprintln!("skipped: giving a database to another user needs root");
         return;
     }
-    use std::os::unix::fs::PermissionsExt;
     let tmp = tempdir().unwrap();
     let db = tmp.path().join("db");
     let sum = churned_db(&db);
-    for entry in walkdir::WalkDir::new(&db) {
-        let entry = entry.unwrap();
-        let mode = if entry.file_type().is_dir() {
-            0o750
-        } else {
-            0o640
-        };
-        std::os::unix::fs::lchown(entry.path(), Some(4242), Some(4343)).unwrap();
-        std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode)).unwrap();
-    }
-    let before = ownership(&db);
+    let before = give_to_application(&db);
     assert_eq!(before.len(), 2, "{before:?}");
     ops("ops-compact")
         .arg(target(&db))

@@ -5,7 +5,7 @@
 use std::fs;
 
 use ops_tests::ops;
-use ops_tests::sled_db::{churned_db, LockHolder};
+use ops_tests::sled_db::{churned_db, give_to_application, ownership, LockHolder};
 use tempfile::tempdir;
 
 #[test]
@@ -129,4 +129,25 @@ fn missing_foreign_and_damaged_databases_are_critical() {
         .run()
         .fails_with(2);
     assert_eq!(out.record()["status"], "crit");
+}
+
+#[test]
+fn a_check_as_root_leaves_the_database_owned_by_the_application() {
+    if !ops_tests::is_root() {
+        eprintln!("skipped: giving a database to another user needs root");
+        return;
+    }
+    let tmp = tempdir().unwrap();
+    let db = tmp.path().join("db");
+    churned_db(&db);
+    let before = give_to_application(&db);
+    let check = ops("ops-health")
+        .arg("--deep")
+        .arg("--sled")
+        .arg(&db)
+        .run()
+        .success()
+        .record();
+    assert_eq!(check["status"], "ok", "{check}");
+    assert_eq!(ownership(&db), before, "owners and modes after a check");
 }

@@ -9,7 +9,10 @@
 //! the same, and `Db::checksum` anchors it on both sides.
 
 pub mod backup;
+mod owners;
 pub mod stream;
+
+pub use owners::Owners;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -127,18 +130,27 @@ fn open_dir(path: &Path) -> Result<sled::Db, SledError> {
 }
 
 /// Runs `work` on the database at `path`, turning a panic inside sled
-/// (which some damaged files cause) into an error that says so.
+/// (which some damaged files cause) into an error that says so, and gives
+/// the database's entries back their owners and modes afterwards
+/// ([`Owners`]): every tool that opens an existing database does so here.
 ///
-/// Fails with whatever `work` fails with, or with the panic as an error.
+/// Fails with whatever `work` fails with, with the panic as an error, or
+/// when the owners cannot be given back.
 pub fn guarded<T>(path: &Path, work: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+    let ours_to_open = is_sled_dir(path) && lock_holder(path).is_none();
+    let owners = ours_to_open.then(|| Owners::read(path).ok()).flatten();
+    let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
         Ok(result) => result,
-        Err(payload) => bail!(
+        Err(payload) => Err(anyhow::anyhow!(
             "sled failed reading {} (is it damaged?): {}",
             path.display(),
             ops_shared::entry::panic_text(payload.as_ref())
-        ),
-    }
+        )),
+    };
+    let given_back = owners.map_or(Ok(()), |owners| owners.restore(path));
+    let value = result?;
+    given_back?;
+    Ok(value)
 }
 
 /// Bytes of every file in a database directory.

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::bail;
 use ops_shared::record::human_bytes;
 
-use super::Owners;
+use ops_backup::sleddb::Owners;
 
 /// Space on the filesystem of `dir`: available to ordinary users (the
 /// application), and the floor a compaction leaves them.
