@@ -76,3 +76,40 @@ pub fn open_dir(path: &Path) -> io::Result<File> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     Ok(File::from(rustix::fs::open(path, flags, Mode::empty())?))
 }
+
+/// The owner, group, mode and modification time (seconds) of a tree's
+/// top directory, recorded when it is backed up so a restore can give
+/// them back: archives hold only what is inside it.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Recorded {
+    pub uid: u32,
+    pub gid: u32,
+    /// Permission bits, as octal text (`"0750"`), as in manifests' entries.
+    #[serde(with = "octal")]
+    pub mode: u32,
+    pub mtime: i64,
+}
+
+impl Recorded {
+    /// What `meta` says.
+    pub fn of(meta: &fs::Metadata) -> Recorded {
+        Recorded {
+            uid: meta.uid(),
+            gid: meta.gid(),
+            mode: meta.mode() & 0o7777,
+            mtime: meta.mtime(),
+        }
+    }
+}
+
+/// Permission bits as octal text (`"0644"`), for serde.
+pub mod octal {
+    pub fn serialize<S: serde::Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{mode:04o}"))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        let text: String = serde::Deserialize::deserialize(d)?;
+        u32::from_str_radix(&text, 8).map_err(serde::de::Error::custom)
+    }
+}

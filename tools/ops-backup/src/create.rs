@@ -83,6 +83,9 @@ pub fn create(request: &Request) -> anyhow::Result<Backup> {
         level: request.level,
         database: None,
         sled: None,
+        root: meta
+            .is_dir()
+            .then(|| ops_shared::owner::Recorded::of(&meta)),
     })?;
     let mut archive = TarWriter::new(artifact, request.level, request.threads)
         .map_err(|e| pending.write_error(e))?;

@@ -52,6 +52,10 @@ pub struct Header {
     /// What the sled database held (sled backups only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sled: Option<SledInfo>,
+    /// The source directory itself (directory backups; absent in those
+    /// of older versions): a restore gives its top these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<ops_shared::owner::Recorded>,
 }
 
 /// A sled database when it was backed up (its checksum is in the summary).
@@ -109,7 +113,7 @@ pub struct Entry {
     /// Content size (0 for all but files).
     pub size: u64,
     /// Permission bits, as octal text (`"0644"`).
-    #[serde(with = "octal")]
+    #[serde(with = "ops_shared::owner::octal")]
     pub mode: u32,
     /// Modification time, seconds since the epoch.
     pub mtime: u64,
@@ -423,17 +427,7 @@ fn placeholder_header() -> Header {
         zstd_level: 0,
         database: None,
         sled: None,
-    }
-}
-
-mod octal {
-    pub fn serialize<S: serde::Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("{mode:04o}"))
-    }
-
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-        let text: String = serde::Deserialize::deserialize(d)?;
-        u32::from_str_radix(&text, 8).map_err(serde::de::Error::custom)
+        root: None,
     }
 }
 

@@ -30,6 +30,7 @@ pub struct Plan<'a> {
     pub level: i32,
     pub database: Option<DatabaseInfo>,
     pub sled: Option<SledInfo>,
+    pub root: Option<ops_shared::owner::Recorded>,
 }
 
 /// A reserved id with its manifest under way; the artifact's temporary
@@ -78,6 +79,7 @@ impl PendingBackup {
             zstd_level: plan.level,
             database: plan.database,
             sled: plan.sled,
+            root: plan.root,
         };
         let artifact_path = plan.to.join(&header.artifact);
         let manifest = ManifestWriter::create(&catalog::manifest_path(plan.to, &id), &header)

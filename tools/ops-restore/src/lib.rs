@@ -202,7 +202,8 @@ fn restore(backup: &Backup, target: &Target) -> anyhow::Result<(u64, u64)> {
     if !sled {
         refuse_unrestorable(backup)?;
     }
-    target.fill(|staging| {
+    let header = manifest::read_outline(&catalog::manifest_of(&backup.path)?)?.0;
+    target.fill(header.root.as_ref(), |staging| {
         if sled {
             sleddb::backup::restore_into(&backup.path, staging)
                 .with_context(|| format!("restore of {} failed", backup.id))

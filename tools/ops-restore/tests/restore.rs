@@ -273,6 +273,7 @@ fn craft(dir: &Path, entries: &[Crafted]) -> PathBuf {
         zstd_level: 3,
         database: None,
         sled: None,
+        root: None,
     };
     let mut writer =
         ManifestWriter::create(&dir.join(format!("{id}.manifest.jsonl")), &header).unwrap();
@@ -471,6 +472,8 @@ fn a_root_restore_mints_no_setuid_root_binary_and_keeps_owners() {
     let tmp = tempdir().unwrap();
     let data = tmp.path().join("data");
     users_setuid_tree(&data);
+    std::os::unix::fs::chown(&data, Some(1234), Some(2345)).unwrap();
+    fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o750)).unwrap();
     let artifact = back_up(&data, tmp.path());
     let manifest = fs::read_to_string(ops_tests::only_file(
         &tmp.path().join("backups"),
@@ -489,6 +492,7 @@ fn a_root_restore_mints_no_setuid_root_binary_and_keeps_owners() {
         .arg(&target)
         .run()
         .success();
+    assert_eq!(owner_and_mode(&target), (1234, 2345, 0o750), "the top");
     assert_eq!(owner_and_mode(&target.join("id")), (1234, 2345, 0o6755));
     assert_eq!(owner_and_mode(&target.join("shared")), (1234, 2345, 0o2775));
     assert_eq!(owner_and_mode(&target.join("shared/plain")).0, 1234);

@@ -202,6 +202,10 @@ pub fn create(root: &Path, request: &Request) -> anyhow::Result<Created> {
         dirs: tally.dirs,
         bytes: tally.bytes,
         added_bytes: added.stored_bytes,
+        root: fs::symlink_metadata(&source)
+            .ok()
+            .filter(fs::Metadata::is_dir)
+            .map(|meta| ops_shared::owner::Recorded::of(&meta)),
     };
     let id = repo.write_manifest(&manifest)?;
     Ok(Created {

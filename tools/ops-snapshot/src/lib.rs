@@ -333,7 +333,9 @@ pub fn restore_snapshot(
     let (id, manifest) = reader.repo.resolve(wanted)?;
     let threads = std::thread::available_parallelism().map_or(2, usize::from);
     let restored = target
-        .fill(|staging| restore::restore_into(&reader, &manifest, staging, only, threads))
+        .fill(manifest.root.as_ref(), |staging| {
+            restore::restore_into(&reader, &manifest, staging, only, threads)
+        })
         .with_context(|| format!("restore of snapshot {} failed", &id[..8]))?;
     Ok((record(root, &id, &manifest), restored))
 }

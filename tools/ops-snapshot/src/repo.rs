@@ -74,6 +74,10 @@ pub struct Manifest {
     pub dirs: u64,
     pub bytes: u64,
     pub added_bytes: u64,
+    /// The source directory itself (absent for a file, and in snapshots
+    /// of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<ops_shared::owner::Recorded>,
 }
 
 /// An open repository.

@@ -205,3 +205,37 @@ fn forget_refuses_a_snapshot_id_that_is_a_path() {
     assert!(tmp.path().join("other").exists());
     assert_eq!(ops_snapshot::list(&repo).unwrap().len(), 1);
 }
+
+#[test]
+fn a_restored_tree_gets_the_owner_and_mode_of_its_top_directory_back() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !ops_tests::is_root() {
+        eprintln!("skipped: needs root to make files of another user");
+        return;
+    }
+    let tmp = tempdir().unwrap();
+    let (data, repo, cache) = (
+        tmp.path().join("data"),
+        tmp.path().join("repo"),
+        tmp.path().join("cache"),
+    );
+    fs::create_dir(&data).unwrap();
+    fs::write(data.join("file"), b"x").unwrap();
+    std::os::unix::fs::chown(&data, Some(1234), Some(2345)).unwrap();
+    fs::set_permissions(&data, fs::Permissions::from_mode(0o750)).unwrap();
+    snapshot(&data, &repo, &cache);
+    let to = tmp.path().join("restored");
+    ops("ops-snapshot")
+        .args(["restore", "latest", "--repo"])
+        .arg(&repo)
+        .arg("--to")
+        .arg(&to)
+        .env("OPS_CACHE_DIR", &cache)
+        .run()
+        .success();
+    let meta = fs::metadata(&to).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+        (1234, 2345, 0o750)
+    );
+}

@@ -102,6 +102,7 @@ pub fn dump(request: &Request) -> anyhow::Result<Backup> {
             size_bytes: u64::try_from(size).unwrap_or(0),
         }),
         sled: None,
+        root: None,
     })?;
     let out = match request.format {
         DumpFormat::Plain => ArtifactWriter::compressed(artifact, request.level, request.threads),

@@ -71,6 +71,7 @@ fn backup_from(path: &Path, request: &Request) -> anyhow::Result<Backup> {
             trees: db.tree_names().len() as u64,
             recovered: db.was_recovered(),
         }),
+        root: None,
     })?;
     let mut out = Counting {
         inner: ArtifactWriter::compressed(artifact, request.level, request.threads)
