@@ -12,7 +12,6 @@
 //! of reporting that failure, and work loops call [`stop_if_interrupted`]
 //! before starting more.
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, Once};
 
@@ -75,15 +74,6 @@ pub fn on_interrupt(action: impl FnOnce() -> Option<String> + Send + 'static) ->
 pub fn note_on_interrupt(note: impl Into<String>) -> Guard {
     let note = note.into();
     on_interrupt(move || Some(note))
-}
-
-/// Registers a temporary file to be removed if the run is interrupted.
-pub fn remove_on_interrupt(path: &Path) -> Guard {
-    let path: PathBuf = path.to_owned();
-    on_interrupt(move || {
-        let _ = std::fs::remove_file(&path);
-        None
-    })
 }
 
 /// Whether SIGINT or SIGTERM arrived.

@@ -34,6 +34,10 @@ pub struct Cli {
     pub postgres: Vec<String>,
     /// With --postgres: a query returning one number; 0 is ok, more is
     /// warn (crit with --sql-crit). E.g. 'orphans=SELECT count(*) FROM ...'.
+    /// It runs in a READ ONLY transaction, which stops writes to tables but
+    /// not functions that act on the server (pg_terminate_backend,
+    /// pg_cancel_backend, nextval): connect as a role that may only read,
+    /// such as a member of pg_monitor.
     #[arg(long, value_name = "NAME=QUERY", value_parser = parse_sql, requires = "postgres", help_heading = "Checks")]
     pub sql: Vec<(String, String)>,
     /// Backup directory: per series the newest backup's age (crit past

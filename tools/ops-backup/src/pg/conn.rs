@@ -24,8 +24,9 @@ use std::time::Duration;
 
 use ops_shared::UsageError;
 
-/// libpq's connection keywords: a source whose first word is `KEY=` with
-/// one of them is a keyword string (`host=db dbname=app`).
+/// libpq's connection keywords (all of them, as of PostgreSQL 17): a source
+/// whose first word is `KEY=` with one of them is a keyword string
+/// (`host=db dbname=app`, `sslrootcert=/etc/ca.pem host=db`).
 const KEYWORDS: &[&str] = &[
     "host",
     "hostaddr",
@@ -34,12 +35,41 @@ const KEYWORDS: &[&str] = &[
     "user",
     "password",
     "passfile",
-    "service",
+    "require_auth",
+    "channel_binding",
     "connect_timeout",
-    "sslmode",
-    "application_name",
+    "client_encoding",
     "options",
+    "application_name",
+    "fallback_application_name",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
+    "replication",
+    "gssencmode",
+    "sslmode",
+    "requiressl",
+    "sslnegotiation",
+    "sslcompression",
+    "sslcert",
+    "sslkey",
+    "sslpassword",
+    "sslcertmode",
+    "sslrootcert",
+    "sslcrl",
+    "sslcrldir",
+    "sslsni",
+    "requirepeer",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
+    "krbsrvname",
+    "gsslib",
+    "gssdelegation",
+    "service",
     "target_session_attrs",
+    "load_balance_hosts",
 ];
 
 /// Whether `source` names a PostgreSQL database rather than a path: a
@@ -414,6 +444,8 @@ mod tests {
             "  dbname = app",
             "POSTGRES://app@db/app",
             "PostgreSQL:",
+            "sslrootcert=/etc/ca.pem host=db password=x",
+            "keepalives=1 host=db",
         ] {
             assert!(is_postgres(source), "{source}");
         }
