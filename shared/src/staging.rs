@@ -35,11 +35,13 @@ impl Target {
     ///
     /// Fails, with what to do, when the target cannot be used.
     pub fn plan(path: &Path, force: bool) -> anyhow::Result<Self> {
-        let existing = fs::symlink_metadata(path)
+        let found = fs::symlink_metadata(path);
+        let existing = found
+            .as_ref()
             .ok()
-            .filter(fs::Metadata::is_dir)
-            .map(|meta| Recorded::of(&meta));
-        let replace = match fs::symlink_metadata(path) {
+            .filter(|meta| meta.is_dir())
+            .map(Recorded::of);
+        let replace = match found {
             Err(err) if err.kind() == io::ErrorKind::NotFound => false,
             Err(err) => {
                 return Err(err).with_context(|| format!("cannot use target {}", path.display()))
