@@ -11,7 +11,7 @@ KEEP       ?= 7
 # Recipes that use it are not echoed, so a password in it is not shown.
 DATABASE_URL ?=
 # integrity-check: SQL checks, one NAME=QUERY per line (see scripts/examples/integrity.sql).
-INTEGRITY_SQL ?= integrity.sql
+INTEGRITY_SQL ?= scripts/examples/integrity.sql
 # backups-snapshot-volume: where the archive of the whole backup directory goes.
 VOLUME_DIR ?= $(BACKUP_DIR)-volumes
 # OPS_BIN=DIR runs the tools found there instead of building them (the tests do).
@@ -48,7 +48,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## man: regenerate man/*.1 from the CLI definitions
+## man: regenerate man/*.1 and completions/ from the CLI definitions
 man:
 	OPS_UPDATE_MAN=1 $(CARGO) test -q -p ops-tests --test man
 
@@ -66,9 +66,14 @@ bench: build
 soak:
 	scripts/soak.sh
 
-## backup-now: back up $(DATABASE_URL) (or $(SOURCE)) into $(BACKUP_DIR) and verify it
+## backup-now: back up $(DATABASE_URL) (or $(SOURCE)) into $(BACKUP_DIR), verify it, keep the newest $(KEEP) of each series
 backup-now: $(BUILD)
-	@set -o pipefail; $(BIN)/ops-backup create "$(or $(DATABASE_URL),$(SOURCE))" --to $(BACKUP_DIR) | $(BIN)/ops-verify --human
+	@set -o pipefail; \
+	record=$$($(BIN)/ops-backup create "$(or $(DATABASE_URL),$(SOURCE))" --to $(BACKUP_DIR) --json | $(BIN)/ops-verify --json) || exit 1; \
+	$(BIN)/ops-prune --keep-last $(KEEP) $(BACKUP_DIR) --json >/dev/null || exit 1; \
+	path=$$(grep -o '"path":"[^"]*"' <<<"$$record" | head -n 1 | cut -d'"' -f4); \
+	bytes=$$(grep -o '"bytes":[0-9]*' <<<"$$record" | head -n 1 | cut -d: -f2); \
+	echo "Backup completed: $$path (size=$$bytes bytes)"
 
 ## backups-ls: the backups in $(BACKUP_DIR)
 backups-ls: $(BUILD)
@@ -90,9 +95,16 @@ health: $(BUILD)
 verify: $(BUILD)
 	$(BIN)/ops-verify $(BACKUP_DIR) --human
 
-## restore-test: restore the newest backup in $(BACKUP_DIR) into a scratch database (or directory)
+## restore-test: restore the newest database backup in $(BACKUP_DIR) into a scratch database on $(DATABASE_URL)'s server (without DATABASE_URL: the newest backup, on its source's server)
 restore-test: $(BUILD)
-	set -o pipefail; $(BIN)/ops-backup list $(BACKUP_DIR) --json | tail -n 1 | $(BIN)/ops-verify --restore-test --human
+	@set -o pipefail; \
+	if [[ -n "$(DATABASE_URL)" ]]; then \
+	  newest=$$($(BIN)/ops-backup list $(BACKUP_DIR) --json | grep '"kind":"postgres"' | tail -n 1); \
+	  [[ -n $$newest ]] || { echo "make restore-test: no database backup in $(BACKUP_DIR); run make backup-now first" >&2; exit 1; }; \
+	  printf '%s\n' "$$newest" | $(BIN)/ops-verify --restore-test="$(DATABASE_URL)" --human; \
+	else \
+	  $(BIN)/ops-backup list $(BACKUP_DIR) --json | tail -n 1 | $(BIN)/ops-verify --restore-test --human; \
+	fi
 
 ## integrity-check: ops-health on $(DATABASE_URL) with the SQL checks in $(INTEGRITY_SQL)
 integrity-check: $(BUILD)
@@ -114,11 +126,16 @@ maintenance: $(BUILD)
 
 ## install: the tools, man pages and maintenance scripts under $(PREFIX)
 install: $(BUILD)
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man7 $(DESTDIR)$(PREFIX)/lib/ops
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man7 $(DESTDIR)$(PREFIX)/lib/ops/examples \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 	install -m 755 $(addprefix $(BIN)/,$(TOOLS)) $(DESTDIR)$(PREFIX)/bin/
 	install -m 755 scripts/backup.sh scripts/maintenance.sh scripts/cleanup-data.sh $(DESTDIR)$(PREFIX)/lib/ops/
 	install -m 644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 man/ops.7 $(DESTDIR)$(PREFIX)/share/man/man7/
+	install -m 644 scripts/examples/* $(DESTDIR)$(PREFIX)/lib/ops/examples/
+	install -m 644 completions/bash/* $(DESTDIR)$(PREFIX)/share/bash-completion/completions/
+	install -m 644 completions/zsh/* $(DESTDIR)$(PREFIX)/share/zsh/site-functions/
+	install -m 644 completions/fish/* $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/
 
 clean:
 	$(CARGO) clean

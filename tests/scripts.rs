@@ -432,9 +432,21 @@ fn make_targets_work_end_to_end() {
         out
     };
     ok(&["backup-now", &dir, &format!("SOURCE={}", data.display())]);
-    ok(&["backup-now", &dir, &db]);
+    let done = ok(&["backup-now", &dir, &db]);
+    let said = done.stdout.trim_end();
+    let expected = format!("Backup completed: {}/make_app_", backups.display());
+    assert!(said.starts_with(&expected), "{said}");
+    assert!(
+        said.ends_with(" bytes)") && said.contains("(size="),
+        "{said}"
+    );
     std::thread::sleep(Duration::from_millis(1100));
-    ok(&["backup-now", &dir, &db]);
+    ok(&["backup-now", &dir, &db, "KEEP=1"]);
+    let kept = names(&backups)
+        .into_iter()
+        .filter(|n| n.starts_with("make_app_") && n.ends_with(".manifest.jsonl"))
+        .count();
+    assert_eq!(kept, 1, "backup-now KEEP=1: {:?}", names(&backups));
     let listed = ok(&["backups-ls", &dir]);
     assert!(
         listed.stdout.contains("make_app_") && listed.stdout.contains("data_"),
@@ -460,8 +472,14 @@ fn make_targets_work_end_to_end() {
             .count(),
         1
     );
-    let tested = ok(&["restore-test", &dir]);
-    assert!(tested.stdout.contains("ok (restore"), "{}", tested.stdout);
+    std::thread::sleep(Duration::from_millis(1100));
+    ok(&["backup-now", &dir, &format!("SOURCE={}", data.display())]);
+    let tested = ok(&["restore-test", &dir, &db]);
+    assert!(
+        tested.stdout.contains("make_app_") && tested.stdout.contains("ok (restore"),
+        "the newest database backup, not the newest backup: {}",
+        tested.stdout
+    );
     let checks = tmp.path().join("integrity.sql");
     fs::write(
         &checks,
@@ -515,6 +533,10 @@ fn make_targets_work_end_to_end() {
         "usr/share/man/man1/ops-compact.1",
         "usr/share/man/man7/ops.7",
         "usr/lib/ops/maintenance.sh",
+        "usr/lib/ops/examples/integrity.sql",
+        "usr/share/bash-completion/completions/ops-prune",
+        "usr/share/zsh/site-functions/_ops-prune",
+        "usr/share/fish/vendor_completions.d/ops-prune.fish",
     ] {
         assert!(dest.join(path).exists(), "make install: no {path}");
     }

@@ -74,6 +74,55 @@ pub fn sh(script: &str) -> Run {
     }
 }
 
+/// A shell pipeline run on a pseudo-terminal (script(1)), as a person at
+/// a terminal runs it: stdin, stdout and stderr are the terminal, so the
+/// outcome's stdout is everything the terminal was sent, escapes included.
+pub fn on_terminal(script: &str) -> Run {
+    let mut run = sh("");
+    run.command = Command::new("script");
+    let shell = format!("bash -o pipefail -c {}", shell_quote(script));
+    run.command.args(["-qefc", &shell, "/dev/null"]);
+    run.command.env("TERM", "xterm");
+    let path = format!(
+        "{}:{}",
+        bin_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    run.command.env("PATH", path);
+    run.command.env("OPS_CACHE_DIR", test_cache());
+    run.command.env_remove("NO_COLOR");
+    run
+}
+
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+/// What a terminal shows of `sent`: colour and cursor escapes removed,
+/// one entry per line or carriage-return redraw.
+pub fn terminal_lines(sent: &str) -> Vec<String> {
+    let mut plain = String::new();
+    let mut chars = sent.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+        .split(['\r', '\n'])
+        .map(str::trim_end)
+        .filter(|line| !line.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 pub struct Run {
     pub command: Command,
     stdin: Vec<u8>,

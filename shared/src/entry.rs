@@ -68,6 +68,7 @@ pub fn main(
     crate::interrupt::install();
     let args: Vec<OsString> = std::env::args_os().collect();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || run(args)));
+    crate::progress::clear();
     // A failure after Ctrl-C is the interruption's doing: its own exit
     // (130, one line) comes from the undo thread.
     crate::interrupt::stop_if_interrupted();
@@ -98,17 +99,17 @@ pub fn parse_args<P: clap::Parser>(args: Vec<OsString>) -> anyhow::Result<Option
 
 /// Prints `ops-x: warning: ...` on stderr.
 pub fn warn(message: impl std::fmt::Display) {
-    let _ = writeln!(io::stderr(), "{}: warning: {message}", tool_name());
+    crate::progress::suspend(|| writeln!(io::stderr(), "{}: warning: {message}", tool_name())).ok();
 }
 
 /// Prints `ops-x: ...` on stderr: a summary or progress for people.
 pub fn note(message: impl std::fmt::Display) {
-    let _ = writeln!(io::stderr(), "{}: {message}", tool_name());
+    crate::progress::suspend(|| writeln!(io::stderr(), "{}: {message}", tool_name())).ok();
 }
 
 /// Prints `ops-x: error: ...` on stderr for a problem the tool moves past.
 pub fn error(message: impl std::fmt::Display) {
-    let _ = writeln!(io::stderr(), "{}: error: {message}", tool_name());
+    crate::progress::suspend(|| writeln!(io::stderr(), "{}: error: {message}", tool_name())).ok();
 }
 
 /// The message a panic carried.
@@ -120,7 +121,7 @@ pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-fn tool_name() -> &'static str {
+pub(crate) fn tool_name() -> &'static str {
     TOOL.get().map_or("ops", String::as_str)
 }
 

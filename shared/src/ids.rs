@@ -66,6 +66,12 @@ fn compare_numbers(a: &[u8], b: &[u8]) -> Ordering {
         .then_with(|| a.len().cmp(&b.len()))
 }
 
+/// The short form of a snapshot id people see in tables and summaries:
+/// its first 8 characters, accepted back wherever an id is.
+pub fn short(id: &str) -> String {
+    id.chars().take(8).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,7 @@ pub mod open;
 pub mod output;
 pub mod owner;
 pub mod path_text;
+pub mod progress;
 pub mod record;
 pub mod redact;
 pub mod sparse;

@@ -40,6 +40,32 @@ impl OutputArgs {
     }
 }
 
+/// The colours tables use, as health levels: ok, warn, crit, unknown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Colour {
+    Green,
+    Yellow,
+    Red,
+    Magenta,
+}
+
+/// `text` in `colour` when stdout is a terminal and `NO_COLOR` is not set
+/// (the convention of no-color.org); else `text` unchanged.
+pub fn paint(colour: Colour, text: &str) -> String {
+    let wanted = io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
+    if !wanted {
+        return text.to_owned();
+    }
+    let code = match colour {
+        Colour::Green => "32",
+        Colour::Yellow => "33",
+        Colour::Red => "31",
+        Colour::Magenta => "35",
+    };
+    format!("\x1b[{code}m{text}\x1b[0m")
+}
+
 struct Table {
     kind: &'static str,
     header: Vec<&'static str>,

@@ -22,6 +22,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::output::{paint, Colour};
+
 /// The protocol version every record carries as `"v"`.
 pub const VERSION: u64 = 1;
 
@@ -110,6 +112,23 @@ pub struct Verification {
     pub errors: Vec<String>,
 }
 
+impl Verification {
+    /// The VERIFIED cell of a table: `-`, `ok (full, TIME)`, or the first
+    /// error, red on a terminal.
+    pub fn cell(verification: Option<&Verification>) -> String {
+        match verification {
+            None => "-".to_owned(),
+            Some(v) if v.ok => format!("ok ({}, {})", v.level, short_time(v.time)),
+            Some(v) => {
+                let first = v.errors.first().map_or("", String::as_str);
+                let short: String = first.chars().take(60).collect();
+                let more = if short.len() < first.len() { "…" } else { "" };
+                paint(Colour::Red, &format!("FAILED: {short}{more}"))
+            }
+        }
+    }
+}
+
 impl Backup {
     /// The `verify` annotation, if the record carries a well-formed one.
     pub fn verification(&self) -> Option<Verification> {
@@ -126,22 +145,13 @@ impl Record for Backup {
     }
 
     fn human_header() -> Vec<&'static str> {
-        vec!["ID", "TIME", "SIZE", "VERIFIED", "SOURCE"]
+        vec!["ARTIFACT", "TIME", "SIZE", "VERIFIED", "SOURCE"]
     }
 
     fn human_row(&self) -> Vec<String> {
-        let verified = match self.verification() {
-            None => "-".to_owned(),
-            Some(v) if v.ok => format!("ok ({}, {})", v.level, short_time(v.time)),
-            Some(v) => {
-                let first = v.errors.first().map_or("", String::as_str);
-                let short: String = first.chars().take(60).collect();
-                let more = if short.len() < first.len() { "…" } else { "" };
-                format!("FAILED: {short}{more}")
-            }
-        };
+        let verified = Verification::cell(self.verification().as_ref());
         vec![
-            self.id.clone(),
+            crate::path_text::encode(&self.path),
             short_time(self.time),
             human_bytes(self.bytes),
             verified,
@@ -182,7 +192,7 @@ impl Record for Snapshot {
 
     fn human_row(&self) -> Vec<String> {
         vec![
-            self.id.clone(),
+            crate::ids::short(&self.id),
             short_time(self.time),
             self.files.to_string(),
             human_bytes(self.bytes),

@@ -230,6 +230,7 @@ impl Read for ArtifactReader {
             hasher.update(&buf[..n]);
         }
         self.bytes += n as u64;
+        ops_shared::progress::add_bytes(n as u64);
         Ok(n)
     }
 }

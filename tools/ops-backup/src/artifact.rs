@@ -152,6 +152,7 @@ impl ArtifactWriter {
             _ => Treatment::Judge,
         };
         self.job.push(start + got, how);
+        ops_shared::progress::add_bytes(got as u64);
         Ok(&self.job.data[start..start + got])
     }
 
@@ -228,6 +229,7 @@ impl Write for ArtifactWriter {
         let start = self.job.filled;
         self.job.data[start..start + taken].copy_from_slice(&data[..taken]);
         self.job.push(start + taken, self.written);
+        ops_shared::progress::add_bytes(taken as u64);
         Ok(taken)
     }
 

@@ -403,6 +403,48 @@ pub struct Leftovers {
     pub refused: Vec<String>,
 }
 
+/// What a directory without backups is.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Emptiness {
+    /// One our tools have written to (it has their lock file).
+    BackupDirectory,
+    /// Nothing in it at all.
+    Empty,
+    /// Files of something else: `n` entries, none of them ours.
+    Foreign(usize),
+}
+
+impl Emptiness {
+    /// Why a list of this directory found nothing, and what to do.
+    pub fn explain(&self, dir: &Path) -> String {
+        match self {
+            Emptiness::BackupDirectory => format!("no backups in {} (yet)", dir.display()),
+            Emptiness::Empty => format!(
+                "{} is empty: no backup has been made there; \
+                 `ops-backup create SOURCE --to {}` makes the first",
+                dir.display(),
+                dir.display()
+            ),
+            Emptiness::Foreign(n) => format!(
+                "{} is not a backup directory: none of its {n} entries is a backup; \
+                 give the --to directory of `ops-backup create`",
+                dir.display()
+            ),
+        }
+    }
+}
+
+/// Tells a backup directory that holds no backups from an empty or foreign one.
+pub fn emptiness(dir: &Path) -> Emptiness {
+    if dir.join(ops_shared::lock::LOCK_FILE).is_file() {
+        return Emptiness::BackupDirectory;
+    }
+    match fs::read_dir(dir).map(Iterator::count) {
+        Ok(0) | Err(_) => Emptiness::Empty,
+        Ok(n) => Emptiness::Foreign(n),
+    }
+}
+
 /// The backups in `dir`, oldest first, each with its last verification.
 ///
 /// Fails if `dir` cannot be read; damaged manifests and stray files are

@@ -239,6 +239,9 @@ fn archive_tree(
             tally.changed += 1;
         }
         tally.entries += 1;
+        if matches!(entry.kind, Kind::File | Kind::Hardlink) {
+            ops_shared::progress::add_files(1);
+        }
         tally.raw_bytes += if entry.kind == Kind::File {
             entry.size
         } else {

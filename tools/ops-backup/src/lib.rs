@@ -22,7 +22,8 @@ mod tar_writer;
 use std::ffi::OsString;
 
 use clap::CommandFactory;
-use ops_shared::{entry::warn, Output, Status, UsageError};
+use ops_shared::record::human_bytes;
+use ops_shared::{entry::warn, progress, Output, Status, UsageError};
 
 pub use cli::Cli;
 
@@ -44,6 +45,10 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
                 args.threads
             };
             let source = args.source.to_string_lossy();
+            progress::start(
+                &format!("backing up {}", ops_shared::redact::redact(&source)),
+                None,
+            );
             let backup = if pg::is_postgres(&source) {
                 if !args.exclude.is_empty() || args.skip_unreadable {
                     return Err(UsageError(
@@ -96,6 +101,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
                     skip_unreadable: args.skip_unreadable,
                 })?
             };
+            progress::finish(backed_up(&backup, progress::counted()));
             let mut out = Output::stdout(args.output.mode());
             out.record(&backup)?;
             out.finish()?;
@@ -112,6 +118,17 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
                         for why in &leftovers.refused {
                             ops_shared::entry::error(why);
                             failed = true;
+                        }
+                        if backups.is_empty() && leftovers.refused.is_empty() {
+                            match catalog::emptiness(dir) {
+                                catalog::Emptiness::BackupDirectory => ops_shared::entry::note(
+                                    format!("no backups in {} (yet)", dir.display()),
+                                ),
+                                other => {
+                                    ops_shared::entry::error(other.explain(dir));
+                                    failed = true;
+                                }
+                            }
                         }
                         for (name, sources) in catalog::mixed_series(&backups) {
                             let why = catalog::mixed_series_message(dir, &name, &sources);
@@ -134,6 +151,21 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
             Ok(Status::problem_if(failed))
         }
     }
+}
+
+/// The summary line: `backed up SOURCE: 120 files, 4.1 MiB into PATH (1.2 MiB)`.
+fn backed_up(backup: &ops_shared::Backup, counted: progress::Counted) -> String {
+    let files = match counted.files {
+        0 => String::new(),
+        n => format!("{n} files, "),
+    };
+    format!(
+        "backed up {}: {files}{} into {} ({})",
+        backup.source.location,
+        human_bytes(counted.bytes),
+        backup.path.display(),
+        human_bytes(backup.bytes)
+    )
 }
 
 fn default_threads() -> u32 {

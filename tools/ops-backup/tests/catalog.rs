@@ -280,3 +280,51 @@ fn a_manifest_name_planted_as_a_fifo_or_a_link_to_dev_zero_is_refused_not_read()
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     assert!(stdout.contains(made["id"].as_str().unwrap()), "{stdout}");
 }
+
+#[test]
+fn list_of_an_empty_or_foreign_directory_says_so_and_fails() {
+    let tmp = tempdir().unwrap();
+    let empty = tmp.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    let out = ops("ops-backup")
+        .arg("list")
+        .arg(&empty)
+        .run()
+        .fails_with(1);
+    assert!(
+        out.stderr
+            .contains("is empty: no backup has been made there"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stdout, "");
+
+    let foreign = tmp.path().join("photos");
+    fs::create_dir(&foreign).unwrap();
+    fs::write(foreign.join("cat.jpg"), "jpeg").unwrap();
+    let out = ops("ops-backup")
+        .arg("list")
+        .arg(&foreign)
+        .run()
+        .fails_with(1);
+    assert!(
+        out.stderr
+            .contains("is not a backup directory: none of its 1 entries"),
+        "{}",
+        out.stderr
+    );
+
+    let source = tmp.path().join("data");
+    fs::create_dir(&source).unwrap();
+    let backups = tmp.path().join("backups");
+    let record = create(&source, &backups, &[]).success().record();
+    fs::remove_file(record["path"].as_str().unwrap()).unwrap();
+    fs::remove_file(catalog::manifest_path(
+        &backups,
+        record["id"].as_str().unwrap(),
+    ))
+    .unwrap();
+    let out = ops("ops-backup").arg("list").arg(&backups).run().success();
+    assert!(out.stderr.contains("no backups in"), "{}", out.stderr);
+    assert_eq!(out.stdout, "");
+}

@@ -198,7 +198,7 @@ fn list_reports_leftovers_on_stderr_and_lists_only_backups() {
         .arg("--human")
         .run()
         .success();
-    assert!(human.stdout.starts_with("ID "), "{}", human.stdout);
+    assert!(human.stdout.starts_with("ARTIFACT "), "{}", human.stdout);
     ops("ops-backup")
         .arg("list")
         .arg(tmp.path().join("missing"))

@@ -31,6 +31,9 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
     };
     let target = Target::of(&cli)?;
     let mut out = Output::stdout(cli.output.mode());
+    // Files say what they did themselves (compressed, left alone).
+    let own_summary = matches!(target, Target::Files(_));
+    ops_shared::progress::start(&format!("compacting {}", target.shown()), None);
     let status = match target {
         Target::Postgres(location) => pg::run(&location, &pg::Options::from(&cli), &mut out)?,
         Target::Files(args) => files::run(&args, &files::Options::from(&cli), &mut out)?,
@@ -58,6 +61,9 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
             Status::Success
         }
     };
+    if !own_summary {
+        ops_shared::progress::finish(report::summary(cli.dry_run));
+    }
     out.finish()?;
     Ok(status)
 }

@@ -22,6 +22,15 @@ pub enum Target {
 }
 
 impl Target {
+    /// The target for people, any password redacted.
+    pub fn shown(&self) -> String {
+        match self {
+            Target::Postgres(location) => ops_shared::redact::redact(location),
+            Target::Sled(path) | Target::Repo(path) => path.display().to_string(),
+            Target::Files(args) => args.join(" "),
+        }
+    }
+
     /// The target of a command line.
     ///
     /// Fails with a usage error when TARGET is neither a database URL nor a

@@ -4,10 +4,10 @@
 //! perfdata that Nagios and Icinga read.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 
 use anyhow::Context;
-use ops_shared::output::OutputMode;
+use ops_shared::output::{Colour, OutputMode};
 use ops_shared::record::Check;
 use ops_shared::{Output, Record};
 
@@ -54,18 +54,14 @@ fn records(mode: OutputMode, checks: &[Check]) -> anyhow::Result<()> {
         }
         return Ok(out.finish()?);
     }
-    let colour = io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let paint = |level: Level, text: &str| {
-        if !colour {
-            return text.to_owned();
-        }
-        let code = match level {
-            Level::Ok => "32",
-            Level::Warn => "33",
-            Level::Crit => "31",
-            Level::Unknown => "35",
+        let colour = match level {
+            Level::Ok => Colour::Green,
+            Level::Warn => Colour::Yellow,
+            Level::Crit => Colour::Red,
+            Level::Unknown => Colour::Magenta,
         };
-        format!("\x1b[{code}m{text}\x1b[0m")
+        ops_shared::output::paint(colour, text)
     };
     for check in checks {
         let mut row = check.human_row();

@@ -354,9 +354,13 @@ fn human_row(item: &Item, note: &PruneNote) -> Vec<String> {
         ("remove", false) => "remove",
         _ => "keep",
     };
+    let shown = match &item.subject {
+        Subject::Snapshot(snapshot) => ops_shared::ids::short(&snapshot.id),
+        _ => item.candidate.id.clone(),
+    };
     vec![
         action.to_owned(),
-        item.candidate.id.clone(),
+        shown,
         ops_shared::record::short_time(item.candidate.time),
         human_bytes(item.candidate.bytes),
         note.reasons.join("; "),

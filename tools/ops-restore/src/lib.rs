@@ -17,7 +17,8 @@ use anyhow::{bail, Context};
 use clap::CommandFactory;
 use ops_backup::archive;
 use ops_backup::{catalog, manifest, sleddb};
-use ops_shared::record::Snapshot;
+use ops_shared::progress;
+use ops_shared::record::{human_bytes, Snapshot};
 use ops_shared::staging::Target;
 use ops_shared::{read_records, Backup, Output, Record, Status, UsageError};
 use serde::Serialize;
@@ -98,12 +99,20 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
     let mut backup = match item {
         Item::Backup(backup) => backup,
         Item::Snapshot(snapshot) => {
+            progress::start(
+                &format!(
+                    "restoring snapshot {}",
+                    ops_shared::ids::short(&snapshot.id)
+                ),
+                None,
+            );
             let snapshot = restore_snapshot(&snapshot, &cli)?;
             out.record(&snapshot)?;
             out.finish()?;
             return Ok(Status::Success);
         }
     };
+    progress::start(&format!("restoring {}", backup.id), Some(backup.bytes));
     let to = cli.to.to_string_lossy();
     if ops_backup::pg::is_postgres(&to) {
         if ops_backup::pg::DumpFormat::of(&backup.format).is_none() {
@@ -123,6 +132,16 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
             ops_shared::entry::error(format!("{}: {mismatch}", backup.id));
         }
         let ok = restored.ok;
+        progress::finish(format!(
+            "restored {} into {}: {} tables, {}",
+            backup.id,
+            restored.to,
+            restored.tables,
+            match restored.mismatches.len() {
+                0 => "row counts match the backup".to_owned(),
+                n => format!("{n} with row counts that differ from the backup"),
+            }
+        ));
         backup.annotate("restore", restored);
         out.record(&backup)?;
         out.finish()?;
@@ -136,6 +155,12 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
     }
     let target = Target::plan(&cli.to, cli.force)?;
     let (entries, bytes) = restore(&backup, &target)?;
+    progress::finish(format!(
+        "restored {}: {entries} entries, {} to {}",
+        backup.id,
+        human_bytes(bytes),
+        cli.to.display()
+    ));
     backup.annotate(
         "restore",
         Restored {
@@ -175,6 +200,13 @@ fn restore_snapshot(snapshot: &Snapshot, cli: &Cli) -> anyhow::Result<Snapshot> 
         ops_snapshot::restore_snapshot(&snapshot.repo, &snapshot.id, &target, None, cli.lock_wait)
             .map_err(ops_snapshot::usage_errors)?;
     let mut snapshot = snapshot.clone();
+    progress::finish(format!(
+        "restored snapshot {}: {} entries, {} to {}",
+        ops_shared::ids::short(&snapshot.id),
+        restored.entries,
+        human_bytes(restored.bytes),
+        cli.to.display()
+    ));
     snapshot.annotate("restore", ops_snapshot::restored_note(&cli.to, restored));
     Ok(snapshot)
 }

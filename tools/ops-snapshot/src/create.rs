@@ -28,6 +28,7 @@ use ops_shared::lock::Access;
 use crate::chunker::{Chunker, Params};
 use crate::id::Id;
 use crate::index::Index;
+use crate::live::Locked;
 use crate::reader::ChunkReader;
 use crate::repo::{Manifest, Repo};
 use crate::store::{ChunkStore, Putter};
@@ -141,6 +142,7 @@ pub fn create(root: &Path, request: &Request) -> anyhow::Result<Created> {
             done: done_tx.clone(),
             permits: permit_tx,
             hard_links: HashMap::new(),
+            locked: Locked::read(),
         };
         scope.spawn(move || walker.walk());
         for putter in putters {
@@ -277,6 +279,7 @@ struct Walker<'a> {
     done: Sender<(u64, Outcome)>,
     permits: Sender<()>,
     hard_links: HashMap<(u64, u64), PathBuf>,
+    locked: Locked,
 }
 
 impl Walker<'_> {
@@ -393,7 +396,10 @@ impl Walker<'_> {
             self.hard_links.insert(key, node.path.clone());
         }
         node.size = meta.len();
+        self.locked.warn_if_held(full, meta);
         if let Some(parent) = self.unchanged(&node) {
+            ops_shared::progress::add_files(1);
+            ops_shared::progress::add_bytes(node.size);
             node.chunks = parent.chunks;
             return Some(Outcome::Node(node, false));
         }
@@ -521,7 +527,9 @@ fn read_file(
         putter.put(id, chunk).map_err(ReadError::Store)?;
         node.chunks.push(id);
         size += chunk.len() as u64;
+        ops_shared::progress::add_bytes(chunk.len() as u64);
     }
+    ops_shared::progress::add_files(1);
     let after = file.metadata().map_err(ReadError::Source)?;
     let ctime = after.ctime() * 1_000_000_000 + after.ctime_nsec();
     let mtime = after.mtime() * 1_000_000_000 + after.mtime_nsec();

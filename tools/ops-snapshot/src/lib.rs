@@ -12,6 +12,7 @@ mod export;
 pub mod gc;
 pub mod id;
 pub mod index;
+mod live;
 pub mod pack;
 pub mod place;
 pub mod reader;
@@ -30,7 +31,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::CommandFactory;
 use ops_shared::lock::{Access, DirLock, LockError};
-use ops_shared::record::{Compact, Snapshot};
+use ops_shared::progress;
+use ops_shared::record::{human_bytes, Compact, Snapshot};
 use ops_shared::staging::Target;
 use ops_shared::{read_records, Output, Record, Status, UsageError};
 use serde::Serialize;
@@ -134,8 +136,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<Status> {
                 level: args.level,
                 lock_wait: args.repo.lock_wait,
             };
+            progress::start(&format!("snapshotting {}", request.source.display()), None);
             let created = create::create(args.repo.path()?, &request)?;
             let mut snapshot = record(args.repo.path()?, &created.id, &created.manifest);
+            progress::finish(format!(
+                "snapshot {} of {}: {} files, {} ({} new) in {}",
+                ops_shared::ids::short(&snapshot.id),
+                snapshot.paths.first().map_or("", String::as_str),
+                snapshot.files,
+                human_bytes(snapshot.bytes),
+                human_bytes(snapshot.added_bytes),
+                snapshot.repo.display()
+            ));
             snapshot.annotate("files_read", created.files_read);
             let churned = created.vanished + created.changed > 0;
             if churned {
@@ -174,6 +186,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<Status> {
                 }
             };
             let target = Target::plan(&args.to, args.force)?;
+            progress::start(
+                &format!("restoring snapshot {}", ops_shared::ids::short(&wanted)),
+                None,
+            );
             let (mut snapshot, restored) = restore_snapshot(
                 &repo_path,
                 &wanted,
@@ -181,6 +197,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<Status> {
                 args.path.as_deref(),
                 args.repo.lock_wait,
             )?;
+            progress::finish(format!(
+                "restored snapshot {}: {} entries, {} to {}",
+                ops_shared::ids::short(&snapshot.id),
+                restored.entries,
+                human_bytes(restored.bytes),
+                args.to.display()
+            ));
             snapshot.annotate("restore", restored_note(&args.to, restored));
             out.record(&snapshot)?;
             out.finish()?;
@@ -194,7 +217,22 @@ fn dispatch(cli: Cli) -> anyhow::Result<Status> {
                 dry_run: args.dry_run,
                 lock_wait: args.repo.lock_wait,
             };
+            progress::start(
+                &format!("collecting garbage in {}", args.repo.path()?.display()),
+                None,
+            );
             let compact: Compact = gc::gc(args.repo.path()?, &options)?;
+            progress::finish(format!(
+                "{} {}: {} -> {}",
+                if args.dry_run {
+                    "would collect garbage in"
+                } else {
+                    "collected garbage in"
+                },
+                compact.target,
+                human_bytes(compact.before_bytes),
+                human_bytes(compact.after_bytes)
+            ));
             let mut out = Output::stdout(args.output.mode());
             out.record(&compact)?;
             out.finish()?;

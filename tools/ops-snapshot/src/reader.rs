@@ -99,7 +99,9 @@ impl ChunkReader {
         };
         let stored = pack::read_stored(&file, at.offset, at.stored)
             .map_err(|err| damaged(err.to_string()))?;
-        pack::decode(id, &stored, at.raw).map_err(|err| damaged(err.to_string()))
+        let data = pack::decode(id, &stored, at.raw).map_err(|err| damaged(err.to_string()))?;
+        ops_shared::progress::add_bytes(data.len() as u64);
+        Ok(data)
     }
 
     fn pack_file(&self, pack: &Id) -> Result<Arc<File>, RepoError> {

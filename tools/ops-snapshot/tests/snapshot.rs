@@ -577,3 +577,36 @@ fn a_held_repository_makes_others_wait_and_names_its_holder() {
     drop(held);
     snapshot(&data, &repo, &["--lock-wait", "1s"]);
 }
+
+#[test]
+fn a_live_database_held_by_another_process_is_stored_with_a_warning_pointing_at_ops_backup() {
+    let tmp = tempdir().unwrap();
+    let db = tmp.path().join("app.sled");
+    ops_tests::sled_db::churned_db(&db);
+    let repo = tmp.path().join("repo");
+    let quiet = ops("ops-snapshot")
+        .arg("create")
+        .arg(&db)
+        .arg("--repo")
+        .arg(&repo)
+        .run()
+        .success();
+    assert!(!quiet.stderr.contains("locked"), "{}", quiet.stderr);
+
+    let holder = ops_tests::sled_db::LockHolder::hold(&db);
+    let out = ops("ops-snapshot")
+        .arg("create")
+        .arg(&db)
+        .arg("--repo")
+        .arg(&repo)
+        .run()
+        .success();
+    let held = format!(
+        "{} is locked by process {}",
+        db.join("db").display(),
+        holder.pid()
+    );
+    assert!(out.stderr.contains(&held), "{}", out.stderr);
+    let consistent = format!("ops-backup create sled:{}", db.display());
+    assert!(out.stderr.contains(&consistent), "{}", out.stderr);
+}

@@ -23,7 +23,8 @@ use jiff::Timestamp;
 use ops_backup::archive::{self, Discard, Level};
 use ops_backup::{catalog, manifest, pg, sleddb};
 use ops_shared::entry::{error, warn};
-use ops_shared::record::Snapshot;
+use ops_shared::progress;
+use ops_shared::record::{human_bytes, Snapshot};
 use ops_shared::{
     read_records, Backup, Output, OutputMode, Record, Status, UsageError, Verification,
 };
@@ -82,6 +83,8 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
     let mut failed = false;
     let mut unusable_path = false;
     let mut unused_damage = false;
+    let mut tally = Tally::default();
+    progress::start("verifying", Some(0));
     let result = thread::scope(|scope| -> anyhow::Result<()> {
         let (jobs_in, jobs_out) = channel::<Job>();
         let jobs_out = Arc::new(Mutex::new(jobs_out));
@@ -100,10 +103,13 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
             match done {
                 Done::Raw(line) => out.raw(&line),
                 Done::Backup(backup) => {
-                    failed |= !backup.verification().is_some_and(|v| v.ok);
+                    let ok = backup.verification().is_some_and(|v| v.ok);
+                    tally.count(Thing::Backup, ok);
+                    failed |= !ok;
                     out.record(backup.as_ref())
                 }
                 Done::Snapshot(checked) => {
+                    tally.count(Thing::Snapshot, checked.ok);
                     failed |= !checked.ok;
                     if mode == OutputMode::Human {
                         let header = snapshots::human_header();
@@ -159,8 +165,58 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
         Ok(())
     });
     result?;
+    progress::finish(tally.summary());
     out.finish()?;
     Ok(Status::problem_if(failed || unusable_path || unused_damage))
+}
+
+/// What was verified, for the summary line.
+#[derive(Default)]
+struct Tally {
+    backups: (u64, u64),
+    snapshots: (u64, u64),
+}
+
+#[derive(Clone, Copy)]
+enum Thing {
+    Backup,
+    Snapshot,
+}
+
+impl Tally {
+    fn count(&mut self, thing: Thing, ok: bool) {
+        let (all, failed) = match thing {
+            Thing::Backup => &mut self.backups,
+            Thing::Snapshot => &mut self.snapshots,
+        };
+        *all += 1;
+        *failed += u64::from(!ok);
+    }
+
+    /// `verified 3 backups (1 FAILED) and 2 snapshots, 1.2 GiB read`.
+    fn summary(&self) -> String {
+        let part = |(all, failed): (u64, u64), what: &str| match (all, failed) {
+            (0, _) => None,
+            (1, 0) => Some(format!("1 {what}")),
+            (all, 0) => Some(format!("{all} {what}s")),
+            (all, failed) => Some(format!("{all} {what}s ({failed} FAILED)")),
+        };
+        let parts: Vec<String> = [
+            part(self.backups, "backup"),
+            part(self.snapshots, "snapshot"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if parts.is_empty() {
+            return "nothing to verify".to_owned();
+        }
+        format!(
+            "verified {}, {} read",
+            parts.join(" and "),
+            human_bytes(progress::counted().bytes)
+        )
+    }
 }
 
 enum Input {
@@ -244,6 +300,7 @@ impl Queue {
         emit: &mut impl FnMut(Done) -> io::Result<()>,
     ) -> io::Result<()> {
         let (done, slot) = channel();
+        progress::add_total(backup.bytes);
         let _ = self.jobs.send((backup, done));
         self.pending.push_back(Slot {
             done: slot,

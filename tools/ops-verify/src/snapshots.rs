@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use ops_shared::entry::error;
-use ops_shared::record::{short_time, Snapshot};
+use ops_shared::record::Snapshot;
 use ops_shared::{Record, Verification};
 use ops_snapshot::repo::Repo;
 use ops_snapshot::verify::{verify, ReadData, RepoCheck};
@@ -154,16 +154,7 @@ pub fn human_row(snapshot: &Snapshot) -> Vec<String> {
         .extra
         .get("verify")
         .and_then(|v| serde_json::from_value(v.clone()).ok());
-    let verified = match verification {
-        None => "-".to_owned(),
-        Some(v) if v.ok => format!("ok ({}, {})", v.level, short_time(v.time)),
-        Some(v) => {
-            let first = v.errors.first().map_or("", String::as_str);
-            let short: String = first.chars().take(60).collect();
-            let more = if short.len() < first.len() { "…" } else { "" };
-            format!("FAILED: {short}{more}")
-        }
-    };
+    let verified = Verification::cell(verification.as_ref());
     let mut row = snapshot.human_row();
     row.insert(row.len().saturating_sub(1), verified);
     row

@@ -17,6 +17,7 @@ use crate::artifact::CHUNK;
 use crate::catalog;
 use crate::hashing::HashingReader;
 use crate::manifest::{Header, ManifestReader, Summary, Table};
+use ops_shared::progress::Counting;
 
 /// A database backup's manifest, read whole and checked against its seal.
 pub struct DumpManifest {
@@ -70,7 +71,7 @@ pub fn verify(artifact: &Path, level: Level) -> Findings {
             return findings.close();
         }
     };
-    let mut hashing = HashingReader::new(file);
+    let mut hashing = HashingReader::new(Counting(file));
     if level == Level::Full && format == DumpFormat::Plain {
         match decompressed_tail(&mut hashing) {
             Ok((raw_bytes, tail)) => {
@@ -217,7 +218,7 @@ fn feed(artifact: &Path, stdin: Option<std::process::ChildStdin>) -> io::Result<
     };
     let file = File::open(artifact)?;
     let mut decoder =
-        zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(CHUNK, file))?;
+        zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(CHUNK, Counting(file)))?;
     let mut buffer = vec![0; CHUNK];
     loop {
         let n = decoder.read(&mut buffer)?;

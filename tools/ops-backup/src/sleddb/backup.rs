@@ -164,7 +164,7 @@ fn check(
     let manifest = read_manifest(artifact)?;
     let file = File::open(artifact)
         .with_context(|| format!("cannot read artifact {}", artifact.display()))?;
-    let mut hashing = HashingReader::new(file);
+    let mut hashing = HashingReader::new(ops_shared::progress::Counting(file));
     let mut contents = None;
     if level == Level::Full {
         match decode(&mut hashing, sink) {

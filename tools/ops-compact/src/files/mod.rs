@@ -210,6 +210,8 @@ struct Summary {
 
 impl Summary {
     fn add(&mut self, record: &Compact) {
+        ops_shared::progress::add_files(1);
+        ops_shared::progress::add_bytes(record.before_bytes);
         match record.action.as_str() {
             "compressed" | "would-compress" => {
                 self.compressed += 1;
@@ -239,8 +241,6 @@ impl Summary {
                 self.failed
             )
         };
-        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-            ops_shared::entry::note(text);
-        }
+        ops_shared::progress::finish(text);
     }
 }
