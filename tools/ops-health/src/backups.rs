@@ -181,8 +181,8 @@ fn check_series(
 
 /// Removes temporary files of crashed runs older than an hour, while no
 /// backup or prune holds the directory. One record per file removed (or
-/// that could not be).
-pub fn fix(dir: &Path) -> Vec<Check> {
+/// that could not be, or with `dry_run` that would be).
+pub fn fix(dir: &Path, dry_run: bool) -> Vec<Check> {
     let target = dir.display().to_string();
     let Ok((_, leftovers)) = catalog::list(dir) else {
         return Vec::new();
@@ -227,6 +227,20 @@ pub fn fix(dir: &Path) -> Vec<Check> {
         }
         let shown = path.display().to_string();
         let age = humantime::format_duration(Duration::from_secs(age.as_secs()));
+        if dry_run {
+            fixes.push(record(
+                "fix",
+                &shown,
+                Level::Ok,
+                format!(
+                    "would remove a temporary file left by a crashed run ({}, {age} old); \
+                     nothing changed (--dry-run)",
+                    human_bytes(meta.len())
+                ),
+                metrics([("bytes", meta.len() as f64)]),
+            ));
+            continue;
+        }
         fixes.push(match fs::remove_file(&path) {
             Ok(()) => record(
                 "fix",

@@ -40,6 +40,14 @@ pub struct Cli {
     /// such as a member of pg_monitor.
     #[arg(long, value_name = "NAME=QUERY", value_parser = parse_sql, requires = "postgres", help_heading = "Checks")]
     pub sql: Vec<(String, String)>,
+    /// With --fix: the repair of the --sql check of the same NAME, one
+    /// statement taking the batch size as $1, e.g. 'orphans=DELETE FROM
+    /// posts WHERE id IN (SELECT ... LIMIT $1)'. It runs in batches of
+    /// --batch rows, each its own transaction with a `fix` record, until
+    /// the check is 0; it stops when a batch changes nothing or the check
+    /// does not go down. Without --fix it is not run.
+    #[arg(long, value_name = "NAME=STATEMENT", value_parser = parse_fix, requires = "sql", help_heading = "Checks")]
+    pub sql_fix: Vec<(String, String)>,
     /// Backup directory: per series the newest backup's age (crit past
     /// --max-age), its verification, count and size; leftovers of crashed
     /// runs (warn).
@@ -85,12 +93,20 @@ pub struct Cli {
     pub timeout: Duration,
     /// Repair what is safe to repair, and say what was done: temporary
     /// files of crashed runs older than an hour in --backups directories
-    /// and --repo repositories (only while nothing else holds them), and a
+    /// and --repo repositories (only while nothing else holds them), a
     /// damaged chunk index of a --repo repository, rebuilt from its packs
-    /// (while no gc or prune runs). Locks need no repair: they are flock(2)
+    /// (while no gc or prune runs), and what --sql checks find, with their
+    /// --sql-fix repairs. Repairs run first; the checks then report what
+    /// is left. Locks need no repair: they are flock(2)
     /// locks, which the kernel drops when their holder dies.
     #[arg(long)]
     pub fix: bool,
+    /// --sql-fix: rows per batch, the $1 of each statement.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..))]
+    pub batch: i64,
+    /// With --fix: say what would be repaired, change nothing.
+    #[arg(long, requires = "fix")]
+    pub dry_run: bool,
     /// Output format: records (a table on a terminal), prometheus
     /// (node_exporter textfile format) or nagios (status line and perfdata).
     #[arg(long, value_enum, default_value_t = Format::Records)]
@@ -131,6 +147,14 @@ fn parse_sql(text: &str) -> Result<(String, String), String> {
         }
         _ => Err("write NAME=QUERY, e.g. 'orphans=SELECT count(*) FROM posts WHERE ...'".into()),
     }
+}
+
+fn parse_fix(text: &str) -> Result<(String, String), String> {
+    parse_sql(text).map_err(|_| {
+        "write NAME=STATEMENT with the NAME of a --sql check, e.g. \
+         'orphans=DELETE FROM posts WHERE id IN (SELECT ... LIMIT $1)'"
+            .into()
+    })
 }
 
 fn parse_percent(text: &str) -> Result<f64, String> {

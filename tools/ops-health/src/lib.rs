@@ -15,6 +15,7 @@ mod postgres;
 mod repo;
 mod report;
 mod sled;
+mod sql_fix;
 
 use std::ffi::OsString;
 use std::sync::mpsc;
@@ -72,14 +73,35 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
     if cli.prometheus_file.is_some() && cli.format != Format::Prometheus {
         return Err(UsageError("--prometheus-file goes with --format prometheus".into()).into());
     }
+    if let Some((name, _)) = cli
+        .sql_fix
+        .iter()
+        .find(|(name, _)| !cli.sql.iter().any(|(check, _)| check == name))
+    {
+        return Err(UsageError(format!(
+            "--sql-fix {name}=... repairs the --sql check named {name}, and there is none; \
+             give --sql {name}=QUERY too"
+        ))
+        .into());
+    }
     // Repairs first, so the checks report what is left.
-    let mut checks: Vec<Check> = if cli.fix {
-        let dirs = cli.backups.iter().flat_map(|dir| backups::fix(dir));
-        dirs.chain(cli.repo.iter().flat_map(|root| repo::fix(root)))
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let mut checks: Vec<Check> = Vec::new();
+    if cli.fix {
+        let dry_run = cli.dry_run;
+        checks.extend(
+            cli.backups
+                .iter()
+                .flat_map(|dir| backups::fix(dir, dry_run)),
+        );
+        checks.extend(cli.repo.iter().flat_map(|root| repo::fix(root, dry_run)));
+        let batches = sql_fix::Batches {
+            rows: cli.batch,
+            dry_run,
+        };
+        for url in &cli.postgres {
+            checks.extend(sql_fix::fix(&postgres_options(&cli, url), &batches));
+        }
+    }
     checks.extend(run_all(jobs(&cli), cli.timeout));
     report::write(&cli, &checks)?;
     let worst = checks
@@ -105,13 +127,7 @@ fn jobs(cli: &Cli) -> Vec<Job> {
         }));
     }
     for url in &cli.postgres {
-        let options = postgres::Options {
-            url: url.clone(),
-            sql: cli.sql.clone(),
-            sql_crit: cli.sql_crit,
-            idle_warn: cli.idle_warn,
-            timeout: cli.timeout,
-        };
+        let options = postgres_options(cli, url);
         jobs.push(Job::new(
             "postgres",
             ops_shared::redact::redact(url),
@@ -143,6 +159,17 @@ fn jobs(cli: &Cli) -> Vec<Job> {
         }));
     }
     jobs
+}
+
+fn postgres_options(cli: &Cli, url: &str) -> postgres::Options {
+    postgres::Options {
+        url: url.to_owned(),
+        sql: cli.sql.clone(),
+        fixes: cli.sql_fix.clone(),
+        sql_crit: cli.sql_crit,
+        idle_warn: cli.idle_warn,
+        timeout: cli.timeout,
+    }
 }
 
 /// Checks get a moment beyond --timeout to report their own timeouts

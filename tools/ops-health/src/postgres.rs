@@ -31,6 +31,8 @@ const DEAD_TUPLES_MIN: i64 = 1000;
 pub struct Options {
     pub url: String,
     pub sql: Vec<(String, String)>,
+    /// --sql-fix repairs, by the name of their check.
+    pub fixes: Vec<(String, String)>,
     pub sql_crit: bool,
     pub idle_warn: Duration,
     pub timeout: Duration,
@@ -92,14 +94,15 @@ pub fn check(options: &Options) -> Vec<Check> {
     checks.push(session.dead_tuples());
     checks.push(dump_compatibility(&location, server.as_ref()));
     for (name, query) in &options.sql {
-        checks.push(session.sql(name, query, options.sql_crit));
+        let repairable = options.fixes.iter().any(|(fix, _)| fix == name);
+        checks.push(session.sql(name, query, options.sql_crit, repairable));
     }
     checks
 }
 
-struct Session<'a> {
-    client: &'a mut postgres::Client,
-    location: &'a str,
+pub(crate) struct Session<'a> {
+    pub(crate) client: &'a mut postgres::Client,
+    pub(crate) location: &'a str,
 }
 
 impl Session<'_> {
@@ -315,43 +318,56 @@ impl Session<'_> {
         )
     }
 
-    fn sql(&mut self, name: &str, query: &str, crit: bool) -> Check {
-        let unknown = |message: String| record("sql", name, Level::Unknown, message, metrics([]));
-        if let Err(err) = self.client.prepare(query) {
-            return unknown(format!(
-                "the query cannot run: {}; a check is one read-only statement",
-                ops_backup::pg::conn::describe(&err)
-            ));
-        }
-        let messages = match self.read_only(query) {
-            Ok(messages) => messages,
-            Err(err) => {
-                return unknown(format!(
-                    "the query failed: {}",
-                    ops_backup::pg::conn::describe(&err)
-                ))
-            }
-        };
-        let first = messages.iter().find_map(|message| match message {
-            postgres::SimpleQueryMessage::Row(row) => Some(row.get(0).map(str::to_owned)),
-            _ => None,
-        });
-        let value = match first {
-            Some(Some(text)) => match text.trim().parse::<f64>() {
-                Ok(value) => value,
-                Err(_) => return unknown(format!("the query returned {text:?}, not a number")),
-            },
-            Some(None) => return unknown("the query returned NULL, not a number".into()),
-            None => return unknown("the query returned no row; it must return one number".into()),
+    fn sql(&mut self, name: &str, query: &str, crit: bool, repairable: bool) -> Check {
+        let value = match self.value(query) {
+            Ok(value) => value,
+            Err(why) => return record("sql", name, Level::Unknown, why, metrics([])),
         };
         let level = match (value == 0.0, crit) {
             (true, _) => Level::Ok,
             (false, false) => Level::Warn,
             (false, true) => Level::Crit,
         };
+        let hint = if value != 0.0 && repairable {
+            "; --fix runs its --sql-fix repair"
+        } else {
+            ""
+        };
         let mut values = BTreeMap::new();
         values.insert("value".to_owned(), value);
-        record("sql", name, level, format!("{name} = {value}"), values)
+        record(
+            "sql",
+            name,
+            level,
+            format!("{name} = {value}{hint}"),
+            values,
+        )
+    }
+
+    /// The one number a check query returns, in a read-only transaction;
+    /// why there is none otherwise.
+    pub(crate) fn value(&mut self, query: &str) -> Result<f64, String> {
+        if let Err(err) = self.client.prepare(query) {
+            return Err(format!(
+                "the query cannot run: {}; a check is one read-only statement",
+                ops_backup::pg::conn::describe(&err)
+            ));
+        }
+        let messages = self
+            .read_only(query)
+            .map_err(|err| format!("the query failed: {}", ops_backup::pg::conn::describe(&err)))?;
+        let first = messages.iter().find_map(|message| match message {
+            postgres::SimpleQueryMessage::Row(row) => Some(row.get(0).map(str::to_owned)),
+            _ => None,
+        });
+        match first {
+            Some(Some(text)) => text
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| format!("the query returned {text:?}, not a number")),
+            Some(None) => Err("the query returned NULL, not a number".into()),
+            None => Err("the query returned no row; it must return one number".into()),
+        }
     }
 }
 

@@ -255,12 +255,16 @@ fn old_temp_files(repo: &Repo) -> Vec<(PathBuf, u64)> {
 
 /// Repairs: old temporary files go while the repository can be held
 /// exclusively at once (no create, gc or prune runs); a damaged index is
-/// rebuilt from the packs while no gc or prune runs. One record per action.
-pub fn fix(root: &Path) -> Vec<Check> {
+/// rebuilt from the packs while no gc or prune runs. One record per action
+/// (with `dry_run`, per action it would take).
+pub fn fix(root: &Path, dry_run: bool) -> Vec<Check> {
     let target = root.display().to_string();
     let Ok(repo) = Repo::open(root) else {
         return Vec::new();
     };
+    if dry_run {
+        return planned(&repo, &target);
+    }
     let mut fixes = Vec::new();
     let old = old_temp_files(&repo);
     let mut held = None;
@@ -297,6 +301,40 @@ pub fn fix(root: &Path) -> Vec<Check> {
     }
     drop(held);
     fixes
+}
+
+/// What `fix` would do, doing none of it.
+fn planned(repo: &Repo, target: &str) -> Vec<Check> {
+    let mut plans: Vec<Check> = old_temp_files(repo)
+        .iter()
+        .map(|(path, bytes)| {
+            record(
+                "fix",
+                &path.display().to_string(),
+                Level::Ok,
+                format!(
+                    "would remove a temporary file left by a crashed run ({}); nothing \
+                     changed (--dry-run)",
+                    human_bytes(*bytes)
+                ),
+                metrics([("bytes", *bytes as f64)]),
+            )
+        })
+        .collect();
+    if matches!(
+        Index::open_unrepaired(repo, Duration::ZERO, TOOL),
+        Err(RepoError::Index(_))
+    ) {
+        plans.push(record(
+            "fix",
+            target,
+            Level::Ok,
+            "would rebuild the damaged chunk index from the packs; nothing changed (--dry-run)"
+                .into(),
+            metrics([]),
+        ));
+    }
+    plans
 }
 
 /// The repository's lock, at once; a record saying why not otherwise.

@@ -262,6 +262,15 @@ fn leftovers_warn_and_fix_removes_only_old_temporary_files() {
         .contains("not touched"));
     assert!(old.exists());
 
+    let out = health(&["--backups", s(&backups), "--fix", "--dry-run"]).fails_with(1);
+    let fixes = only(&out, "fix");
+    assert_eq!(fixes.len(), 1, "{}", out.stdout);
+    assert!(fixes[0]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("would remove a temporary file"));
+    assert!(old.exists(), "--dry-run removes nothing");
+
     let out = health(&["--backups", s(&backups), "--fix"]).fails_with(1);
     let fixes = only(&out, "fix");
     assert_eq!(fixes.len(), 1, "{}", out.stdout);

@@ -238,6 +238,228 @@ fn a_sql_check_that_writes_is_refused_and_changes_nothing() {
     assert_eq!(pg.psql("readonly", "SELECT is_called FROM s").trim(), "f");
 }
 
+const ORPHANS: &str = "orphans=SELECT count(*) FROM posts p WHERE NOT EXISTS \
+    (SELECT 1 FROM subreddits s WHERE s.id = p.subreddit_id)";
+const REMOVE_ORPHANS: &str = "orphans=DELETE FROM posts WHERE id IN (SELECT p.id FROM posts p \
+    WHERE NOT EXISTS (SELECT 1 FROM subreddits s WHERE s.id = p.subreddit_id) LIMIT $1)";
+
+/// A database with 10 good posts and 2500 orphaned ones.
+fn orphaned(db: &str) -> String {
+    let pg = cluster();
+    pg.create_db(db);
+    pg.psql(
+        db,
+        "CREATE TABLE subreddits (id int PRIMARY KEY); \
+         CREATE TABLE posts (id int PRIMARY KEY, subreddit_id int); \
+         INSERT INTO subreddits VALUES (1); \
+         INSERT INTO posts SELECT g, 1 FROM generate_series(1, 10) g; \
+         INSERT INTO posts SELECT g, 2 FROM generate_series(11, 2510) g;",
+    );
+    pg.url(db)
+}
+
+fn fix_records(out: &Outcome) -> Vec<Value> {
+    out.records()
+        .into_iter()
+        .filter(|r| r["check"] == "fix")
+        .collect()
+}
+
+#[test]
+fn sql_fix_repairs_in_batches_until_the_check_passes() {
+    let url = orphaned("repair");
+    let pg = cluster();
+    let unfixed = ops("ops-health")
+        .args([
+            "--postgres",
+            &url,
+            "--sql",
+            ORPHANS,
+            "--sql-fix",
+            REMOVE_ORPHANS,
+        ])
+        .run()
+        .fails_with(1);
+    let sql = by_check(&unfixed, "sql");
+    assert!(
+        sql["message"].as_str().unwrap().contains("--fix"),
+        "a check with a repair says how to run it: {sql}"
+    );
+    assert!(
+        fix_records(&unfixed).is_empty(),
+        "without --fix nothing runs"
+    );
+    assert_eq!(
+        pg.psql("repair", "SELECT count(*) FROM posts").trim(),
+        "2510"
+    );
+
+    let out = ops("ops-health")
+        .args([
+            "--postgres",
+            &url,
+            "--sql",
+            ORPHANS,
+            "--sql-fix",
+            REMOVE_ORPHANS,
+        ])
+        .args(["--fix", "--batch", "1000"])
+        .run();
+    let batches: Vec<(f64, f64)> = fix_records(&out)
+        .iter()
+        .map(|r| {
+            assert_eq!(r["status"], "ok", "{r}");
+            assert_eq!(r["target"], "orphans");
+            (
+                r["metrics"]["rows"].as_f64().unwrap(),
+                r["metrics"]["value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        batches,
+        [(1000.0, 1500.0), (1000.0, 500.0), (500.0, 0.0)],
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        by_check(&out, "sql")["status"],
+        "ok",
+        "the check runs after"
+    );
+    assert_eq!(
+        pg.psql("repair", "SELECT count(*), min(id), max(id) FROM posts")
+            .trim(),
+        "10|1|10",
+        "the good posts are all there"
+    );
+    let again = ops("ops-health")
+        .args([
+            "--postgres",
+            &url,
+            "--sql",
+            ORPHANS,
+            "--sql-fix",
+            REMOVE_ORPHANS,
+        ])
+        .arg("--fix")
+        .run();
+    let fixes = fix_records(&again);
+    assert_eq!(fixes.len(), 1);
+    assert!(
+        fixes[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing to repair"),
+        "{}",
+        fixes[0]
+    );
+}
+
+#[test]
+fn sql_fix_dry_run_says_what_it_would_repair_and_changes_nothing() {
+    let url = orphaned("planned");
+    let pg = cluster();
+    let out = ops("ops-health")
+        .args([
+            "--postgres",
+            &url,
+            "--sql",
+            ORPHANS,
+            "--sql-fix",
+            REMOVE_ORPHANS,
+        ])
+        .args(["--fix", "--dry-run", "--batch", "1000"])
+        .run()
+        .fails_with(1);
+    let fixes = fix_records(&out);
+    assert_eq!(fixes.len(), 1, "{}", out.stdout);
+    let message = fixes[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("would repair orphans = 2500") && message.contains("about 3"),
+        "{message}"
+    );
+    assert_eq!(by_check(&out, "sql")["metrics"]["value"], 2500.0);
+    assert_eq!(
+        pg.psql("planned", "SELECT count(*) FROM posts").trim(),
+        "2510"
+    );
+    let out = ops("ops-health")
+        .args(["--postgres", &url, "--dry-run"])
+        .run()
+        .fails_with(3);
+    assert!(out.stderr.contains("--fix"), "{}", out.stderr);
+}
+
+#[test]
+fn a_sql_fix_that_misses_what_its_check_counts_stops_after_one_batch() {
+    let url = orphaned("misfix");
+    let pg = cluster();
+    let run = |fix: &str| {
+        ops("ops-health")
+            .args(["--postgres", &url, "--sql", ORPHANS, "--sql-fix", fix])
+            .args(["--fix", "--batch", "5"])
+            .run()
+    };
+    let wrong = "orphans=DELETE FROM posts WHERE id IN (SELECT id FROM posts ORDER BY id LIMIT $1)";
+    let out = run(wrong).fails_with(2);
+    let last = fix_records(&out).pop().unwrap();
+    assert_eq!(last["status"], "crit", "{}", out.stdout);
+    assert!(
+        last["message"].as_str().unwrap().contains("does not count"),
+        "{last}"
+    );
+    assert_eq!(
+        pg.psql("misfix", "SELECT count(*) FROM posts").trim(),
+        "2505",
+        "one batch of 5, not the table"
+    );
+    let out = run("orphans=DELETE FROM posts WHERE id < 0 AND id < $1").fails_with(1);
+    let last = fix_records(&out).pop().unwrap();
+    assert_eq!(last["status"], "warn", "{}", out.stdout);
+    assert!(
+        last["message"]
+            .as_str()
+            .unwrap()
+            .contains("changed nothing"),
+        "{last}"
+    );
+    for (broken, says) in [
+        ("orphans=DELETE FROM posts", "as $1"),
+        ("orphans=DELET FROM posts LIMIT $1", "cannot run"),
+        (
+            "orphans=DELETE FROM posts WHERE id < $1; DELETE FROM subreddits",
+            "cannot run",
+        ),
+    ] {
+        let out = run(broken).fails_with(1);
+        let fix = &fix_records(&out)[0];
+        assert_eq!(fix["status"], "unknown", "{broken}: {fix}");
+        assert!(
+            fix["message"].as_str().unwrap().contains(says),
+            "{broken}: {fix}"
+        );
+    }
+    assert_eq!(
+        pg.psql("misfix", "SELECT count(*) FROM posts").trim(),
+        "2505"
+    );
+    assert_eq!(
+        pg.psql("misfix", "SELECT count(*) FROM subreddits").trim(),
+        "1"
+    );
+    let out = ops("ops-health")
+        .args(["--postgres", &url, "--sql", ORPHANS])
+        .args([
+            "--sql-fix",
+            "other=DELETE FROM posts WHERE id < $1",
+            "--fix",
+        ])
+        .run()
+        .fails_with(3);
+    assert!(out.stderr.contains("check named other"), "{}", out.stderr);
+}
+
 #[test]
 fn many_dead_tuples_warn_and_name_the_table() {
     let pg = cluster();

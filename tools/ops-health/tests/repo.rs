@@ -228,6 +228,15 @@ fn an_old_temporary_file_warns_and_fix_removes_it_when_nothing_holds_the_reposit
     );
     assert!(old.exists());
 
+    let out = health(&["--repo", s(&repo), "--fix", "--dry-run", "--json"]).fails_with(1);
+    let fixes = only(&out, "fix");
+    assert_eq!(fixes.len(), 1, "{}", out.stdout);
+    assert!(fixes[0]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("would remove a temporary file"));
+    assert!(old.exists(), "--dry-run removes nothing");
+
     let out = health(&["--repo", s(&repo), "--fix", "--json"]).success();
     let fixes = only(&out, "fix");
     assert_eq!(fixes.len(), 1, "{}", out.stdout);
@@ -256,6 +265,15 @@ fn a_damaged_index_is_critical_and_fix_rebuilds_it_from_the_packs() {
         message.contains(&format!("ops-health --repo {} --fix", s(&repo))),
         "{message}"
     );
+
+    let out = health(&["--repo", s(&repo), "--fix", "--dry-run", "--json"]).fails_with(2);
+    let plans = only(&out, "fix");
+    assert_eq!(plans.len(), 1, "{}", out.stdout);
+    assert!(plans[0]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("would rebuild the damaged chunk index"));
+    assert_eq!(only(&out, "repo").pop().unwrap()["status"], "crit");
 
     let out = health(&["--repo", s(&repo), "--fix", "--json"]).success();
     let fixes = only(&out, "fix");
