@@ -12,6 +12,9 @@ KEEP       ?= 7
 DATABASE_URL ?=
 # integrity-check: SQL checks, one NAME=QUERY per line (see scripts/examples/integrity.sql).
 INTEGRITY_SQL ?= scripts/examples/integrity.sql
+# integrity-clean: which checks to repair (all, or names from INTEGRITY_SQL) and rows per transaction.
+TYPE       ?= all
+BATCH      ?= 1000
 # backups-snapshot-volume: where the archive of the whole backup directory goes.
 VOLUME_DIR ?= $(BACKUP_DIR)-volumes
 # OPS_BIN=DIR runs the tools found there instead of building them (the tests do).
@@ -26,7 +29,8 @@ endif
 TOOLS := ops-backup ops-verify ops-restore ops-prune ops-snapshot ops-compact ops-health
 
 .PHONY: all build demo test test-deps lint man bench soak install backup-now backups-ls backups-tidy \
-	backups-snapshot-volume verify restore-test integrity-check integrity-bloat health maintenance clean
+	backups-snapshot-volume verify restore-test integrity-check \
+	integrity-clean-dry-run integrity-clean integrity-stats integrity-bloat health maintenance clean
 
 all: build
 
@@ -106,14 +110,21 @@ restore-test: $(BUILD)
 	  $(BIN)/ops-backup list $(BACKUP_DIR) --json | tail -n 1 | $(BIN)/ops-verify --restore-test --human; \
 	fi
 
-## integrity-check: ops-health on $(DATABASE_URL) with the SQL checks in $(INTEGRITY_SQL)
+## integrity-check: ops-health on $(DATABASE_URL) with the SQL checks in $(INTEGRITY_SQL); changes nothing
 integrity-check: $(BUILD)
-	@[[ -n "$(DATABASE_URL)" ]] || { echo "make integrity-check: set DATABASE_URL" >&2; exit 2; }
-	@[[ -f "$(INTEGRITY_SQL)" ]] || { echo "make integrity-check: $(INTEGRITY_SQL) not found; write one NAME=QUERY per line (see scripts/examples/integrity.sql) or set INTEGRITY_SQL" >&2; exit 2; }
-	@checks=(); while IFS= read -r line || [[ -n $$line ]]; do \
-	  [[ $$line =~ ^[[:space:]]*(\#|$$) ]] || checks+=(--sql "$$line"); \
-	done <"$(INTEGRITY_SQL)"; \
-	$(BIN)/ops-health --postgres "$(DATABASE_URL)" "$${checks[@]}" --human
+	@DATABASE_URL="$(DATABASE_URL)" INTEGRITY_SQL="$(INTEGRITY_SQL)" OPS_BIN="$(abspath $(BIN))" scripts/integrity.sh check
+
+## integrity-clean-dry-run: what integrity-clean TYPE=$(TYPE) would remove from $(DATABASE_URL); changes nothing
+integrity-clean-dry-run: $(BUILD)
+	@DATABASE_URL="$(DATABASE_URL)" INTEGRITY_SQL="$(INTEGRITY_SQL)" TYPE="$(TYPE)" BATCH="$(BATCH)" OPS_BIN="$(abspath $(BIN))" scripts/integrity.sh dry-run
+
+## integrity-clean: run the repairs (fix lines) of $(INTEGRITY_SQL) for TYPE=all or TYPE=NAME[,NAME], BATCH rows per transaction
+integrity-clean: $(BUILD)
+	@DATABASE_URL="$(DATABASE_URL)" INTEGRITY_SQL="$(INTEGRITY_SQL)" TYPE="$(TYPE)" BATCH="$(BATCH)" OPS_BIN="$(abspath $(BIN))" scripts/integrity.sh clean
+
+## integrity-stats: rows, dead rows, table and index sizes per table of $(DATABASE_URL), and its size (psql); changes nothing
+integrity-stats:
+	@DATABASE_URL="$(DATABASE_URL)" scripts/integrity.sh stats
 
 ## integrity-bloat: bloat per table and index in $(DATABASE_URL); changes nothing
 integrity-bloat: $(BUILD)
@@ -129,7 +140,7 @@ install: $(BUILD)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man7 $(DESTDIR)$(PREFIX)/lib/ops/examples \
 	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 	install -m 755 $(addprefix $(BIN)/,$(TOOLS)) $(DESTDIR)$(PREFIX)/bin/
-	install -m 755 scripts/backup.sh scripts/maintenance.sh scripts/cleanup-data.sh $(DESTDIR)$(PREFIX)/lib/ops/
+	install -m 755 scripts/backup.sh scripts/maintenance.sh scripts/cleanup-data.sh scripts/integrity.sh $(DESTDIR)$(PREFIX)/lib/ops/
 	install -m 644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 man/ops.7 $(DESTDIR)$(PREFIX)/share/man/man7/
 	install -m 644 scripts/examples/* $(DESTDIR)$(PREFIX)/lib/ops/examples/

@@ -13,10 +13,11 @@ use ops_tests::{bin_dir, names, Outcome};
 use serde_json::Value;
 use tempfile::tempdir;
 
-const OURS: [&str; 7] = [
+const OURS: [&str; 8] = [
     "scripts/backup.sh",
     "scripts/maintenance.sh",
     "scripts/cleanup-data.sh",
+    "scripts/integrity.sh",
     "scripts/bench-compact.sh",
     "scripts/demo.sh",
     "scripts/test-deps.sh",
@@ -554,4 +555,89 @@ fn make_demo_runs() {
         "{}",
         out.stdout
     );
+}
+
+#[test]
+fn integrity_targets_find_repair_in_batches_and_report_the_tables() {
+    let pg = cluster();
+    pg.create_db("make_integrity");
+    pg.psql(
+        "make_integrity",
+        "CREATE TABLE subreddits (id int PRIMARY KEY); \
+         CREATE TABLE posts (id int PRIMARY KEY, subreddit_id int); \
+         CREATE TABLE comments (id int PRIMARY KEY, post_id int); \
+         CREATE TABLE graph_nodes (id text PRIMARY KEY); \
+         CREATE TABLE graph_links (source text, target text); \
+         INSERT INTO subreddits VALUES (1); \
+         INSERT INTO posts SELECT g, CASE WHEN g <= 5 THEN 1 ELSE 2 END FROM generate_series(1, 25) g; \
+         INSERT INTO comments SELECT g, g FROM generate_series(1, 40) g; \
+         INSERT INTO graph_nodes VALUES ('a'), ('b'), ('lonely'); \
+         INSERT INTO graph_links VALUES ('a', 'b'), ('a', 'gone');",
+    );
+    let db = format!("DATABASE_URL={}", pg.url("make_integrity"));
+    let count = |table: &str| {
+        pg.psql("make_integrity", &format!("SELECT count(*) FROM {table}"))
+            .trim()
+            .parse::<u32>()
+            .unwrap()
+    };
+    let out = make(&["integrity-check", &db]);
+    assert_ne!(out.code, 0, "problems found: {out:?}");
+    for name in ["posts", "comments", "graph-links", "graph-nodes"] {
+        assert!(out.stdout.contains(name), "{name}: {}", out.stdout);
+    }
+
+    let planned = make(&["integrity-clean-dry-run", &db, "BATCH=10"]);
+    assert_ne!(planned.code, 0, "the problems are still there: {planned:?}");
+    assert!(
+        planned.stdout.contains("would repair posts = 20") && planned.stdout.contains("(about 2"),
+        "{}",
+        planned.stdout
+    );
+    assert_eq!((count("posts"), count("comments")), (25, 40), "dry run");
+
+    let posts = make(&["integrity-clean", &db, "TYPE=posts", "BATCH=8"]);
+    assert!(
+        posts.stdout.contains("batch 3: 4 row(s) changed"),
+        "{}",
+        posts.stdout
+    );
+    assert!(!posts.stdout.contains("would"), "{}", posts.stdout);
+    assert_eq!((count("posts"), count("comments")), (5, 40), "posts only");
+
+    make(&["integrity-clean", &db, "TYPE=all", "BATCH=5000"]);
+    assert_eq!(
+        (
+            count("comments"),
+            count("graph_links"),
+            count("graph_nodes")
+        ),
+        (5, 1, 2),
+        "comments of the removed posts, the link to a missing node, the lonely node"
+    );
+    let clean = make(&["integrity-check", &db]);
+    assert!(
+        !clean.stdout.contains("WARN") && !clean.stdout.contains("warn"),
+        "{}",
+        clean.stdout
+    );
+
+    let out = make(&["integrity-clean", &db, "TYPE=users"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("no check named users") && out.stderr.contains("graph-links"),
+        "{}",
+        out.stderr
+    );
+
+    let stats = make(&["integrity-stats", &db]);
+    assert_eq!(stats.code, 0, "{stats:?}");
+    let posts_row = stats
+        .stdout
+        .lines()
+        .find(|l| l.contains("public.posts"))
+        .unwrap_or_else(|| panic!("{}", stats.stdout));
+    let cells: Vec<&str> = posts_row.split('|').map(str::trim).collect();
+    assert_eq!(cells[1], "5", "exact row count: {posts_row}");
+    assert!(stats.stdout.contains("index_size") && stats.stdout.contains("make_integrity"));
 }
