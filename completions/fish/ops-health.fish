@@ -10,6 +10,7 @@ complete -c ops-health -l sled -d 'A sled database: size on disk, trees, keys, w
 complete -c ops-health -l disk-warn -d '--disk: warn at this share of space or inodes used' -r
 complete -c ops-health -l disk-crit -d '--disk: crit at this share of space or inodes used' -r
 complete -c ops-health -l max-age -d '--backups, --repo: the newest backup or snapshot of a series may be this old (the recovery point objective)' -r
+complete -c ops-health -l max-restore-time -d '--backups: the newest restore test of each series (ops-verify --restore-test) may have taken this long (the recovery time objective): warn when it took longer, crit when there is none, it failed, or it is older than --max-age' -r
 complete -c ops-health -l idle-warn -d '--postgres: warn about transactions open, or sessions idle in a transaction, for longer than this' -r
 complete -c ops-health -l timeout -d 'How long each check may take before it is reported unknown' -r
 complete -c ops-health -l batch -d '--sql-fix: rows per batch, the $1 of each statement' -r

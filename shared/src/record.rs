@@ -103,13 +103,25 @@ pub struct Backup {
 }
 
 /// What ops-verify adds to a record as `"verify"`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Verification {
     pub ok: bool,
     /// quick, full or restore.
     pub level: String,
     pub time: Timestamp,
     pub errors: Vec<String>,
+    /// How long the whole verification took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+    /// Of that, how long the restore of a restore test took: the evidence
+    /// for a recovery time objective.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_seconds: Option<f64>,
+    /// Why a restore test that was asked for could not run (the server
+    /// could not be reached, a login failed, a tool is missing): the
+    /// backup's fault it is not, so `ok` and `level` say what was checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_tested: Option<String>,
 }
 
 impl Verification {
@@ -118,6 +130,13 @@ impl Verification {
     pub fn cell(verification: Option<&Verification>) -> String {
         match verification {
             None => "-".to_owned(),
+            Some(v) if v.ok && v.not_tested.is_some() => {
+                format!(
+                    "ok ({}, {}), restore not tested",
+                    v.level,
+                    short_time(v.time)
+                )
+            }
             Some(v) if v.ok => format!("ok ({}, {})", v.level, short_time(v.time)),
             Some(v) => {
                 let first = v.errors.first().map_or("", String::as_str);

@@ -510,7 +510,28 @@ pub fn list(dir: &Path) -> anyhow::Result<(Vec<Backup>, Leftovers)> {
 struct StoredVerification {
     /// The artifact checksum that was verified.
     sha256: String,
+    /// The latest result, of whatever level.
     verify: Verification,
+    /// The latest result of each level (quick, full, restore), so a quick
+    /// check does not hide when the last restore test ran. Files written
+    /// before it existed hold only `verify`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    levels: BTreeMap<String, Verification>,
+}
+
+impl StoredVerification {
+    /// The stored results of this very artifact, if any.
+    fn of(backup: &Backup) -> Option<Self> {
+        let file = ops_shared::open::regular_file(&verification_path(backup)).ok()?;
+        let mut bytes = Vec::new();
+        io::Read::read_to_end(&mut io::Read::take(file, 1 << 20), &mut bytes).ok()?;
+        let mut stored: StoredVerification = serde_json::from_slice(&bytes).ok()?;
+        if stored.levels.is_empty() {
+            let latest = stored.verify.clone();
+            stored.levels.insert(latest.level.clone(), latest);
+        }
+        (stored.sha256 == backup.sha256).then_some(stored)
+    }
 }
 
 fn verification_path(backup: &Backup) -> PathBuf {
@@ -565,9 +586,12 @@ pub fn save_verification(backup: &Backup, verification: &Verification) -> io::Re
             manifest.display()
         )));
     }
+    let mut levels = StoredVerification::of(backup).map_or_else(BTreeMap::new, |s| s.levels);
+    levels.insert(verification.level.clone(), verification.clone());
     let stored = StoredVerification {
         sha256: backup.sha256.clone(),
         verify: verification.clone(),
+        levels,
     };
     let json = serde_json::to_vec(&stored)?;
     let mut file = atomic::AtomicFile::replace(&verification_path(backup))?;
@@ -579,11 +603,13 @@ pub fn save_verification(backup: &Backup, verification: &Verification) -> io::Re
 
 /// The last persisted verification of this very artifact, if any.
 pub fn last_verification(backup: &Backup) -> Option<Verification> {
-    let file = ops_shared::open::regular_file(&verification_path(backup)).ok()?;
-    let mut bytes = Vec::new();
-    io::Read::read_to_end(&mut io::Read::take(file, 1 << 20), &mut bytes).ok()?;
-    let stored: StoredVerification = serde_json::from_slice(&bytes).ok()?;
-    (stored.sha256 == backup.sha256).then_some(stored.verify)
+    StoredVerification::of(backup).map(|stored| stored.verify)
+}
+
+/// The latest persisted verification of each level (quick, full,
+/// restore) of this very artifact.
+pub fn verification_history(backup: &Backup) -> BTreeMap<String, Verification> {
+    StoredVerification::of(backup).map_or_else(BTreeMap::new, |stored| stored.levels)
 }
 
 /// Deletes a backup: the manifest first, so from then on it is not listed,

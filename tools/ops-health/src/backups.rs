@@ -20,7 +20,7 @@ use crate::level::{metrics, record, Level};
 const LEFTOVER_AGE: Duration = Duration::from_secs(3600);
 
 /// One record per series, plus one for leftovers if there are any.
-pub fn check(dir: &Path, max_age: Duration) -> Vec<Check> {
+pub fn check(dir: &Path, max_age: Duration, max_restore: Option<Duration>) -> Vec<Check> {
     let target = dir.display().to_string();
     let (backups, leftovers) = match catalog::list(dir) {
         Ok(found) => found,
@@ -58,6 +58,7 @@ pub fn check(dir: &Path, max_age: Duration) -> Vec<Check> {
         catalog::mixed_series(&backups).into_iter().collect();
     for (name, list) in series {
         let mut check = check_series(&target, name, &list, now, max_age);
+        restore_evidence(&mut check, &list, now, max_age, max_restore);
         if let Some(sources) = mixed.get(name) {
             check.status = Level::Crit.name().into();
             check.message = format!(
@@ -177,6 +178,93 @@ fn check_series(
     );
     check.annotate("name", name);
     check
+}
+
+/// The newest restore test of the series: its time and duration as
+/// metrics, and with `max_restore` (the recovery time objective) whether it
+/// is recent, passed and was fast enough.
+fn restore_evidence(
+    check: &mut Check,
+    list: &[&Backup],
+    now: Timestamp,
+    max_age: Duration,
+    max_restore: Option<Duration>,
+) {
+    let newest = list
+        .iter()
+        .filter_map(|backup| catalog::verification_history(backup).remove("restore"))
+        .max_by_key(|test| test.time);
+    if let Some(test) = &newest {
+        let metrics = &mut check.metrics;
+        metrics.insert(
+            "restore_test_timestamp_seconds".into(),
+            test.time.as_second() as f64,
+        );
+        if let Some(seconds) = test.restore_seconds {
+            metrics.insert("restore_test_duration_seconds".into(), seconds);
+        }
+    }
+    let Some(budget) = max_restore else {
+        return;
+    };
+    let budget_text = humantime::format_duration(budget);
+    let (level, finding) = match &newest {
+        None => (
+            Level::Crit,
+            "never restore-tested: run ops-verify --restore-test on its newest backup".to_owned(),
+        ),
+        Some(test) if !test.ok => (
+            Level::Crit,
+            format!(
+                "its newest restore test FAILED at {}: {}",
+                test.time,
+                test.errors.first().map_or("", String::as_str)
+            ),
+        ),
+        Some(test) if now.duration_since(test.time).as_secs_f64() > max_age.as_secs_f64() => (
+            Level::Crit,
+            format!(
+                "its newest restore test, at {}, is older than --max-age {}: run ops-verify \
+                 --restore-test again",
+                test.time,
+                humantime::format_duration(max_age)
+            ),
+        ),
+        Some(test) => match test.restore_seconds {
+            None => (
+                Level::Warn,
+                format!(
+                    "its newest restore test, at {}, recorded no duration (an older ops-verify); \
+                     run ops-verify --restore-test again",
+                    test.time
+                ),
+            ),
+            Some(seconds) => {
+                let took = humantime::format_duration(Duration::from_secs(seconds.ceil() as u64));
+                if seconds > budget.as_secs_f64() {
+                    (
+                        Level::Warn,
+                        format!(
+                            "its newest restore test took {took}, longer than \
+                             --max-restore-time {budget_text}"
+                        ),
+                    )
+                } else {
+                    (
+                        Level::Ok,
+                        format!(
+                            "restore tested at {} in {took} (budget {budget_text})",
+                            test.time
+                        ),
+                    )
+                }
+            }
+        },
+    };
+    if level > Level::of(&check.status) {
+        check.status = level.name().into();
+    }
+    check.message.push_str(&format!("; {finding}"));
 }
 
 /// Removes temporary files of crashed runs older than an hour, while no

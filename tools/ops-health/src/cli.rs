@@ -78,6 +78,12 @@ pub struct Cli {
     /// this old (the recovery point objective).
     #[arg(long, value_name = "DURATION", default_value = "26h", value_parser = parse_duration)]
     pub max_age: Duration,
+    /// --backups: the newest restore test of each series (ops-verify
+    /// --restore-test) may have taken this long (the recovery time
+    /// objective): warn when it took longer, crit when there is none, it
+    /// failed, or it is older than --max-age.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_restore_time: Option<Duration>,
     /// --postgres: warn about transactions open, or sessions idle in a
     /// transaction, for longer than this.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]

@@ -135,9 +135,9 @@ fn jobs(cli: &Cli) -> Vec<Job> {
         ));
     }
     for dir in &cli.backups {
-        let (dir, max_age) = (dir.clone(), cli.max_age);
+        let (dir, max_age, max_restore) = (dir.clone(), cli.max_age, cli.max_restore_time);
         jobs.push(Job::new("backups", dir.display().to_string(), move || {
-            backups::check(&dir, max_age)
+            backups::check(&dir, max_age, max_restore)
         }));
     }
     for root in &cli.repo {

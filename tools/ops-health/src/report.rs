@@ -84,7 +84,8 @@ fn records(mode: OutputMode, checks: &[Check]) -> anyhow::Result<()> {
 /// The node_exporter textfile format: `ops_check_status` per check, every
 /// metric as a gauge `ops_<check>_<metric>`, and the newest backup's or
 /// snapshot's time per series as `ops_backup_newest_timestamp_seconds` or
-/// `ops_snapshot_newest_timestamp_seconds`.
+/// `ops_snapshot_newest_timestamp_seconds`, and the newest restore test's
+/// as `ops_restore_test_timestamp_seconds` and `_duration_seconds`.
 pub fn prometheus(checks: &[Check]) -> String {
     let mut families: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
     let mut seen = BTreeSet::new();
@@ -134,6 +135,31 @@ pub fn prometheus(checks: &[Check]) -> String {
                 ),
                 *newest,
             );
+        }
+        if check.check == "backups" {
+            for (metric, help) in [
+                (
+                    "restore_test_duration_seconds",
+                    "How long the restore of the newest restore test of each series took.",
+                ),
+                (
+                    "restore_test_timestamp_seconds",
+                    "Time of the newest restore test of each series, in Unix seconds.",
+                ),
+            ] {
+                if let (Some(name), Some(value)) = (name, check.metrics.get(metric)) {
+                    sample(
+                        format!("ops_{metric}"),
+                        help.into(),
+                        format!(
+                            "name=\"{}\",target=\"{}\"",
+                            escape(name),
+                            escape(&check.target)
+                        ),
+                        *value,
+                    );
+                }
+            }
         }
     }
     let mut text = String::new();

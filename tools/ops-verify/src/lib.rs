@@ -17,6 +17,7 @@ use std::path::Path;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Instant;
 
 use clap::CommandFactory;
 use jiff::Timestamp;
@@ -103,9 +104,10 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
             match done {
                 Done::Raw(line) => out.raw(&line),
                 Done::Backup(backup) => {
-                    let ok = backup.verification().is_some_and(|v| v.ok);
+                    let verification = backup.verification();
+                    let ok = verification.as_ref().is_some_and(|v| v.ok);
                     tally.count(Thing::Backup, ok);
-                    failed |= !ok;
+                    failed |= !ok || verification.is_some_and(|v| v.not_tested.is_some());
                     out.record(backup.as_ref())
                 }
                 Done::Snapshot(checked) => {
@@ -385,6 +387,13 @@ fn worker(jobs: &Mutex<Receiver<Job>>, depth: &Depth) {
         for problem in &verification.errors {
             error(format!("{}: {problem}", backup.id));
         }
+        if let Some(why) = &verification.not_tested {
+            error(format!(
+                "{}: the restore test could not run: {why}; the backup itself verified ({}), \
+                 its restore is not tested",
+                backup.id, verification.level
+            ));
+        }
         if let Err(err) = catalog::save_verification(&backup, &verification) {
             warn(format!(
                 "{}: cannot keep the verification result beside the artifact: {err}",
@@ -407,7 +416,9 @@ pub struct Depth {
 
 /// Verifies one backup; every problem found is in the result's errors.
 pub fn verify(backup: &Backup, depth: &Depth) -> Verification {
+    let started = Instant::now();
     let mut errors = Vec::new();
+    let (mut restore_seconds, mut not_tested) = (None, None);
     let mut level = depth.level.name();
     let dump = pg::DumpFormat::of(&backup.format);
     let sled = backup.format == sleddb::backup::FORMAT;
@@ -444,12 +455,22 @@ pub fn verify(backup: &Backup, depth: &Depth) -> Verification {
             errors.push(problem);
         }
         if let (Some(server), true) = (&depth.restore_test, errors.is_empty()) {
-            if dump.is_some() {
-                level = "restore";
-                errors.extend(pg::check::restore_test(&backup.path, server.as_deref()).errors);
+            let restoring = Instant::now();
+            let tested = if dump.is_some() {
+                Some(pg::check::restore_test(&backup.path, server.as_deref()))
             } else if sled {
-                level = "restore";
-                errors.extend(sleddb::backup::restore_test(&backup.path).errors);
+                Some(Ok(sleddb::backup::restore_test(&backup.path)))
+            } else {
+                None
+            };
+            match tested {
+                Some(Ok(findings)) => {
+                    level = "restore";
+                    restore_seconds = Some(seconds(restoring));
+                    errors.extend(findings.errors);
+                }
+                Some(Err(pg::check::NotTested(why))) => not_tested = Some(why),
+                None => {}
             }
         }
     }
@@ -458,5 +479,13 @@ pub fn verify(backup: &Backup, depth: &Depth) -> Verification {
         level: level.into(),
         time: Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH),
         errors,
+        duration_seconds: Some(seconds(started)),
+        restore_seconds,
+        not_tested,
     }
+}
+
+/// Seconds since `start`, to the millisecond.
+fn seconds(start: Instant) -> f64 {
+    (start.elapsed().as_secs_f64() * 1000.0).round() / 1000.0
 }

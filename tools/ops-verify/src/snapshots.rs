@@ -127,6 +127,7 @@ fn annotate(mut snapshot: Snapshot, errors: Vec<String>, read: ReadData) -> Chec
         .into(),
         time: Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH),
         errors,
+        ..Verification::default()
     };
     let ok = verification.ok;
     let mut note = serde_json::to_value(&verification).unwrap_or_default();

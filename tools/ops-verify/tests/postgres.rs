@@ -315,3 +315,201 @@ fn a_scratch_database_left_by_kill_9_is_dropped_by_the_next_restore_test_but_not
         Vec::<String>::new()
     );
 }
+
+/// What ops-verify kept beside the artifact.
+fn history(record: &Value) -> Value {
+    let artifact = PathBuf::from(record["path"].as_str().unwrap());
+    let path = artifact.with_file_name(format!("{}.verify.json", record["id"].as_str().unwrap()));
+    serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn a_restore_test_that_cannot_run_leaves_the_backup_verified_but_not_restore_tested() {
+    let pg = cluster();
+    pg.create_db("untested");
+    pg.psql(
+        "untested",
+        "CREATE TABLE t (id int); INSERT INTO t VALUES (1)",
+    );
+    let tmp = tempdir().unwrap();
+    let record = backup("untested", tmp.path(), "plain");
+    let path = record["path"].as_str().unwrap();
+    let wrong_password = pg.secret_url("postgres", "not-the-password");
+    let unreachable = "postgres://postgres@127.0.0.1:1/postgres";
+    for (server, path_var, says) in [
+        (wrong_password.as_str(), None, "password"),
+        (unreachable, None, "127.0.0.1:1"),
+        (
+            &pg.url("postgres")[..],
+            Some("/nonexistent"),
+            "psql not found",
+        ),
+    ] {
+        let mut verify = ops("ops-verify")
+            .arg(path)
+            .arg(format!("--restore-test={server}"));
+        if let Some(dirs) = path_var {
+            verify = verify.env("PATH", dirs);
+        }
+        let out = verify.run().fails_with(1);
+        assert!(
+            out.stderr.contains("restore test could not run") && out.stderr.contains(says),
+            "{server}: {}",
+            out.stderr
+        );
+        assert!(
+            !out.stderr.contains("not-the-password") && !out.stdout.contains("not-the-password")
+        );
+        let verified = out.record();
+        assert_eq!(verified["verify"]["ok"], true, "{server}: {verified}");
+        assert_eq!(verified["verify"]["level"], "full");
+        assert!(verified["verify"]["not_tested"]
+            .as_str()
+            .unwrap()
+            .contains(says));
+        assert!(verified["verify"]["duration_seconds"].as_f64().is_some());
+        let kept = history(&record);
+        assert_eq!(kept["verify"]["ok"], true, "nothing FAILED is kept: {kept}");
+        assert!(kept["levels"].get("restore").is_none(), "{kept}");
+        let health = ops("ops-health")
+            .arg("--backups")
+            .arg(tmp.path())
+            .run()
+            .success();
+        assert_eq!(health.record()["status"], "ok", "{}", health.stdout);
+    }
+    assert!(pg.databases_like("ops_verify_untested").is_empty());
+}
+
+#[test]
+fn each_level_keeps_its_latest_result_and_health_holds_restore_tests_to_a_time_budget() {
+    let pg = cluster();
+    pg.create_db("rto");
+    pg.psql(
+        "rto",
+        "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 1000)",
+    );
+    let tmp = tempdir().unwrap();
+    let dir = tmp.path();
+    let record = backup("rto", dir, "custom");
+    let path = record["path"].as_str().unwrap();
+    let health = |extra: &[&str]| {
+        ops("ops-health")
+            .arg("--backups")
+            .arg(dir)
+            .args(extra)
+            .run()
+    };
+    let never = health(&["--max-restore-time", "1h"]).fails_with(2).record();
+    assert!(
+        never["message"]
+            .as_str()
+            .unwrap()
+            .contains("never restore-tested"),
+        "{never}"
+    );
+
+    let tested = ops("ops-verify")
+        .arg(path)
+        .arg("--restore-test")
+        .run()
+        .success()
+        .record();
+    let restore = tested["verify"]["restore_seconds"].as_f64().unwrap();
+    let total = tested["verify"]["duration_seconds"].as_f64().unwrap();
+    assert!(restore > 0.0 && total >= restore, "{tested}");
+    ops("ops-verify")
+        .arg(path)
+        .args(["--level", "quick"])
+        .run()
+        .success();
+    let kept = history(&record);
+    assert_eq!(kept["verify"]["level"], "quick", "the latest: {kept}");
+    assert_eq!(kept["levels"]["restore"]["restore_seconds"], restore);
+    assert_eq!(kept["levels"]["quick"]["ok"], true);
+
+    let within = health(&["--max-restore-time", "4h"]).success().record();
+    assert!(
+        within["message"]
+            .as_str()
+            .unwrap()
+            .contains("restore tested at"),
+        "{within}"
+    );
+    assert_eq!(within["metrics"]["restore_test_duration_seconds"], restore);
+    let over = health(&["--max-restore-time", "1ms"])
+        .fails_with(1)
+        .record();
+    assert_eq!(over["status"], "warn");
+    assert!(
+        over["message"]
+            .as_str()
+            .unwrap()
+            .contains("longer than --max-restore-time 1ms"),
+        "{over}"
+    );
+    let stale = health(&["--max-restore-time", "4h", "--max-age", "1h"]);
+    assert_eq!(
+        stale.code, 0,
+        "the backup and its test are fresh: {}",
+        stale.stdout
+    );
+
+    let prometheus = health(&["--format", "prometheus"]).success().stdout;
+    for family in [
+        "ops_restore_test_duration_seconds{name=\"rto\"",
+        "ops_restore_test_timestamp_seconds{name=\"rto\"",
+    ] {
+        assert!(prometheus.contains(family), "{family}: {prometheus}");
+    }
+}
+
+#[test]
+fn a_verify_result_written_by_an_older_ops_verify_is_still_read() {
+    let pg = cluster();
+    pg.create_db("oldformat");
+    let tmp = tempdir().unwrap();
+    let record = backup("oldformat", tmp.path(), "plain");
+    let artifact = PathBuf::from(record["path"].as_str().unwrap());
+    let kept = artifact.with_file_name(format!("{}.verify.json", record["id"].as_str().unwrap()));
+    fs::write(
+        &kept,
+        format!(
+            r#"{{"sha256":"{}","verify":{{"ok":true,"level":"restore","time":"2026-11-01T00:00:00Z","errors":[]}}}}"#,
+            record["sha256"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let listed = ops("ops-backup")
+        .arg("list")
+        .arg(tmp.path())
+        .run()
+        .success()
+        .record();
+    assert_eq!(listed["verify"]["level"], "restore", "{listed}");
+    let health = ops("ops-health")
+        .arg("--backups")
+        .arg(tmp.path())
+        .args(["--max-restore-time", "1h", "--max-age", "100000h"])
+        .run()
+        .fails_with(1)
+        .record();
+    assert!(
+        health["message"]
+            .as_str()
+            .unwrap()
+            .contains("recorded no duration"),
+        "{health}"
+    );
+    ops("ops-verify")
+        .arg(&artifact)
+        .args(["--level", "quick"])
+        .run()
+        .success();
+    let merged: Value = serde_json::from_str(&fs::read_to_string(&kept).unwrap()).unwrap();
+    assert_eq!(
+        merged["levels"]["restore"]["time"], "2026-11-01T00:00:00Z",
+        "{merged}"
+    );
+    assert_eq!(merged["levels"]["quick"]["ok"], true);
+}

@@ -263,35 +263,43 @@ pub fn compare_counts(target: &PgTarget, expected: &[Table]) -> anyhow::Result<V
 /// Restores into a fresh scratch database on `server`, compares every
 /// table's row count, and drops the database again, also on failure or
 /// Ctrl-C. Every problem is a finding.
-pub fn restore_test(artifact: &Path, server: Option<&str>) -> Findings {
+///
+/// `Err` when the test could not run at all, for reasons that are not the
+/// backup's: the server cannot be reached or refuses the login or CREATE
+/// DATABASE, or psql or pg_restore is missing.
+pub fn restore_test(artifact: &Path, server: Option<&str>) -> Result<Findings, NotTested> {
     let mut findings = Findings::default();
-    if let Err(err) = try_restore_test(artifact, server, &mut findings) {
-        findings.fail(format!("restore test: {err:#}"));
-    }
-    findings.close()
-}
-
-fn try_restore_test(
-    artifact: &Path,
-    server: Option<&str>,
-    findings: &mut Findings,
-) -> anyhow::Result<()> {
-    let manifest = read_manifest(artifact)?;
+    let manifest = match read_manifest(artifact) {
+        Ok(manifest) => manifest,
+        Err(err) => {
+            findings.fail(format!("restore test: {err:#}"));
+            return Ok(findings.close());
+        }
+    };
+    let not_tested = |err: anyhow::Error| NotTested(format!("{err:#}"));
+    let server = PgTarget::parse(server.unwrap_or(&manifest.header.source.location))
+        .map_err(|err| not_tested(err.into()))?;
+    let scratch = ScratchDatabase::create(&server, &manifest.header.id).map_err(not_tested)?;
     let format = DumpFormat::of(&manifest.header.format).unwrap_or(DumpFormat::Plain);
-    let server = PgTarget::parse(server.unwrap_or(&manifest.header.source.location))?;
-    let scratch = ScratchDatabase::create(&server, &manifest.header.id)?;
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
     let options = RestoreOptions {
         single_transaction: format == DumpFormat::Plain,
         jobs,
     };
-    restore_into(artifact, format, &scratch.target, &options)?;
-    for problem in compare_counts(&scratch.target, &manifest.tables)? {
-        findings.fail(problem);
+    let restored = restore_into(artifact, format, &scratch.target, &options)
+        .and_then(|()| compare_counts(&scratch.target, &manifest.tables));
+    match restored {
+        Ok(problems) => problems.into_iter().for_each(|p| findings.fail(p)),
+        Err(err) if err.is::<tools::ToolMissing>() => return Err(not_tested(err)),
+        Err(err) => findings.fail(format!("restore test: {err:#}")),
     }
     findings.entries = manifest.tables.len() as u64;
-    Ok(())
+    Ok(findings.close())
 }
+
+/// Why a restore test did not run; see [`restore_test`].
+#[derive(Debug)]
+pub struct NotTested(pub String);
 
 /// What marks a scratch database as ours, and the advisory lock space
 /// that says its creator still runs.

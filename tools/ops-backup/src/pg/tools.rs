@@ -117,6 +117,24 @@ pub fn spawn(command: &mut Command, name: &str) -> anyhow::Result<Running> {
     spawn_with(command, name, false)
 }
 
+/// A PostgreSQL client tool that is not installed: the machine's problem,
+/// not the backup's.
+#[derive(Debug)]
+pub struct ToolMissing(pub String);
+
+impl std::fmt::Display for ToolMissing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} not found in PATH; install the PostgreSQL client tools \
+             (Debian: apt-get install postgresql-client)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for ToolMissing {}
+
 /// Like [`spawn`], with stdin piped for feeding.
 pub fn spawn_with(command: &mut Command, name: &str, with_stdin: bool) -> anyhow::Result<Running> {
     command
@@ -130,10 +148,9 @@ pub fn spawn_with(command: &mut Command, name: &str, with_stdin: bool) -> anyhow
     ops_shared::interrupt::stop_if_interrupted();
     let mut child = match command.spawn() {
         Ok(child) => child,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => bail!(
-            "{name} not found in PATH; install the PostgreSQL client tools \
-             (Debian: apt-get install postgresql-client)"
-        ),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            return Err(ToolMissing(name.to_owned()).into())
+        }
         Err(err) => return Err(err).with_context(|| format!("cannot run {name}")),
     };
     let stderr = child.stderr.take().map(|mut pipe| {
