@@ -361,45 +361,76 @@ fn backup_fails_when_the_backup_filesystem_is_fuller_than_disk_crit() {
     assert!(out.stderr.contains("health: warning"), "{}", out.stderr);
 }
 
+fn owned<'a>(vars: &'a [(&'a str, String)]) -> Vec<(&'a str, &'a str)> {
+    vars.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+fn compacted(out: &Outcome) -> Vec<String> {
+    out.records()
+        .into_iter()
+        .filter(|r| r["type"] == "compact")
+        .map(|r| format!("{} {}", r["action"].as_str().unwrap(), r["target"]))
+        .collect()
+}
+
+/// Gravix's warehouse was compressed to .parquet.zst, which its query
+/// engine cannot read: compression is for the directories named for it,
+/// and never touches columnar or compressed formats.
 #[test]
-fn cleanup_compresses_then_ages_out_raw_data() {
+fn cleanup_ages_out_raw_data_and_compresses_only_the_directories_named() {
     let tmp = tempdir().unwrap();
     let raw = tmp.path().join("raw");
+    let warehouse = tmp.path().join("warehouse");
     aged(&raw.join("today.jsonl"), 0);
     aged(&raw.join("last-week.jsonl"), 10);
     aged(&raw.join("last-year.jsonl"), 400);
-    let vars = |dry: &'static str| {
-        [
-            ("RAW_DIRS", raw.to_str().unwrap().to_owned()),
+    aged(&raw.join("rollup.parquet"), 10);
+    aged(&raw.join("chart.png"), 10);
+    aged(&warehouse.join("part-0.parquet"), 10);
+    aged(&warehouse.join("part-1.parquet"), 400);
+    aged(&warehouse.join("notes.csv"), 10);
+    let vars = |dry: &str| {
+        vec![
+            (
+                "RAW_DIRS",
+                format!("{} {}", raw.display(), warehouse.display()),
+            ),
+            ("COMPRESS_DIRS", raw.display().to_string()),
             ("COMPRESS_AFTER", "7d".to_owned()),
             ("DELETE_AFTER", "90d".to_owned()),
             ("DRY_RUN", dry.to_owned()),
         ]
     };
-    let dry = vars("1");
-    let dry: Vec<(&str, &str)> = dry.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let out = script("cleanup-data.sh", &dry);
+    let before = (names(&raw), names(&warehouse));
+    let out = script("cleanup-data.sh", &owned(&vars("1")));
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(
-        names(&raw),
-        ["last-week.jsonl", "last-year.jsonl", "today.jsonl"],
+        (names(&raw), names(&warehouse)),
+        before,
         "a dry run changes nothing"
     );
-    let real = vars("0");
-    let real: Vec<(&str, &str)> = real.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let out = script("cleanup-data.sh", &real);
+    let out = script("cleanup-data.sh", &owned(&vars("0")));
     assert_eq!(out.code, 0, "{out:?}");
     assert_logged(&out.stderr, "cleanup-data.sh");
-    assert_eq!(names(&raw), ["last-week.jsonl.zst", "today.jsonl"]);
-    let compacted = out
-        .records()
-        .into_iter()
-        .filter(|r| r["type"] == "compact")
-        .count();
     assert_eq!(
-        compacted, 3,
-        "two compressed, today's skipped: {}",
-        out.stdout
+        names(&raw),
+        [
+            "chart.png",
+            "last-week.jsonl.zst",
+            "rollup.parquet",
+            "today.jsonl"
+        ]
+    );
+    assert_eq!(names(&warehouse), ["notes.csv", "part-0.parquet"]);
+    let done = compacted(&out);
+    assert_eq!(
+        done.len(),
+        2,
+        "last week's compressed, today's skipped: {done:?}"
+    );
+    assert!(
+        done[0].starts_with("compressed ") && done[0].contains("last-week.jsonl"),
+        "{done:?}"
     );
     let out = script(
         "cleanup-data.sh",
@@ -411,6 +442,41 @@ fn cleanup_compresses_then_ages_out_raw_data() {
         "{}",
         out.stderr
     );
+}
+
+/// The header promises the newest file of each directory stays, however
+/// old; COMPRESS_AFTER=never (or empty) turns compression off, not deletion.
+#[test]
+fn cleanup_keeps_the_newest_file_and_deletes_without_compressing() {
+    let tmp = tempdir().unwrap();
+    let lonely = tmp.path().join("lonely");
+    let stale = tmp.path().join("stale");
+    aged(&lonely.join("only.jsonl"), 400);
+    aged(&stale.join("newest.jsonl"), 400);
+    aged(&stale.join("older.jsonl"), 500);
+    let dirs = format!("{} {}", lonely.display(), stale.display());
+    for (compress_after, oldest) in [("never", "older.jsonl"), ("", "oldest.jsonl")] {
+        aged(&stale.join(oldest), 600);
+        let vars = vec![
+            ("RAW_DIRS", dirs.clone()),
+            ("COMPRESS_DIRS", dirs.clone()),
+            ("COMPRESS_AFTER", compress_after.to_owned()),
+            ("DELETE_AFTER", "90d".to_owned()),
+        ];
+        let out = script("cleanup-data.sh", &owned(&vars));
+        assert_eq!(out.code, 0, "{out:?}");
+        assert_eq!(
+            names(&lonely),
+            ["only.jsonl"],
+            "COMPRESS_AFTER={compress_after:?}"
+        );
+        assert_eq!(
+            names(&stale),
+            ["newest.jsonl"],
+            "COMPRESS_AFTER={compress_after:?}"
+        );
+        assert_eq!(compacted(&out), Vec::<String>::new(), "{}", out.stdout);
+    }
 }
 
 #[test]

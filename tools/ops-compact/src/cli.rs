@@ -30,9 +30,11 @@ use ops_shared::{OutputArgs, UsageError};
 ///
 /// Files: each plain file older than --older-than becomes FILE.zst (written
 /// under a temporary name, fsynced, decompressed and compared, mode and
-/// times kept), then the original is removed. Compressed files, files
-/// modified recently, open for writing by a process, or with more than one
-/// hard link are left alone.
+/// times kept), then the original is removed. Compressed files (archives,
+/// images, media) and columnar formats (parquet, ORC, Arrow, Avro, which
+/// compress inside and whose readers need them as they are) are never
+/// candidates; files modified recently, open for writing by a process, or
+/// with more than one hard link are left alone.
 ///
 /// Exit status: 0 done; 1 something failed or was skipped because it was
 /// locked; 2 usage or input error.

@@ -310,6 +310,60 @@ fn recent_linked_existing_and_open_files_are_left_alone() {
     );
 }
 
+/// Gravix's warehouse: parquet compressed to .parquet.zst was unreadable to
+/// the query engine, and larger.
+#[test]
+fn columnar_media_and_compressed_files_are_never_candidates() {
+    let tmp = tempdir().unwrap();
+    let dir = tmp.path().join("warehouse");
+    let never = [
+        "part-0.parquet",
+        "PART-1.PARQUET",
+        "t.orc",
+        "t.arrow",
+        "t.feather",
+        "t.avro",
+        "p.jpg",
+        "p.jpeg",
+        "p.png",
+        "p.gif",
+        "p.webp",
+        "a.tgz",
+        "a.zip",
+        "a.bz2",
+        "a.xz",
+        "a.7z",
+        "a.zst",
+        "a.gz",
+    ];
+    for name in never {
+        old_file(&dir.join(name), &vec![b'x'; 4096], 0o644, 10);
+    }
+    old_file(&dir.join("rollup.jsonl"), &vec![b'x'; 4096], 0o644, 10);
+    for dry in [true, false] {
+        let dry_run: &[&str] = if dry { &["--dry-run"] } else { &[] };
+        let command = ops("ops-compact")
+            .arg("--files")
+            .arg(&dir)
+            .args(["--older-than", "1d"])
+            .args(dry_run);
+        let records = command.run().success().records();
+        let targets: Vec<&str> = records
+            .iter()
+            .map(|r| r["target"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            targets,
+            [dir.join("rollup.jsonl").to_str().unwrap()],
+            "dry run {dry}"
+        );
+    }
+    let mut expected: Vec<String> = never.iter().map(|n| (*n).to_owned()).collect();
+    expected.push("rollup.jsonl.zst".into());
+    expected.sort();
+    assert_eq!(names(&dir), expected);
+}
+
 #[test]
 fn a_glob_picks_its_files_only() {
     let tmp = tempdir().unwrap();

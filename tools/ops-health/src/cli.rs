@@ -11,7 +11,7 @@ use ops_shared::OutputArgs;
 /// terminal), or Prometheus textfile or Nagios output. The exit status is
 /// the most severe status found (crit over warn over unknown) in the
 /// monitoring-plugins convention: 0 ok, 1 warn, 2 crit, 3 unknown (also for
-/// usage errors).
+/// usage errors, and when --prometheus-file cannot be written).
 ///
 /// Every check is a repeatable flag; all run at once, each within
 /// --timeout. A check that cannot finish (timeout, permission denied) is
@@ -67,6 +67,12 @@ pub struct Cli {
     /// it on open; in use by another process is reported, not critical.
     #[arg(long, value_name = "PATH", help_heading = "Checks")]
     pub sled: Vec<PathBuf>,
+    /// A directory that should drain (a spool or buffer a service empties):
+    /// files under it older than --drain-age are left behind, by a crash or
+    /// a stuck consumer (warn, with how many and the oldest's age).
+    /// Symlinks are not followed.
+    #[arg(long, value_name = "DIR", help_heading = "Checks")]
+    pub drain: Vec<PathBuf>,
 
     /// --disk: warn at this share of space or inodes used.
     #[arg(long, value_name = "PERCENT", default_value = "80%", value_parser = parse_percent)]
@@ -84,6 +90,9 @@ pub struct Cli {
     /// failed, or it is older than --max-age.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub max_restore_time: Option<Duration>,
+    /// --drain: files may stay this long (--max-age is the backups').
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub drain_age: Duration,
     /// --postgres: warn about transactions open, or sessions idle in a
     /// transaction, for longer than this.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
@@ -120,6 +129,8 @@ pub struct Cli {
     /// With --format prometheus: write to FILE atomically instead of stdout
     /// (for node_exporter's textfile collector). A FILE it replaces keeps
     /// its owner, group and mode; a new one is made readable by all (0644).
+    /// One that cannot be written is an error (exit 3), whatever the checks
+    /// found.
     #[arg(long, value_name = "FILE")]
     pub prometheus_file: Option<PathBuf>,
     #[command(flatten)]
@@ -142,7 +153,8 @@ impl Cli {
             && self.backups.is_empty()
             && self.repo.is_empty()
             && self.http.is_empty()
-            && self.sled.is_empty())
+            && self.sled.is_empty()
+            && self.drain.is_empty())
     }
 }
 

@@ -8,6 +8,15 @@ use ops_shared::record::Check;
 use crate::level::{metrics, record, Level};
 
 pub fn check(url: &str, timeout: Duration) -> Check {
+    if !url.contains("://") {
+        return record(
+            "http",
+            url,
+            Level::Unknown,
+            format!("{url} has no scheme: write http://{url} (or https://{url})"),
+            metrics([]),
+        );
+    }
     let agent = ureq::AgentBuilder::new()
         .timeout(timeout)
         .redirects(5)

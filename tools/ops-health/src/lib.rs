@@ -8,6 +8,7 @@
 mod backups;
 mod cli;
 mod disk;
+mod drain;
 mod http;
 mod level;
 mod path;
@@ -65,7 +66,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
     if !cli.has_checks() {
         return Err(UsageError(
             "no check given; ask for at least one: --disk PATH, --path PATH, --postgres URL, \
-             --backups DIR, --repo REPO, --http URL or --sled PATH"
+             --backups DIR, --repo REPO, --http URL, --sled PATH or --drain DIR"
                 .into(),
         )
         .into());
@@ -103,7 +104,13 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
         }
     }
     checks.extend(run_all(jobs(&cli), cli.timeout));
-    report::write(&cli, &checks)?;
+    if let Err(err) = report::write(&cli, &checks) {
+        if err.is::<report::Unwritten>() {
+            ops_shared::entry::error(&err);
+            return Ok(Status::Code(Level::Unknown.exit_code()));
+        }
+        return Err(err);
+    }
     let worst = checks
         .iter()
         .map(|check| Level::of(&check.status))
@@ -124,6 +131,12 @@ fn jobs(cli: &Cli) -> Vec<Job> {
         let path = path.clone();
         jobs.push(Job::new("path", path.display().to_string(), move || {
             vec![path::check(&path)]
+        }));
+    }
+    for dir in &cli.drain {
+        let (dir, max_age) = (dir.clone(), cli.drain_age);
+        jobs.push(Job::new("drain", dir.display().to_string(), move || {
+            vec![drain::check(&dir, max_age)]
         }));
     }
     for url in &cli.postgres {

@@ -4,9 +4,10 @@
 //! perfdata that Nagios and Icinga read.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::io::{self, Write};
+use std::path::PathBuf;
 
-use anyhow::Context;
 use ops_shared::output::{Colour, OutputMode};
 use ops_shared::record::Check;
 use ops_shared::{Output, Record};
@@ -18,9 +19,33 @@ use crate::level::Level;
 /// must read it. A file we replace keeps its owner, group and mode.
 const PROM_MODE: u32 = 0o644;
 
+/// The Prometheus file could not be written, so the results never reach
+/// node_exporter: not a finding about the service, and never mistaken for
+/// a warning (the run exits 3, unknown).
+#[derive(Debug)]
+pub struct Unwritten {
+    pub file: PathBuf,
+    pub err: io::Error,
+}
+
+impl fmt::Display for Unwritten {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cannot write the Prometheus file {}: {}; node_exporter keeps what was there \
+             (or nothing), so these results are not monitored",
+            self.file.display(),
+            self.err
+        )
+    }
+}
+
+impl std::error::Error for Unwritten {}
+
 /// Writes the checks in the format asked for.
 ///
-/// Fails when stdout or the Prometheus file cannot be written.
+/// Fails when stdout cannot be written, or with [`Unwritten`] when the
+/// Prometheus file cannot.
 pub fn write(cli: &Cli, checks: &[Check]) -> anyhow::Result<()> {
     match cli.format {
         Format::Records => records(cli.output.mode(), checks),
@@ -29,7 +54,13 @@ pub fn write(cli: &Cli, checks: &[Check]) -> anyhow::Result<()> {
             match &cli.prometheus_file {
                 Some(file) => {
                     ops_shared::atomic::write_replace_keeping(file, text.as_bytes(), PROM_MODE)
-                        .with_context(|| format!("cannot write {}", file.display()))
+                        .map_err(|err| {
+                            Unwritten {
+                                file: file.clone(),
+                                err,
+                            }
+                            .into()
+                        })
                 }
                 None => Ok(io::stdout().write_all(text.as_bytes())?),
             }

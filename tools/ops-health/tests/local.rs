@@ -341,6 +341,12 @@ fn http_answers_are_ok_crit_or_missing() {
     health(&["--http", &format!("http://{refused}/")]).fails_with(2);
     let out = health(&["--http", "gopher://127.0.0.1:1/"]).fails_with(3);
     assert!(out.record()["message"].as_str().unwrap().contains("gopher"));
+    let out = health(&["--http", "localhost:8080/health"]).fails_with(3);
+    let message = out.record()["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("write http://localhost:8080/health"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -384,6 +390,22 @@ fn prometheus_output_passes_promtool_and_is_written_atomically() {
         .filter(|n| n.contains("ops-tmp"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    let unwritable = tmp.path().join("no-such-dir/ops.prom");
+    let out = ops("ops-health")
+        .args(args)
+        .args(ANY_FULLNESS)
+        .arg("--prometheus-file")
+        .arg(&unwritable)
+        .run()
+        .fails_with(3);
+    assert!(
+        out.stderr.contains(&format!(
+            "ops-health: error: cannot write the Prometheus file {}",
+            unwritable.display()
+        )),
+        "{}",
+        out.stderr
+    );
     match Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())

@@ -38,6 +38,16 @@ fn a_dump_restores_into_a_new_database_and_counts_are_compared() {
         assert_eq!(out["restore"]["tables"], 1);
         assert_eq!(out["restore"]["mismatches"], serde_json::json!([]));
         assert!(out["restore"]["to"].as_str().unwrap().contains(&target));
+        let page = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../man/ops.7"),
+        )
+        .unwrap();
+        for field in out["restore"].as_object().unwrap().keys() {
+            assert!(
+                page.contains(&format!("\"{field}\"")),
+                "ops(7) does not name the restore field {field}"
+            );
+        }
         assert_eq!(
             pg.psql(&target, "SELECT count(*), sum(total) FROM orders"),
             "4000|12003000.0"

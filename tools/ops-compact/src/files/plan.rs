@@ -16,11 +16,15 @@ use walkdir::WalkDir;
 
 use super::writers::{FileId, OpenForWriting};
 
-/// Suffixes of files that are compressed already; compressing them again
-/// gains nothing.
-const COMPRESSED: [&str; 16] = [
-    ".zst", ".gz", ".tgz", ".xz", ".txz", ".bz2", ".tbz2", ".lz4", ".lz", ".lzma", ".br", ".zip",
-    ".7z", ".rar", ".zstd", ".sz",
+/// Suffixes of files never compressed: compressed already (archives,
+/// images, audio and video), or columnar formats (parquet, ORC, Arrow,
+/// Avro) that compress inside and whose query engines cannot read a
+/// FILE.zst. Compressing them gains nothing and breaks their readers.
+const PACKED: [&str; 44] = [
+    ".zst", ".zstd", ".gz", ".tgz", ".xz", ".txz", ".bz2", ".tbz2", ".tbz", ".lz4", ".lz", ".lzma",
+    ".lzo", ".br", ".sz", ".snappy", ".z", ".zip", ".jar", ".7z", ".rar", ".parquet", ".orc",
+    ".arrow", ".feather", ".ipc", ".avro", ".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif",
+    ".heic", ".mp3", ".mp4", ".mkv", ".webm", ".mov", ".ogg", ".opus", ".flac", ".pdf", ".docx",
 ];
 
 /// One file found by --files, with what to do about it.
@@ -112,14 +116,14 @@ fn static_reason(candidate: &Candidate, now: SystemTime, older_than: Duration) -
     None
 }
 
-/// Whether a file is one we never touch: compressed already, or a lock or
-/// temporary file of a run in progress.
+/// Whether a file is one we never touch: compressed already or columnar
+/// ([`PACKED`]), or a lock or temporary file of a run in progress.
 fn ignored(path: &Path) -> bool {
     let Some(name) = path.file_name() else {
         return true;
     };
     let lower = name.to_string_lossy().to_ascii_lowercase();
-    name == LOCK_FILE || is_temp(name) || COMPRESSED.iter().any(|s| lower.ends_with(s))
+    name == LOCK_FILE || is_temp(name) || PACKED.iter().any(|s| lower.ends_with(s))
 }
 
 /// The files an argument names: every file under a directory (symlinks not
@@ -247,10 +251,18 @@ mod tests {
 
     #[test]
     fn compressed_lock_and_temporary_files_are_ignored() {
-        for name in ["a.zst", "b.GZ", "c.tar.xz", ".ops-lock", "d.zst.ops-tmp"] {
+        for name in [
+            "a.zst",
+            "b.GZ",
+            "c.tar.xz",
+            ".ops-lock",
+            "d.zst.ops-tmp",
+            "e.parquet",
+            "f.PNG",
+        ] {
             assert!(ignored(Path::new(name)), "{name}");
         }
-        for name in ["a.jsonl", "b.log", "zst"] {
+        for name in ["a.jsonl", "b.log", "zst", "parquet.csv"] {
             assert!(!ignored(Path::new(name)), "{name}");
         }
     }
