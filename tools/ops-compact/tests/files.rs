@@ -341,14 +341,12 @@ fn columnar_media_and_compressed_files_are_never_candidates() {
     }
     old_file(&dir.join("rollup.jsonl"), &vec![b'x'; 4096], 0o644, 10);
     for dry in [true, false] {
-        let mut command = ops("ops-compact");
-        command
+        let dry_run: &[&str] = if dry { &["--dry-run"] } else { &[] };
+        let command = ops("ops-compact")
             .arg("--files")
             .arg(&dir)
-            .args(["--older-than", "1d"]);
-        if dry {
-            command.arg("--dry-run");
-        }
+            .args(["--older-than", "1d"])
+            .args(dry_run);
         let records = command.run().success().records();
         let targets: Vec<&str> = records
             .iter()
