@@ -260,6 +260,46 @@ fn tables_this_user_may_not_vacuum_are_reported_not_pretended() {
     assert!(out.stderr.contains("not vacuumed"), "{}", out.stderr);
 }
 
+#[test]
+fn pgstattuple_that_this_role_may_not_use_falls_back_to_estimates_and_says_so() {
+    let _turn = serial();
+    let pg = cluster();
+    bloated("compact_estimates");
+    pg.psql(
+        "compact_estimates",
+        "CREATE EXTENSION IF NOT EXISTS pgstattuple; \
+         DO $$ BEGIN CREATE ROLE plain_role LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$; \
+         GRANT SELECT ON ALL TABLES IN SCHEMA public TO plain_role",
+    );
+    let url = format!(
+        "postgres://plain_role@/compact_estimates?host={}&port={}",
+        pg.socket_dir.display(),
+        pg.port
+    );
+    let out = compact(&[&url, "--dry-run"]).success();
+    let posts = find(&out.records(), "public.posts");
+    assert_eq!(posts["method"], "statistics", "{posts}");
+    let said: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("pgstattuple"))
+        .collect();
+    assert_eq!(said.len(), 1, "said once: {}", out.stderr);
+    assert!(
+        said[0].contains("estimated from the statistics")
+            && said[0].contains("pg_stat_scan_tables"),
+        "{}",
+        out.stderr
+    );
+    let exact = compact(&[&pg.url("compact_estimates"), "--dry-run"]).success();
+    assert_eq!(
+        find(&exact.records(), "public.posts")["method"],
+        "pgstattuple",
+        "a superuser measures exactly"
+    );
+    assert!(!exact.stderr.contains("estimated"), "{}", exact.stderr);
+}
+
 /// A psql session holding an ACCESS EXCLUSIVE lock on a table until
 /// dropped.
 struct Locker(Child);

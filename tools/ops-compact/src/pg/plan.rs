@@ -101,11 +101,22 @@ impl Session<'_> {
         true
     }
 
+    /// pgstattuple is installed but this role may not use it: the
+    /// statistics still tell, less exactly, and the user is told once.
+    fn estimate_from_now_on(&mut self) {
+        self.method = Method::Statistics;
+        ops_shared::entry::note(format!(
+            "pgstattuple is installed in {} but this role may not use it; bloat is estimated \
+             from the statistics instead (GRANT pg_stat_scan_tables TO this role for exact figures)",
+            self.database
+        ));
+    }
+
     fn table(&mut self, table: &Table) -> (Compact, Action) {
         let name = table.qualified();
         let measured = match measure::table(self.client, table, self.method) {
-            // pgstattuple refused (no privilege): the statistics still tell.
             Err(err) if denied(&err) && self.method == Method::Pgstattuple => {
+                self.estimate_from_now_on();
                 measure::table(self.client, table, Method::Statistics)
             }
             other => other,
@@ -206,6 +217,7 @@ impl Session<'_> {
         }
         let measured = match measure::index(self.client, index, table.live_tuples, self.method) {
             Err(err) if denied(&err) && self.method == Method::Pgstattuple => {
+                self.estimate_from_now_on();
                 measure::index(self.client, index, table.live_tuples, Method::Statistics)
             }
             other => other,
