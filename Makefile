@@ -56,7 +56,7 @@ lint:
 man:
 	OPS_UPDATE_MAN=1 $(CARGO) test -q -p ops-tests --test man
 
-## bench: ours against tar|zstd, sha256sum+zstd -t, tar -x, pg_dump|zstd, zstd -dc|psql; sled throughput; prune over 100k records; find -exec zstd --rm; restic and borg
+## bench: ours against tar|zstd, sha256sum+zstd -t, tar -x, pg_dump|zstd, zstd -dc|psql; sled throughput; prune over 100k records; find -exec zstd --rm; restic and borg; what the progress line costs
 bench: build
 	OPS_BIN=$(BIN) scripts/bench.sh
 	OPS_BIN=$(BIN) scripts/bench-pg.sh
@@ -65,6 +65,7 @@ bench: build
 	OPS_BIN=$(BIN) scripts/bench-health.sh
 	OPS_BIN=$(BIN) scripts/bench-compact.sh
 	OPS_BIN=$(BIN) scripts/bench-snapshot.sh
+	OPS_BIN=$(BIN) scripts/bench-progress.sh
 
 ## soak: the tests' crash and race loops (kill -9 at random moments, concurrent first runs), REPEAT times over (10)
 soak:
