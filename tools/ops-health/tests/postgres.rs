@@ -258,6 +258,18 @@ fn orphaned(db: &str) -> String {
     pg.url(db)
 }
 
+/// ops-health with the orphans check and its repair on `url`.
+fn repairing(url: &str) -> ops_tests::Run {
+    ops("ops-health").args([
+        "--postgres",
+        url,
+        "--sql",
+        ORPHANS,
+        "--sql-fix",
+        REMOVE_ORPHANS,
+    ])
+}
+
 fn fix_records(out: &Outcome) -> Vec<Value> {
     out.records()
         .into_iter()
@@ -269,17 +281,7 @@ fn fix_records(out: &Outcome) -> Vec<Value> {
 fn sql_fix_repairs_in_batches_until_the_check_passes() {
     let url = orphaned("repair");
     let pg = cluster();
-    let unfixed = ops("ops-health")
-        .args([
-            "--postgres",
-            &url,
-            "--sql",
-            ORPHANS,
-            "--sql-fix",
-            REMOVE_ORPHANS,
-        ])
-        .run()
-        .fails_with(1);
+    let unfixed = repairing(&url).run().fails_with(1);
     let sql = by_check(&unfixed, "sql");
     assert!(
         sql["message"].as_str().unwrap().contains("--fix"),
@@ -294,17 +296,7 @@ fn sql_fix_repairs_in_batches_until_the_check_passes() {
         "2510"
     );
 
-    let out = ops("ops-health")
-        .args([
-            "--postgres",
-            &url,
-            "--sql",
-            ORPHANS,
-            "--sql-fix",
-            REMOVE_ORPHANS,
-        ])
-        .args(["--fix", "--batch", "1000"])
-        .run();
+    let out = repairing(&url).args(["--fix", "--batch", "1000"]).run();
     let batches: Vec<(f64, f64)> = fix_records(&out)
         .iter()
         .map(|r| {
@@ -333,17 +325,7 @@ fn sql_fix_repairs_in_batches_until_the_check_passes() {
         "10|1|10",
         "the good posts are all there"
     );
-    let again = ops("ops-health")
-        .args([
-            "--postgres",
-            &url,
-            "--sql",
-            ORPHANS,
-            "--sql-fix",
-            REMOVE_ORPHANS,
-        ])
-        .arg("--fix")
-        .run();
+    let again = repairing(&url).arg("--fix").run();
     let fixes = fix_records(&again);
     assert_eq!(fixes.len(), 1);
     assert!(
@@ -360,15 +342,7 @@ fn sql_fix_repairs_in_batches_until_the_check_passes() {
 fn sql_fix_dry_run_says_what_it_would_repair_and_changes_nothing() {
     let url = orphaned("planned");
     let pg = cluster();
-    let out = ops("ops-health")
-        .args([
-            "--postgres",
-            &url,
-            "--sql",
-            ORPHANS,
-            "--sql-fix",
-            REMOVE_ORPHANS,
-        ])
+    let out = repairing(&url)
         .args(["--fix", "--dry-run", "--batch", "1000"])
         .run()
         .fails_with(1);
