@@ -1,10 +1,12 @@
 //! The entry helper: parse the command line, run the tool, report errors on
 //! stderr as `ops-x: error: ...`, and turn the outcome into an exit status.
 //!
-//! Exit statuses (all tools but ops-health): 0 success; 1 the work found or
-//! hit a problem; 2 a usage or input error. A closed stdout (`| head`) is a
-//! quiet success. Ctrl-C or SIGTERM: 130, after [`crate::interrupt`] has
-//! undone what was under way.
+//! Each tool states its exit statuses in one [`Tool`] table ([`STANDARD`]
+//! for all but ops-health): 0 success; 1 the work found or hit a problem; 2 a
+//! usage or input error. Whether an error is a usage error is the error's
+//! own say ([`Classify`]), asked of every cause in its chain. A closed stdout
+//! (`| head`) is a quiet success. Ctrl-C or SIGTERM: 130, after
+//! [`crate::interrupt`] has undone what was under way.
 
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -48,15 +50,99 @@ impl Status {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// Whose an error is, which decides the exit status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The user asked for something wrong or absent (bad flags or input, a
+    /// path that is not what it should be, a lock held by another run).
+    Usage,
+    /// The work itself failed.
+    Failed,
+}
+
+/// An error that says whose it is.
+pub trait Classify {
+    fn kind(&self) -> ErrorKind;
+}
+
+impl Classify for UsageError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Usage
+    }
+}
+
+impl Classify for crate::lock::LockError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            crate::lock::LockError::Refused { .. } => ErrorKind::Usage,
+            _ => ErrorKind::Failed,
+        }
+    }
+}
+
+/// Asks one cause of an error chain whether it is an `E` and, if so, whose.
+pub type Classifier = fn(&(dyn std::error::Error + 'static)) -> Option<ErrorKind>;
+
+/// The [`Classifier`] for errors of type `E`.
+pub fn classify_as<E: Classify + std::error::Error + 'static>(
+    cause: &(dyn std::error::Error + 'static),
+) -> Option<ErrorKind> {
+    cause.downcast_ref::<E>().map(Classify::kind)
+}
+
+/// A tool as a process: its name, its exit statuses, and the error types
+/// (beyond this crate's) that can say they are usage errors.
+pub struct Tool {
+    pub name: &'static str,
+    /// The exit status of a usage error.
+    pub usage: u8,
+    /// The exit status of an error the work hit.
+    pub failed: u8,
+    /// The exit status of an internal error (a panic).
+    pub internal: u8,
+    pub classifiers: &'static [Classifier],
+}
+
+/// The exit statuses of every tool but ops-health: usage 2, failure 1.
+pub const STANDARD: Tool = Tool {
+    name: "ops",
+    usage: 2,
+    failed: 1,
+    internal: 1,
+    classifiers: &[],
+};
+
+impl Tool {
+    /// Whose `err` is: a usage error if any cause in its chain says so.
+    pub fn kind_of(&self, err: &anyhow::Error) -> ErrorKind {
+        let shared: [Classifier; 2] = [
+            classify_as::<UsageError>,
+            classify_as::<crate::lock::LockError>,
+        ];
+        let usage = err.chain().any(|cause| {
+            shared
+                .iter()
+                .chain(self.classifiers)
+                .any(|classify| classify(cause) == Some(ErrorKind::Usage))
+        });
+        if usage {
+            ErrorKind::Usage
+        } else {
+            ErrorKind::Failed
+        }
+    }
+
+    fn code(&self, kind: ErrorKind) -> u8 {
+        match kind {
+            ErrorKind::Usage => self.usage,
+            ErrorKind::Failed => self.failed,
+        }
+    }
+}
+
 /// Runs a tool's `run` function as a process: the shared `main`.
-///
-/// `usage_code` is the exit status for usage errors (2; ops-health uses 3).
-pub fn main(
-    tool: &str,
-    usage_code: u8,
-    run: impl FnOnce(Vec<OsString>) -> anyhow::Result<Status>,
-) -> ExitCode {
-    let _ = TOOL.set(tool.to_owned());
+pub fn main(tool: &Tool, run: impl FnOnce(Vec<OsString>) -> anyhow::Result<Status>) -> ExitCode {
+    let _ = TOOL.set(tool.name.to_owned());
     std::panic::set_hook(Box::new(|info| {
         let _ = writeln!(
             io::stderr(),
@@ -74,9 +160,8 @@ pub fn main(
     crate::interrupt::stop_if_interrupted();
     match outcome {
         Ok(Ok(status)) => ExitCode::from(status.code()),
-        Ok(Err(err)) => ExitCode::from(report(tool, usage_code, &err)),
-        // ops-health (usage code 3) says "unknown"; the others "failed".
-        Err(_) => ExitCode::from(if usage_code == 3 { 3 } else { 1 }),
+        Ok(Err(err)) => ExitCode::from(report(tool, &err)),
+        Err(_) => ExitCode::from(tool.internal),
     }
 }
 
@@ -125,22 +210,12 @@ pub(crate) fn tool_name() -> &'static str {
     TOOL.get().map_or("ops", String::as_str)
 }
 
-fn report(tool: &str, usage_code: u8, err: &anyhow::Error) -> u8 {
+fn report(tool: &Tool, err: &anyhow::Error) -> u8 {
     if is_closed_stdout(err) {
         return 0;
     }
-    let _ = writeln!(io::stderr(), "{tool}: error: {err:#}");
-    let refused_lock = err.chain().any(|cause| {
-        matches!(
-            cause.downcast_ref::<crate::lock::LockError>(),
-            Some(crate::lock::LockError::Refused { .. })
-        )
-    });
-    if err.downcast_ref::<UsageError>().is_some() || refused_lock {
-        usage_code
-    } else {
-        1
-    }
+    let _ = writeln!(io::stderr(), "{}: error: {err:#}", tool.name);
+    tool.code(tool.kind_of(err))
 }
 
 fn is_closed_stdout(err: &anyhow::Error) -> bool {

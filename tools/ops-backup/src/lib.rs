@@ -27,6 +27,14 @@ use ops_shared::{entry::warn, progress, Output, Status, UsageError};
 
 pub use cli::Cli;
 
+/// ops-backup as a process: the standard exit statuses (0 ok, 1 a problem, 2 a
+/// usage error).
+pub const TOOL: ops_shared::entry::Tool = ops_shared::entry::Tool {
+    name: "ops-backup",
+    classifiers: &[],
+    ..ops_shared::entry::STANDARD
+};
+
 /// The clap definition, for man pages and completions.
 pub fn command() -> clap::Command {
     Cli::command()

@@ -1,5 +1,5 @@
 //! The ops-backup binary.
 
 fn main() -> std::process::ExitCode {
-    ops_shared::entry::main("ops-backup", 2, ops_backup::run)
+    ops_shared::entry::main(&ops_backup::TOOL, ops_backup::run)
 }

@@ -3,6 +3,7 @@
 //! reclaimed and why), then executes; `--dry-run` prints the plan.
 
 mod cli;
+mod failpoint;
 mod files;
 mod pg;
 mod report;
@@ -14,10 +15,17 @@ use std::ffi::OsString;
 use clap::CommandFactory;
 use ops_backup::sleddb;
 use ops_shared::{Output, Status};
-use ops_snapshot::RepoError;
 
 pub use cli::Cli;
 use target::Target;
+
+/// ops-compact as a process: the standard exit statuses (0 ok, 1 a problem, 2 a
+/// usage error).
+pub const TOOL: ops_shared::entry::Tool = ops_shared::entry::Tool {
+    name: "ops-compact",
+    classifiers: &[ops_shared::entry::classify_as::<ops_snapshot::RepoError>],
+    ..ops_shared::entry::STANDARD
+};
 
 /// The clap definition, for man pages and completions.
 pub fn command() -> clap::Command {
@@ -43,7 +51,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
                 dry_run: cli.dry_run,
                 lock_wait: std::time::Duration::from_secs(600),
             };
-            let record = ops_snapshot::gc::gc(&repo, &options).map_err(RepoError::into_error)?;
+            let record = ops_snapshot::gc::gc(&repo, &options)?;
             report::write(&mut out, cli.output.mode(), &record)?;
             Status::Success
         }

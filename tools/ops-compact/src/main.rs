@@ -1,5 +1,5 @@
 //! The ops-compact binary.
 
 fn main() -> std::process::ExitCode {
-    ops_shared::entry::main("ops-compact", 2, ops_compact::run)
+    ops_shared::entry::main(&ops_compact::TOOL, ops_compact::run)
 }

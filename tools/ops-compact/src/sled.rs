@@ -24,6 +24,8 @@ use ops_shared::atomic::{with_suffix, TEMP_SUFFIX};
 use ops_shared::record::Compact;
 use ops_shared::Record;
 
+use crate::failpoint::failpoint;
+
 /// What a compaction would do, measured before anything changes.
 pub struct Plan {
     pub path: PathBuf,
@@ -189,12 +191,4 @@ fn exchange(a: &Path, b: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot swap {} with its rebuilt copy", a.display()))?;
     ops_shared::atomic::sync_dir(a)?;
     Ok(())
-}
-
-/// Crash tests stop the process here when `OPS_FAILPOINT` names the step:
-/// an abort, like a `kill -9`, runs no cleanup.
-fn failpoint(step: &str) {
-    if std::env::var("OPS_FAILPOINT").is_ok_and(|wanted| wanted == step) {
-        std::process::abort();
-    }
 }

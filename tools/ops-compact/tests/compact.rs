@@ -81,6 +81,7 @@ fn keep_old_keeps_the_previous_copy_beside_it() {
 }
 
 #[test]
+#[cfg(feature = "failpoints")] // enabled by `cargo test --workspace`
 fn a_crash_at_any_step_leaves_a_working_identical_database() {
     for step in ["opened", "rebuilt", "swapped"] {
         let tmp = tempdir().unwrap();

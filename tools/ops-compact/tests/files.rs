@@ -387,6 +387,7 @@ fn a_glob_picks_its_files_only() {
 }
 
 #[test]
+#[cfg(feature = "failpoints")] // enabled by `cargo test --workspace`
 fn a_crash_leaves_the_original_and_the_next_run_finishes_the_job() {
     for step in ["temp-created", "written"] {
         let tmp = tempdir().unwrap();
@@ -527,6 +528,7 @@ fn a_snapshot_repository_and_anything_inside_it_is_refused() {
 }
 
 #[test]
+#[cfg(feature = "failpoints")] // enabled by `cargo test --workspace`
 fn a_crash_between_rename_and_unlink_is_finished_by_the_next_run() {
     let tmp = tempdir().unwrap();
     let raw = tmp.path().join("raw");

@@ -31,6 +31,16 @@ pub use cli::Cli;
 use cli::Format;
 use level::Level;
 
+/// ops-health as a process: the monitoring-plugins statuses (0 ok, 1
+/// warning, 2 critical, 3 unknown); a usage error or a panic is unknown.
+pub const TOOL: ops_shared::entry::Tool = ops_shared::entry::Tool {
+    name: "ops-health",
+    usage: 3,
+    failed: 1,
+    internal: 3,
+    classifiers: &[],
+};
+
 /// The clap definition, for man pages and completions.
 pub fn command() -> clap::Command {
     Cli::command()

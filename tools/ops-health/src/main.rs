@@ -1,5 +1,5 @@
 //! The ops-health binary.
 
 fn main() -> std::process::ExitCode {
-    ops_shared::entry::main("ops-health", 3, ops_health::run)
+    ops_shared::entry::main(&ops_health::TOOL, ops_health::run)
 }

@@ -36,6 +36,14 @@ pub use cli::Cli;
 use plan::{Plan, Rules};
 use snapshots::Repos;
 
+/// ops-prune as a process: the standard exit statuses (0 ok, 1 a problem, 2 a
+/// usage error).
+pub const TOOL: ops_shared::entry::Tool = ops_shared::entry::Tool {
+    name: "ops-prune",
+    classifiers: &[ops_shared::entry::classify_as::<ops_snapshot::RepoError>],
+    ..ops_shared::entry::STANDARD
+};
+
 /// The clap definition, for man pages and completions.
 pub fn command() -> clap::Command {
     Cli::command()

@@ -1,5 +1,5 @@
 //! The ops-prune binary.
 
 fn main() -> std::process::ExitCode {
-    ops_shared::entry::main("ops-prune", 2, ops_prune::run)
+    ops_shared::entry::main(&ops_prune::TOOL, ops_prune::run)
 }

@@ -20,7 +20,6 @@ use ops_shared::lock::{Access, DirLock};
 use ops_shared::record::Snapshot;
 use ops_shared::{UsageError, Verification};
 use ops_snapshot::repo::Repo;
-use ops_snapshot::RepoError;
 
 use crate::candidates::{Candidate, Item, Subject};
 use crate::cli::GroupBy;
@@ -105,7 +104,7 @@ impl Repos {
             if repos.open.contains_key(root) {
                 continue;
             }
-            let repo = Repo::open(root).map_err(RepoError::into_error)?;
+            let repo = Repo::open(root)?;
             let listed = HashMap::new();
             repos.open.insert(root.to_owned(), Opened { repo, listed });
         }

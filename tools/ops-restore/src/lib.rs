@@ -25,6 +25,14 @@ use serde::Serialize;
 
 pub use cli::Cli;
 
+/// ops-restore as a process: the standard exit statuses (0 ok, 1 a problem, 2 a
+/// usage error).
+pub const TOOL: ops_shared::entry::Tool = ops_shared::entry::Tool {
+    name: "ops-restore",
+    classifiers: &[ops_shared::entry::classify_as::<ops_snapshot::RepoError>],
+    ..ops_shared::entry::STANDARD
+};
+
 /// The clap definition, for man pages and completions.
 pub fn command() -> clap::Command {
     Cli::command()
@@ -197,8 +205,7 @@ fn restore_snapshot(snapshot: &Snapshot, cli: &Cli) -> anyhow::Result<Snapshot> 
     }
     let target = Target::plan(&cli.to, cli.force)?;
     let (_, restored) =
-        ops_snapshot::restore_snapshot(&snapshot.repo, &snapshot.id, &target, None, cli.lock_wait)
-            .map_err(ops_snapshot::usage_errors)?;
+        ops_snapshot::restore_snapshot(&snapshot.repo, &snapshot.id, &target, None, cli.lock_wait)?;
     let mut snapshot = snapshot.clone();
     progress::finish(format!(
         "restored snapshot {}: {} entries, {} to {}",

@@ -1,5 +1,5 @@
 //! The ops-restore binary.
 
 fn main() -> std::process::ExitCode {
-    ops_shared::entry::main("ops-restore", 2, ops_restore::run)
+    ops_shared::entry::main(&ops_restore::TOOL, ops_restore::run)
 }

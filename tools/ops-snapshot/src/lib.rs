@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::CommandFactory;
+use ops_shared::entry::{classify_as, Classify, ErrorKind, Tool, STANDARD};
 use ops_shared::lock::{Access, DirLock, LockError};
 use ops_shared::progress;
 use ops_shared::record::{human_bytes, Compact, Snapshot};
@@ -71,16 +72,6 @@ impl RepoError {
         RepoError::Io { path, error }
     }
 
-    /// The error for a tool's run: a [`UsageError`] (exit 2) when the user
-    /// asked for something that is not there, else as it is (exit 1).
-    pub fn into_error(self) -> anyhow::Error {
-        if self.is_usage() {
-            UsageError(self.to_string()).into()
-        } else {
-            self.into()
-        }
-    }
-
     /// Whether the user asked for something that is not there (exit 2).
     pub fn is_usage(&self) -> bool {
         matches!(
@@ -95,6 +86,23 @@ impl RepoError {
     }
 }
 
+impl Classify for RepoError {
+    fn kind(&self) -> ErrorKind {
+        if self.is_usage() {
+            ErrorKind::Usage
+        } else {
+            ErrorKind::Failed
+        }
+    }
+}
+
+/// ops-snapshot as a process: the standard exit statuses.
+pub const TOOL: Tool = Tool {
+    name: "ops-snapshot",
+    classifiers: &[classify_as::<RepoError>],
+    ..STANDARD
+};
+
 /// The clap definition, for man pages and completions.
 pub fn command() -> clap::Command {
     Cli::command()
@@ -105,16 +113,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
     let Some(cli) = ops_shared::entry::parse_args::<Cli>(args)? else {
         return Ok(Status::Success);
     };
-    dispatch(cli).map_err(usage_errors)
-}
-
-/// `err` as a [`UsageError`] (exit 2) when a [`RepoError`] in it says the
-/// user asked for something that is not there; else unchanged.
-pub fn usage_errors(err: anyhow::Error) -> anyhow::Error {
-    match err.downcast_ref::<RepoError>() {
-        Some(repo_err) if repo_err.is_usage() => UsageError(format!("{err:#}")).into(),
-        _ => err,
-    }
+    dispatch(cli)
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<Status> {

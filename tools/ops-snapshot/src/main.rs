@@ -1,5 +1,5 @@
 //! The ops-snapshot binary.
 
 fn main() -> std::process::ExitCode {
-    ops_shared::entry::main("ops-snapshot", 2, ops_snapshot::run)
+    ops_shared::entry::main(&ops_snapshot::TOOL, ops_snapshot::run)
 }

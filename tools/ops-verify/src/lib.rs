@@ -34,6 +34,14 @@ use snapshots::{Checked, SnapshotDepth};
 
 pub use cli::Cli;
 
+/// ops-verify as a process: the standard exit statuses (0 ok, 1 a problem, 2 a
+/// usage error).
+pub const TOOL: ops_shared::entry::Tool = ops_shared::entry::Tool {
+    name: "ops-verify",
+    classifiers: &[ops_shared::entry::classify_as::<ops_snapshot::RepoError>],
+    ..ops_shared::entry::STANDARD
+};
+
 /// The clap definition, for man pages and completions.
 pub fn command() -> clap::Command {
     Cli::command()

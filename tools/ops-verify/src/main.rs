@@ -1,5 +1,5 @@
 //! The ops-verify binary.
 
 fn main() -> std::process::ExitCode {
-    ops_shared::entry::main("ops-verify", 2, ops_verify::run)
+    ops_shared::entry::main(&ops_verify::TOOL, ops_verify::run)
 }

@@ -39,7 +39,7 @@ pub fn check_repos(repos: &[PathBuf]) -> anyhow::Result<()> {
     for root in repos {
         match Repo::open(root) {
             Ok(_) => {}
-            Err(err) => return Err(err.into_error()),
+            Err(err) => return Err(err.into()),
         }
     }
     Ok(())

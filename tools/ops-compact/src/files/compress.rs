@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use ops_shared::atomic::{sync_dir, with_suffix, TEMP_SUFFIX};
 
 use super::plan::Candidate;
+use crate::failpoint::failpoint;
 
 /// Files up to this size are compressed and checked in memory; larger ones
 /// are streamed, so memory stays bounded.
@@ -381,14 +382,6 @@ fn create_temp(path: &Path) -> io::Result<Option<File>> {
         Ok(()) => Ok(Some(file)),
         Err(TryLockError::WouldBlock) => Ok(None),
         Err(TryLockError::Error(err)) => Err(err),
-    }
-}
-
-/// Crash tests stop the process here when `OPS_FAILPOINT` names the step:
-/// an abort, like a `kill -9`, runs no cleanup.
-fn failpoint(step: &str) {
-    if std::env::var_os("OPS_FAILPOINT").is_some_and(|wanted| wanted == step) {
-        std::process::abort();
     }
 }
 
