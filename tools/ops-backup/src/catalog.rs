@@ -29,6 +29,7 @@ use ops_shared::atomic::{self, is_temp};
 use ops_shared::{Backup, Source, UsageError, Verification};
 use serde::{Deserialize, Serialize};
 
+use crate::error::Error;
 use crate::manifest::{self, Header, ManifestError, Summary};
 
 /// The longest id we accept: with the longest suffix it stays a legal file name.
@@ -231,7 +232,7 @@ pub fn checksum_path(artifact: &Path) -> PathBuf {
 ///
 /// Fails if the artifact has no manifest, or the manifest found is refused
 /// ([`read_manifest`]) or names another artifact.
-pub fn manifest_of(artifact: &Path) -> anyhow::Result<PathBuf> {
+pub fn manifest_of(artifact: &Path) -> Result<PathBuf, Error> {
     let dir = parent_dir(artifact);
     let name = artifact
         .file_name()
@@ -254,12 +255,19 @@ pub fn manifest_of(artifact: &Path) -> anyhow::Result<PathBuf> {
         }
         id = stem;
     }
-    anyhow::bail!(
-        "{} has no manifest ({}) beside it, so it cannot be checked; \
-         if you trust it, extract it with standard tools (tar --zstd -xf)",
-        artifact.display(),
-        manifest_path(dir, id).display()
-    )
+    Err(Error::NoManifest {
+        artifact: artifact.to_owned(),
+        manifest: manifest_path(dir, id),
+    })
+}
+
+/// The `backup` record of one artifact, from the manifest beside it
+/// ([`manifest_of`]); its path is `artifact` as given.
+pub fn record_of(artifact: &Path) -> Result<Backup, Error> {
+    let (header, summary) = manifest::read_outline(&manifest_of(artifact)?)?;
+    let mut backup = record(parent_dir(artifact), &header, &summary);
+    backup.path = artifact.to_owned();
+    Ok(backup)
 }
 
 /// The `backup` record a manifest describes.

@@ -7,17 +7,26 @@
 //! these readers. [`catalog`] turns a
 //! backup directory back into records.
 
-pub mod archive;
-pub mod artifact;
+mod archive;
+mod artifact;
 pub mod catalog;
+mod check;
 mod cli;
-pub mod create;
+mod create;
+mod error;
+mod format;
 pub mod hashing;
 pub mod manifest;
 mod pending;
 pub mod pg;
 pub mod sleddb;
 mod tar_writer;
+
+pub use archive::restorable_path;
+pub use check::{Discard, EntrySink, Findings, Level};
+pub use error::Error;
+pub use format::{Destination, Format, Restorer};
+pub use pg::check::NotTested;
 
 use std::ffi::OsString;
 
@@ -31,7 +40,7 @@ pub use cli::Cli;
 /// usage error).
 pub const TOOL: ops_shared::entry::Tool = ops_shared::entry::Tool {
     name: "ops-backup",
-    classifiers: &[],
+    classifiers: &[ops_shared::entry::classify_as::<Error>],
     ..ops_shared::entry::STANDARD
 };
 

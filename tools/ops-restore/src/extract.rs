@@ -1,6 +1,6 @@
 //! Writing checked entries to disk, never outside the target.
 //!
-//! Entry paths keep the archive reader's rules ([`archive::restorable_path`],
+//! Entry paths keep the archive reader's rules ([`ops_backup::restorable_path`],
 //! checked there for every entry before it reaches this sink). Symlinks are
 //! created only after every other entry, so no entry can be written through
 //! a link the archive just made; each symlink's own parent is checked to be
@@ -17,8 +17,8 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use filetime::FileTime;
-use ops_backup::archive::{self, EntrySink};
 use ops_backup::manifest::{Entry, Kind};
+use ops_backup::{restorable_path, EntrySink, Restorer};
 use ops_shared::owner;
 use ops_shared::sparse::SparseWriter;
 
@@ -39,8 +39,8 @@ pub struct Extractor {
     symlinks: Vec<(PathBuf, Entry)>,
     buffer: Vec<u8>,
     as_root: bool,
-    pub entries: u64,
-    pub bytes: u64,
+    entries: u64,
+    bytes: u64,
 }
 
 impl Extractor {
@@ -60,7 +60,7 @@ impl Extractor {
     /// Creates the deferred symlinks and applies directory metadata.
     ///
     /// Fails if a symlink would be created through another symlink.
-    pub fn finish(&mut self) -> io::Result<()> {
+    fn finish_links_and_dirs(&mut self) -> io::Result<()> {
         for (path, entry) in std::mem::take(&mut self.symlinks) {
             self.check_parents(&path)?;
             let dest = self.root.join(&path);
@@ -112,6 +112,13 @@ impl Extractor {
     }
 }
 
+impl Restorer for Extractor {
+    fn finish(&mut self) -> io::Result<(u64, u64)> {
+        self.finish_links_and_dirs()?;
+        Ok((self.entries, self.bytes))
+    }
+}
+
 impl EntrySink for Extractor {
     fn entry(&mut self, entry: &Entry, content: &mut dyn Read) -> io::Result<()> {
         let relative = safe_relative(&entry.path)?;
@@ -156,7 +163,7 @@ impl EntrySink for Extractor {
 
 /// `path` under the target, by the archive reader's own rules.
 fn safe_relative(path: &Path) -> io::Result<PathBuf> {
-    archive::restorable_path(path).map_err(|why| escape(path, &why))
+    restorable_path(path).map_err(|why| escape(path, &why))
 }
 
 fn escape(path: &Path, why: &str) -> io::Error {

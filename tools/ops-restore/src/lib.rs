@@ -13,10 +13,9 @@ use std::ffi::OsString;
 use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::CommandFactory;
-use ops_backup::archive;
-use ops_backup::{catalog, manifest, sleddb};
+use ops_backup::{catalog, manifest, Destination, Format};
 use ops_shared::progress;
 use ops_shared::record::{human_bytes, Snapshot};
 use ops_shared::staging::Target;
@@ -29,7 +28,10 @@ pub use cli::Cli;
 /// usage error).
 pub const TOOL: ops_shared::entry::Tool = ops_shared::entry::Tool {
     name: "ops-restore",
-    classifiers: &[ops_shared::entry::classify_as::<ops_snapshot::RepoError>],
+    classifiers: &[
+        ops_shared::entry::classify_as::<ops_backup::Error>,
+        ops_shared::entry::classify_as::<ops_snapshot::RepoError>,
+    ],
     ..ops_shared::entry::STANDARD
 };
 
@@ -54,58 +56,14 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
         return Ok(Status::Success);
     };
     let mut out = Output::stdout(cli.output.mode());
-    let mut passed_through = Vec::new();
-    let item = match &cli.artifact {
-        Some(path) => Item::Backup(backup_at(path)?),
-        None => {
-            if io::stdin().is_terminal() {
-                return Err(UsageError(
-                    "give the artifact to restore, or pipe one backup or snapshot record in".into(),
-                )
-                .into());
-            }
-            let mut items = Vec::new();
-            for record in read_records(io::stdin().lock()) {
-                let record = record?;
-                if record.is::<Backup>() {
-                    let line = record.line;
-                    let backup = record.parse::<Backup>()?;
-                    catalog::check_record(&backup)
-                        .map_err(|err| UsageError(format!("input line {line}: {err}")))?;
-                    items.push(Item::Backup(backup));
-                } else if record.is::<Snapshot>() {
-                    items.push(Item::Snapshot(record.parse::<Snapshot>()?));
-                } else {
-                    passed_through.push(record.raw().to_owned());
-                }
-            }
-            match items.len() {
-                1 => items.remove(0),
-                0 => return Err(UsageError("no backup or snapshot record on stdin".into()).into()),
-                n => {
-                    let snapshots = items
-                        .iter()
-                        .filter(|item| matches!(item, Item::Snapshot(_)))
-                        .count();
-                    let kind = match snapshots {
-                        0 => "backup",
-                        s if s == n => "snapshot",
-                        _ => "backup and snapshot",
-                    };
-                    return Err(UsageError(format!(
-                        "{n} {kind} records on stdin; restore one at a time (for example with \
-                         tail -n 1)"
-                    ))
-                    .into());
-                }
-            }
-        }
+    let (item, passed_through) = match &cli.artifact {
+        Some(path) => (Item::Backup(backup_at(path)?), Vec::new()),
+        None => item_from_stdin()?,
     };
     for line in &passed_through {
         out.raw(line)?;
     }
-    let mut backup = match item {
-        Item::Backup(backup) => backup,
+    let status = match item {
         Item::Snapshot(snapshot) => {
             progress::start(
                 &format!(
@@ -114,55 +72,119 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
                 ),
                 None,
             );
-            let snapshot = restore_snapshot(&snapshot, &cli)?;
-            out.record(&snapshot)?;
-            out.finish()?;
-            return Ok(Status::Success);
+            out.record(&restore_snapshot(&snapshot, &cli)?)?;
+            Status::Success
+        }
+        Item::Backup(mut backup) => {
+            progress::start(&format!("restoring {}", backup.id), Some(backup.bytes));
+            let status = if ops_backup::pg::is_postgres(&cli.to.to_string_lossy()) {
+                restore_database(&mut backup, &cli)?
+            } else {
+                restore_directory(&mut backup, &cli)?
+            };
+            out.record(&backup)?;
+            status
         }
     };
-    progress::start(&format!("restoring {}", backup.id), Some(backup.bytes));
-    let to = cli.to.to_string_lossy();
-    if ops_backup::pg::is_postgres(&to) {
-        if ops_backup::pg::DumpFormat::of(&backup.format).is_none() {
-            bail!(
-                "{} is a {} backup; restore it into a directory, not a database",
-                backup.id,
-                backup.format
-            );
-        }
-        let choices = database::Choices {
-            clean: cli.clean,
-            yes: cli.yes,
-            jobs: cli.jobs,
-        };
-        let restored = database::restore(&backup.path, &to, &choices)?;
-        for mismatch in &restored.mismatches {
-            ops_shared::entry::error(format!("{}: {mismatch}", backup.id));
-        }
-        let ok = restored.ok;
-        progress::finish(format!(
-            "restored {} into {}: {} tables, {}",
-            backup.id,
-            restored.to,
-            restored.tables,
-            match restored.mismatches.len() {
-                0 => "row counts match the backup".to_owned(),
-                n => format!("{n} with row counts that differ from the backup"),
-            }
-        ));
-        backup.annotate("restore", restored);
-        out.record(&backup)?;
-        out.finish()?;
-        return Ok(Status::problem_if(!ok));
+    out.finish()?;
+    Ok(status)
+}
+
+/// The one backup or snapshot record on stdin, and the other records, which
+/// pass through.
+///
+/// Fails (a usage error) on a terminal, a malformed or refused record, and
+/// unless there is exactly one backup or snapshot record.
+fn item_from_stdin() -> anyhow::Result<(Item, Vec<String>)> {
+    if io::stdin().is_terminal() {
+        return Err(UsageError(
+            "give the artifact to restore, or pipe one backup or snapshot record in".into(),
+        )
+        .into());
     }
-    if ops_backup::pg::DumpFormat::of(&backup.format).is_some() {
+    let mut items = Vec::new();
+    let mut passed_through = Vec::new();
+    for record in read_records(io::stdin().lock()) {
+        let record = record?;
+        if record.is::<Backup>() {
+            let line = record.line;
+            let backup = record.parse::<Backup>()?;
+            catalog::check_record(&backup)
+                .map_err(|err| UsageError(format!("input line {line}: {err}")))?;
+            items.push(Item::Backup(backup));
+        } else if record.is::<Snapshot>() {
+            items.push(Item::Snapshot(record.parse::<Snapshot>()?));
+        } else {
+            passed_through.push(record.raw().to_owned());
+        }
+    }
+    match items.len() {
+        1 => Ok((items.remove(0), passed_through)),
+        0 => Err(UsageError("no backup or snapshot record on stdin".into()).into()),
+        n => {
+            let snapshots = items
+                .iter()
+                .filter(|item| matches!(item, Item::Snapshot(_)))
+                .count();
+            let kind = match snapshots {
+                0 => "backup",
+                s if s == n => "snapshot",
+                _ => "backup and snapshot",
+            };
+            Err(UsageError(format!(
+                "{n} {kind} records on stdin; restore one at a time (for example with tail -n 1)"
+            ))
+            .into())
+        }
+    }
+}
+
+/// Restores a database dump into the database `--to` names; annotates the
+/// record with `"restore"`.
+fn restore_database(backup: &mut Backup, cli: &Cli) -> anyhow::Result<Status> {
+    let to = cli.to.to_string_lossy();
+    if Format::of(&backup.format).map(Format::destination) != Some(Destination::Database) {
         bail!(
-            "{} is a database dump; restore it with --to postgres://USER@HOST/DB",
-            backup.id
+            "{} is a {} backup; restore it into a directory, not a database",
+            backup.id,
+            backup.format
         );
     }
+    let choices = database::Choices {
+        clean: cli.clean,
+        yes: cli.yes,
+        jobs: cli.jobs,
+    };
+    let restored = database::restore(&backup.path, &to, &choices)?;
+    for mismatch in &restored.mismatches {
+        ops_shared::entry::error(format!("{}: {mismatch}", backup.id));
+    }
+    let ok = restored.ok;
+    progress::finish(format!(
+        "restored {} into {}: {} tables, {}",
+        backup.id,
+        restored.to,
+        restored.tables,
+        match restored.mismatches.len() {
+            0 => "row counts match the backup".to_owned(),
+            n => format!("{n} with row counts that differ from the backup"),
+        }
+    ));
+    backup.annotate("restore", restored);
+    Ok(Status::problem_if(!ok))
+}
+
+/// Restores a tree or sled backup into the directory `--to`; annotates the
+/// record with `"restore"`.
+fn restore_directory(backup: &mut Backup, cli: &Cli) -> anyhow::Result<Status> {
+    if Format::of(&backup.format).map(Format::destination) == Some(Destination::Database) {
+        return Err(ops_backup::Error::NotADirectory {
+            id: backup.id.clone(),
+        }
+        .into());
+    }
     let target = Target::plan(&cli.to, cli.force)?;
-    let (entries, bytes) = restore(&backup, &target)?;
+    let (entries, bytes) = restore(backup, &target)?;
     progress::finish(format!(
         "restored {}: {entries} entries, {} to {}",
         backup.id,
@@ -178,8 +200,6 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
             bytes,
         },
     );
-    out.record(&backup)?;
-    out.finish()?;
     Ok(Status::Success)
 }
 
@@ -222,81 +242,22 @@ fn backup_at(path: &Path) -> anyhow::Result<Backup> {
     if !path.is_file() {
         bail!("{}: no such artifact", path.display());
     }
-    let manifest = catalog::manifest_of(path)?;
-    let (header, summary) = manifest::read_outline(&manifest)?;
-    let mut backup = catalog::record(catalog::parent_dir(path), &header, &summary);
-    backup.path = path.to_owned();
-    Ok(backup)
+    Ok(catalog::record_of(path)?)
 }
 
+/// Restores a tree or sled backup into `target`, all or nothing.
 fn restore(backup: &Backup, target: &Target) -> anyhow::Result<(u64, u64)> {
-    let sled = backup.format == sleddb::backup::FORMAT;
-    if backup.format != ops_backup::create::FORMAT && !sled {
+    let Some(format) = Format::of(&backup.format) else {
         bail!(
             "{}: format {:?} is not one this version of ops-restore restores",
             backup.id,
             backup.format
         );
-    }
-    if !sled {
-        refuse_unrestorable(backup)?;
-    }
+    };
+    format.check_restorable(backup)?;
     let header = manifest::read_outline(&catalog::manifest_of(&backup.path)?)?.0;
     target.fill(header.root.as_ref(), |staging| {
-        if sled {
-            sleddb::backup::restore_into(&backup.path, staging)
-                .with_context(|| format!("restore of {} failed", backup.id))
-        } else {
-            extract_into(backup, staging)
-        }
+        let mut files = extract::Extractor::new(staging);
+        Ok(format.restore_into(backup, staging, &mut files)?)
     })
-}
-
-/// Refuses (a usage error, exit 2) a backup whose manifest lists an entry
-/// that cannot be restored inside the target, before anything is written.
-fn refuse_unrestorable(backup: &Backup) -> anyhow::Result<()> {
-    let manifest = catalog::manifest_of(&backup.path)?;
-    let refused = archive::unrestorable_entries(&manifest)
-        .with_context(|| format!("cannot read the manifest of {}", backup.id))?;
-    if refused.is_empty() {
-        return Ok(());
-    }
-    Err(UsageError(format!(
-        "{}: refusing to restore: {}; nothing was written (ops-verify reports such a backup \
-         as failed)",
-        backup.id,
-        refused.join("; ")
-    ))
-    .into())
-}
-
-fn extract_into(backup: &Backup, staging: &Path) -> anyhow::Result<(u64, u64)> {
-    let mut extractor = extract::Extractor::new(staging);
-    let findings = archive::extract(&backup.path, &mut extractor)
-        .with_context(|| format!("restore of {} failed", backup.id))?;
-    if findings.ok() && findings.recorded_sha256.as_deref() != Some(backup.sha256.as_str()) {
-        bail!(
-            "{}: the artifact is not the one the record describes (checksum differs)",
-            backup.id
-        );
-    }
-    if findings.unrestorable {
-        return Err(UsageError(format!(
-            "{}: refusing to restore: {}",
-            backup.id,
-            findings.errors.join("; ")
-        ))
-        .into());
-    }
-    if !findings.ok() {
-        bail!(
-            "{} failed verification while restoring: {}",
-            backup.id,
-            findings.errors.join("; ")
-        );
-    }
-    extractor
-        .finish()
-        .with_context(|| format!("restore of {} failed", backup.id))?;
-    Ok((extractor.entries, extractor.bytes))
 }

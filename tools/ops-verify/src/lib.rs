@@ -21,8 +21,8 @@ use std::time::Instant;
 
 use clap::CommandFactory;
 use jiff::Timestamp;
-use ops_backup::archive::{self, Discard, Level};
-use ops_backup::{catalog, manifest, pg, sleddb};
+use ops_backup::pg::check::NotTested;
+use ops_backup::{catalog, Format, Level};
 use ops_shared::entry::{error, warn};
 use ops_shared::progress;
 use ops_shared::record::{human_bytes, Snapshot};
@@ -38,7 +38,10 @@ pub use cli::Cli;
 /// usage error).
 pub const TOOL: ops_shared::entry::Tool = ops_shared::entry::Tool {
     name: "ops-verify",
-    classifiers: &[ops_shared::entry::classify_as::<ops_snapshot::RepoError>],
+    classifiers: &[
+        ops_shared::entry::classify_as::<ops_backup::Error>,
+        ops_shared::entry::classify_as::<ops_snapshot::RepoError>,
+    ],
     ..ops_shared::entry::STANDARD
 };
 
@@ -52,132 +55,191 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
     let Some(cli) = ops_shared::entry::parse_args::<Cli>(args)? else {
         return Ok(Status::Success);
     };
-    let depth = Depth {
-        level: match cli.level {
-            cli::LevelArg::Quick => Level::Quick,
-            cli::LevelArg::Full => Level::Full,
-        },
-        restore_test: cli.restore_test.clone(),
+    let mut plan = Plan::of(&cli)?;
+    let input = std::mem::take(&mut plan.input);
+    let mut emitter = Emitter {
+        out: Output::stdout(cli.output.mode()),
+        mode: cli.output.mode(),
+        tally: Tally::default(),
+        failed: false,
     };
-    let jobs = cli
-        .jobs
-        .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
-    let snapshot_depth = SnapshotDepth {
-        read: match (cli.read_data, cli.read_data_subset) {
-            (_, Some(percent)) => ReadData::Subset(percent),
-            (true, None) => ReadData::All,
-            (false, None) => ReadData::None,
-        },
-        lock_wait: cli.lock_wait,
-    };
-    let from_stdin = (cli.paths.is_empty() && cli.repo.is_empty())
-        || cli.paths.iter().any(|p| p.as_os_str() == "-");
-    if from_stdin && io::stdin().is_terminal() {
-        return Err(UsageError(
-            "give artifacts, backup directories or --repo REPO to verify, or pipe backup or \
-             snapshot records in"
-                .into(),
-        )
-        .into());
-    }
-    snapshots::check_repos(&cli.repo)?;
-    let input = if from_stdin {
-        read_input()?
-    } else {
-        Vec::new()
-    };
-    let mode = cli.output.mode();
-    let mut out = Output::stdout(mode);
-    let mut failed = false;
-    let mut unusable_path = false;
-    let mut unused_damage = false;
-    let mut tally = Tally::default();
     progress::start("verifying", Some(0));
-    let result = thread::scope(|scope| -> anyhow::Result<()> {
+    let troubles = thread::scope(|scope| -> anyhow::Result<Troubles> {
         let (jobs_in, jobs_out) = channel::<Job>();
         let jobs_out = Arc::new(Mutex::new(jobs_out));
-        for _ in 0..jobs {
+        for _ in 0..plan.jobs {
             let jobs_out = Arc::clone(&jobs_out);
-            let depth = depth.clone();
+            let depth = plan.depth.clone();
             scope.spawn(move || worker(&jobs_out, &depth));
         }
         let mut queue = Queue {
             pending: VecDeque::new(),
             jobs: jobs_in,
-            limit: jobs * 2,
+            limit: plan.jobs * 2,
             deferred: Vec::new(),
         };
-        let mut emit = |done: Done| -> io::Result<()> {
-            match done {
-                Done::Raw(line) => out.raw(&line),
-                Done::Backup(backup) => {
-                    let verification = backup.verification();
-                    let ok = verification.as_ref().is_some_and(|v| v.ok);
-                    tally.count(Thing::Backup, ok);
-                    failed |= !ok || verification.is_some_and(|v| v.not_tested.is_some());
-                    out.record(backup.as_ref())
-                }
-                Done::Snapshot(checked) => {
-                    tally.count(Thing::Snapshot, checked.ok);
-                    failed |= !checked.ok;
-                    if mode == OutputMode::Human {
-                        let header = snapshots::human_header();
-                        out.row(
-                            Snapshot::TYPE,
-                            &header,
-                            snapshots::human_row(&checked.snapshot),
-                        );
-                        Ok(())
-                    } else {
-                        out.record(&checked.snapshot)
-                    }
-                }
-            }
+        let troubles =
+            queue_everything(&mut queue, &cli, input, plan.snapshot_depth, &mut |done| {
+                emitter.emit(done)
+            })?;
+        queue.drain(&mut |done| emitter.emit(done))?;
+        Ok(troubles)
+    })?;
+    progress::finish(emitter.tally.summary());
+    emitter.out.finish()?;
+    Ok(Status::problem_if(
+        emitter.failed || troubles.unusable_path || troubles.unused_damage,
+    ))
+}
+
+/// What to verify and how, settled before anything is read.
+struct Plan {
+    depth: Depth,
+    snapshot_depth: SnapshotDepth,
+    jobs: usize,
+    input: Vec<Input>,
+}
+
+impl Plan {
+    /// Fails (a usage error) on a terminal for stdin, a path given to
+    /// `--repo` that is not a repository, or a bad input record.
+    fn of(cli: &Cli) -> anyhow::Result<Plan> {
+        let depth = Depth {
+            level: match cli.level {
+                cli::LevelArg::Quick => Level::Quick,
+                cli::LevelArg::Full => Level::Full,
+            },
+            restore_test: cli.restore_test.clone(),
         };
-        for path in cli.paths.iter().filter(|p| p.as_os_str() != "-") {
-            match backups_at(path) {
-                Ok((backups, refused)) => {
-                    unusable_path |= refused;
-                    for backup in backups {
-                        queue.submit(backup, &mut emit)?;
-                    }
+        let jobs = cli
+            .jobs
+            .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1);
+        let snapshot_depth = SnapshotDepth {
+            read: match (cli.read_data, cli.read_data_subset) {
+                (_, Some(percent)) => ReadData::Subset(percent),
+                (true, None) => ReadData::All,
+                (false, None) => ReadData::None,
+            },
+            lock_wait: cli.lock_wait,
+        };
+        let from_stdin = (cli.paths.is_empty() && cli.repo.is_empty())
+            || cli.paths.iter().any(|p| p.as_os_str() == "-");
+        if from_stdin && io::stdin().is_terminal() {
+            return Err(UsageError(
+                "give artifacts, backup directories or --repo REPO to verify, or pipe backup \
+                 or snapshot records in"
+                    .into(),
+            )
+            .into());
+        }
+        snapshots::check_repos(&cli.repo)?;
+        let input = if from_stdin {
+            read_input()?
+        } else {
+            Vec::new()
+        };
+        Ok(Plan {
+            depth,
+            snapshot_depth,
+            jobs,
+            input,
+        })
+    }
+}
+
+/// Paths and repositories that could not be verified at all, or held damage
+/// no record shows.
+#[derive(Default)]
+struct Troubles {
+    unusable_path: bool,
+    unused_damage: bool,
+}
+
+/// Hands every path, repository and input record to the queue, in order.
+fn queue_everything(
+    queue: &mut Queue,
+    cli: &Cli,
+    input: Vec<Input>,
+    snapshot_depth: SnapshotDepth,
+    emit: &mut impl FnMut(Done) -> io::Result<()>,
+) -> io::Result<Troubles> {
+    let mut troubles = Troubles::default();
+    for path in cli.paths.iter().filter(|p| p.as_os_str() != "-") {
+        match backups_at(path) {
+            Ok((backups, refused)) => {
+                troubles.unusable_path |= refused;
+                for backup in backups {
+                    queue.submit(backup, emit)?;
                 }
-                Err(err) => {
-                    error(format!("{err:#}"));
-                    unusable_path = true;
+            }
+            Err(err) => {
+                error(format!("{err:#}"));
+                troubles.unusable_path = true;
+            }
+        }
+    }
+    for root in &cli.repo {
+        match snapshots::verify_repo(root, snapshot_depth) {
+            Ok((checked, damaged)) => {
+                troubles.unused_damage |= damaged;
+                for checked in checked {
+                    queue.ready(Done::Snapshot(Box::new(checked)), emit)?;
+                }
+            }
+            Err(err) => {
+                error(format!("{}: {err}", root.display()));
+                troubles.unusable_path = true;
+            }
+        }
+    }
+    for item in input {
+        match item {
+            Input::Backup(backup) => queue.submit(*backup, emit)?,
+            Input::Snapshot(snapshot) => queue.defer(*snapshot),
+            Input::Raw(raw) => queue.ready(Done::Raw(raw), emit)?,
+        }
+    }
+    troubles.unused_damage |= queue.verify_deferred(snapshot_depth);
+    Ok(troubles)
+}
+
+/// Writes finished results in input order and keeps count of them.
+struct Emitter {
+    out: Output,
+    mode: OutputMode,
+    tally: Tally,
+    failed: bool,
+}
+
+impl Emitter {
+    fn emit(&mut self, done: Done) -> io::Result<()> {
+        match done {
+            Done::Raw(line) => self.out.raw(&line),
+            Done::Backup(backup) => {
+                let verification = backup.verification();
+                let ok = verification.as_ref().is_some_and(|v| v.ok);
+                self.tally.count(Thing::Backup, ok);
+                self.failed |= !ok || verification.is_some_and(|v| v.not_tested.is_some());
+                self.out.record(backup.as_ref())
+            }
+            Done::Snapshot(checked) => {
+                self.tally.count(Thing::Snapshot, checked.ok);
+                self.failed |= !checked.ok;
+                if self.mode == OutputMode::Human {
+                    let header = snapshots::human_header();
+                    self.out.row(
+                        Snapshot::TYPE,
+                        &header,
+                        snapshots::human_row(&checked.snapshot),
+                    );
+                    Ok(())
+                } else {
+                    self.out.record(&checked.snapshot)
                 }
             }
         }
-        for root in &cli.repo {
-            match snapshots::verify_repo(root, snapshot_depth) {
-                Ok((checked, damaged)) => {
-                    unused_damage |= damaged;
-                    for checked in checked {
-                        queue.ready(Done::Snapshot(Box::new(checked)), &mut emit)?;
-                    }
-                }
-                Err(err) => {
-                    error(format!("{}: {err}", root.display()));
-                    unusable_path = true;
-                }
-            }
-        }
-        for item in input {
-            match item {
-                Input::Backup(backup) => queue.submit(*backup, &mut emit)?,
-                Input::Snapshot(snapshot) => queue.defer(*snapshot),
-                Input::Raw(raw) => queue.ready(Done::Raw(raw), &mut emit)?,
-            }
-        }
-        unused_damage |= queue.verify_deferred(snapshot_depth);
-        queue.drain(&mut emit)?;
-        Ok(())
-    });
-    result?;
-    progress::finish(tally.summary());
-    out.finish()?;
-    Ok(Status::problem_if(failed || unusable_path || unused_damage))
+    }
 }
 
 /// What was verified, for the summary line.
@@ -274,11 +336,7 @@ fn backups_at(path: &Path) -> anyhow::Result<(Vec<Backup>, bool)> {
     if !path.exists() {
         anyhow::bail!("{}: no such artifact or directory", path.display());
     }
-    let manifest = catalog::manifest_of(path)?;
-    let (header, summary) = manifest::read_outline(&manifest)?;
-    let mut backup = catalog::record(catalog::parent_dir(path), &header, &summary);
-    backup.path = path.to_owned();
-    Ok((vec![backup], false))
+    Ok((vec![catalog::record_of(path)?], false))
 }
 
 enum Done {
@@ -425,71 +483,56 @@ pub struct Depth {
 /// Verifies one backup; every problem found is in the result's errors.
 pub fn verify(backup: &Backup, depth: &Depth) -> Verification {
     let started = Instant::now();
-    let mut errors = Vec::new();
-    let (mut restore_seconds, mut not_tested) = (None, None);
-    let mut level = depth.level.name();
-    let dump = pg::DumpFormat::of(&backup.format);
-    let sled = backup.format == sleddb::backup::FORMAT;
-    if backup.format != ops_backup::create::FORMAT && dump.is_none() && !sled {
-        errors.push(format!(
+    let mut verification = Verification {
+        level: depth.level.name().into(),
+        ..Verification::default()
+    };
+    match Format::of(&backup.format) {
+        None => verification.errors.push(format!(
             "format {:?} is not one this version of ops-verify checks",
             backup.format
-        ));
-    } else if !backup.path.exists() {
-        errors.push(format!("artifact {} is missing", backup.path.display()));
-    } else {
-        let findings = match dump {
-            Some(_) => Ok(pg::check::verify(&backup.path, depth.level)),
-            None if sled => Ok(sleddb::backup::verify(&backup.path, depth.level)),
-            None => archive::check(&backup.path, depth.level, &mut Discard),
-        };
-        match findings {
-            Ok(findings) => {
-                let stale = findings
-                    .artifact_sha256
-                    .as_ref()
-                    .is_some_and(|sha| *sha != backup.sha256);
-                errors.extend(findings.errors);
-                if stale && errors.is_empty() {
-                    errors.push(
-                        "the artifact is not the one this record describes (checksum differs)"
-                            .into(),
-                    );
-                }
-            }
-            Err(err) => errors.push(err.to_string()),
-        }
-        if let Some(problem) = catalog::checksum_file_problem(&backup.path, &backup.sha256) {
-            errors.push(problem);
-        }
-        if let (Some(server), true) = (&depth.restore_test, errors.is_empty()) {
-            let restoring = Instant::now();
-            let tested = if dump.is_some() {
-                Some(pg::check::restore_test(&backup.path, server.as_deref()))
-            } else if sled {
-                Some(Ok(sleddb::backup::restore_test(&backup.path)))
-            } else {
-                None
-            };
-            match tested {
-                Some(Ok(findings)) => {
-                    level = "restore";
-                    restore_seconds = Some(seconds(restoring));
-                    errors.extend(findings.errors);
-                }
-                Some(Err(pg::check::NotTested(why))) => not_tested = Some(why),
-                None => {}
-            }
-        }
+        )),
+        Some(_) if !backup.path.exists() => verification
+            .errors
+            .push(format!("artifact {} is missing", backup.path.display())),
+        Some(format) => check(format, backup, depth, &mut verification),
     }
     Verification {
-        ok: errors.is_empty(),
-        level: level.into(),
+        ok: verification.errors.is_empty(),
         time: Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH),
-        errors,
         duration_seconds: Some(seconds(started)),
-        restore_seconds,
-        not_tested,
+        ..verification
+    }
+}
+
+/// The artifact against its manifest and the record, then the restore test
+/// if asked for and everything else passed.
+fn check(format: Format, backup: &Backup, depth: &Depth, verification: &mut Verification) {
+    let errors = &mut verification.errors;
+    let findings = format.verify(&backup.path, depth.level);
+    let stale = findings
+        .artifact_sha256
+        .as_ref()
+        .is_some_and(|sha| *sha != backup.sha256);
+    errors.extend(findings.errors);
+    if stale && errors.is_empty() {
+        errors.push("the artifact is not the one this record describes (checksum differs)".into());
+    }
+    if let Some(problem) = catalog::checksum_file_problem(&backup.path, &backup.sha256) {
+        errors.push(problem);
+    }
+    let (Some(server), true) = (&depth.restore_test, errors.is_empty()) else {
+        return;
+    };
+    let restoring = Instant::now();
+    match format.restore_test(&backup.path, server.as_deref()) {
+        Some(Ok(findings)) => {
+            verification.level = "restore".into();
+            verification.restore_seconds = Some(seconds(restoring));
+            verification.errors.extend(findings.errors);
+        }
+        Some(Err(NotTested(why))) => verification.not_tested = Some(why),
+        None => {}
     }
 }
 

@@ -12,9 +12,9 @@ use anyhow::{bail, Context};
 use super::conn::{quote_ident, PgTarget};
 use super::dump::{count_rows, DumpFormat, END_MARKER};
 use super::tools;
-use crate::archive::{Findings, Level};
 use crate::artifact::CHUNK;
 use crate::catalog;
+use crate::check::{Findings, Level};
 use crate::hashing::HashingReader;
 use crate::manifest::{Header, ManifestReader, Summary, Table};
 use ops_shared::progress::Counting;
@@ -96,7 +96,7 @@ pub fn verify(artifact: &Path, level: Level) -> Findings {
     }
     let (sha256, bytes) = hashing.finish();
     findings.artifact_sha256 = Some(sha256.clone());
-    crate::archive::compare_artifact(artifact, &manifest.summary, &sha256, bytes, &mut findings);
+    crate::check::compare_artifact(artifact, &manifest.summary, &sha256, bytes, &mut findings);
     if level == Level::Full && format == DumpFormat::Custom && findings.ok() {
         if let Err(err) = check_table_of_contents(artifact, &manifest.tables) {
             findings.fail(format!("{err:#}"));

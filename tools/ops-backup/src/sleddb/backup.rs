@@ -11,9 +11,9 @@ use ops_shared::{Backup, Source};
 
 use super::stream::{self, Contents, Discard};
 use super::tree_label;
-use crate::archive::{Findings, Level};
 use crate::artifact::{ArtifactWriter, CHUNK};
 use crate::catalog;
+use crate::check::{Findings, Level};
 use crate::hashing::HashingReader;
 use crate::manifest::{ManifestReader, SledInfo, Summary, Table};
 use crate::pending::{PendingBackup, Plan};
@@ -178,7 +178,7 @@ fn check(
     io::copy(&mut hashing, &mut io::sink())?;
     let (sha256, bytes) = hashing.finish();
     findings.artifact_sha256 = Some(sha256.clone());
-    crate::archive::compare_artifact(artifact, &manifest.summary, &sha256, bytes, findings);
+    crate::check::compare_artifact(artifact, &manifest.summary, &sha256, bytes, findings);
     findings.entries = manifest.summary.entries;
     Ok(contents)
 }
