@@ -23,10 +23,9 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use jiff::Timestamp;
 use ops_shared::atomic::{self, is_temp};
-use ops_shared::{Backup, Source, UsageError, Verification};
+use ops_shared::{Backup, Source, Verification};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
@@ -364,7 +363,7 @@ pub fn mixed_series_message(dir: &Path, name: &str, sources: &[String]) -> Strin
 ///
 /// Fails (a usage error) if it holds another source's backups, or `dir`
 /// cannot be read.
-pub fn check_series_source(dir: &Path, name: &str, source: &Source) -> anyhow::Result<()> {
+pub fn check_series_source(dir: &Path, name: &str, source: &Source) -> Result<(), Error> {
     let (backups, _) = list(dir)?;
     let key = source_key(source);
     let Some(other) = backups
@@ -373,7 +372,7 @@ pub fn check_series_source(dir: &Path, name: &str, source: &Source) -> anyhow::R
     else {
         return Ok(());
     };
-    Err(UsageError(format!(
+    Err(Error::MixedSeries(format!(
         "series {name} in {} holds backups of {} ({}); {} is another source and would share \
          its retention and health. Give it a series of its own with --name (for example \
          --name {}); nothing was written",
@@ -382,8 +381,7 @@ pub fn check_series_source(dir: &Path, name: &str, source: &Source) -> anyhow::R
         other.id,
         source.location,
         suggested_name(name, source)
-    ))
-    .into())
+    )))
 }
 
 /// A series name for a second source: its parent directory's name first.
@@ -457,11 +455,16 @@ pub fn emptiness(dir: &Path) -> Emptiness {
 ///
 /// Fails if `dir` cannot be read; damaged manifests and stray files are
 /// reported in the returned leftovers.
-pub fn list(dir: &Path) -> anyhow::Result<(Vec<Backup>, Leftovers)> {
+pub fn list(dir: &Path) -> Result<(Vec<Backup>, Leftovers), Error> {
     let mut leftovers = Leftovers::default();
     let mut backups = Vec::new();
     let mut names: Vec<PathBuf> = fs::read_dir(dir)
-        .with_context(|| format!("cannot read backup directory {}", dir.display()))?
+        .map_err(|source| {
+            Error::io(
+                format!("cannot read backup directory {}", dir.display()),
+                source,
+            )
+        })?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .collect();
     names.sort();
@@ -629,23 +632,21 @@ pub fn verification_history(backup: &Backup) -> BTreeMap<String, Verification> {
 /// stale or edited record never deletes anything else. Fails on I/O errors;
 /// if that happens after the manifest went, what is left is reported by
 /// `list` as an artifact without a manifest.
-pub fn remove(backup: &Backup) -> anyhow::Result<u64> {
+pub fn remove(backup: &Backup) -> Result<u64, Error> {
     check_record(backup)?;
     let dir = parent_dir(&backup.path);
     let manifest = manifest_path(dir, &backup.id);
     let (header, summary) = read_manifest(&manifest)?;
     let named = backup.path.file_name() == Some(OsStr::new(&header.artifact));
     if !named || summary.sha256 != backup.sha256 || header.time != backup.time {
-        anyhow::bail!(
-            "{} does not describe {} any more (different artifact, checksum or time); not removed. \
-             List the directory again (ops-backup list) and prune from that",
-            manifest.display(),
-            backup.path.display()
-        );
+        return Err(Error::Changed {
+            manifest,
+            artifact: backup.path.clone(),
+        });
     }
     let artifact = dir.join(&header.artifact);
     let mut freed = 0;
-    let mut delete = |path: &Path| -> anyhow::Result<()> {
+    let mut delete = |path: &Path| -> Result<(), Error> {
         let size = fs::symlink_metadata(path).map(|m| m.len()).unwrap_or(0);
         match fs::remove_file(path) {
             Ok(()) => {
@@ -653,15 +654,17 @@ pub fn remove(backup: &Backup) -> anyhow::Result<u64> {
                 Ok(())
             }
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(err) => Err(err).with_context(|| format!("cannot remove {}", path.display())),
+            Err(err) => Err(Error::io(format!("cannot remove {}", path.display()), err)),
         }
     };
     delete(&manifest)?;
-    atomic::sync_dir(&manifest).with_context(|| format!("cannot sync {}", dir.display()))?;
+    atomic::sync_dir(&manifest)
+        .map_err(|err| Error::io(format!("cannot sync {}", dir.display()), err))?;
     delete(&artifact)?;
     delete(&checksum_path(&artifact))?;
     delete(&verification_path(backup))?;
-    atomic::sync_dir(&manifest).with_context(|| format!("cannot sync {}", dir.display()))?;
+    atomic::sync_dir(&manifest)
+        .map_err(|err| Error::io(format!("cannot sync {}", dir.display()), err))?;
     Ok(freed)
 }
 

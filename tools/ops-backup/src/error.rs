@@ -57,12 +57,37 @@ pub enum Error {
     Damaged { id: String, errors: Vec<String> },
     #[error("{id} is a database dump; restore it with --to postgres://USER@HOST/DB")]
     NotADirectory { id: String },
+    #[error("{0}")]
+    MixedSeries(String),
+    #[error(
+        "{} does not describe {} any more (different artifact, checksum or time); not removed. \
+         List the directory again (ops-backup list) and prune from that",
+        manifest.display(),
+        artifact.display()
+    )]
+    Changed {
+        manifest: PathBuf,
+        artifact: PathBuf,
+    },
+    #[error("{what}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("restore of {id} failed")]
     Restore {
         id: String,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+impl Error {
+    /// An I/O error, with what was being done (`cannot read backup directory X`).
+    pub fn io(what: String, source: std::io::Error) -> Self {
+        Error::Io { what, source }
+    }
 }
 
 impl From<crate::catalog::ManifestProblem> for Error {
@@ -77,7 +102,7 @@ impl From<crate::catalog::ManifestProblem> for Error {
 impl Classify for Error {
     fn kind(&self) -> ErrorKind {
         match self {
-            Error::Unrestorable { .. } => ErrorKind::Usage,
+            Error::Unrestorable { .. } | Error::MixedSeries(_) => ErrorKind::Usage,
             _ => ErrorKind::Failed,
         }
     }

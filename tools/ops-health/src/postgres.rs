@@ -15,8 +15,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use ops_backup::pg::tools::{server_version, PgDump, Version};
-use ops_backup::pg::PgTarget;
+use ops_backup::pg::{server_version, PgDump, PgTarget, Version};
 use ops_shared::record::{human_bytes, Check};
 
 use crate::level::{metrics, record, Level};

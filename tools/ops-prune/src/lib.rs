@@ -272,7 +272,7 @@ fn remove(item: &Item, repos: &Repos) -> anyhow::Result<u64> {
         Subject::Backup(backup) => {
             let mut backup = backup.clone();
             backup.path = item.path.clone();
-            catalog::remove(&backup)
+            Ok(catalog::remove(&backup)?)
         }
         Subject::File(file) => {
             let meta = fs::symlink_metadata(&item.path)

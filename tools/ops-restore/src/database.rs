@@ -9,8 +9,7 @@ use std::path::Path;
 use anyhow::bail;
 use ops_backup::pg::check::{self, drop_database, maintenance_target, RestoreOptions};
 use ops_backup::pg::conn::quote_ident;
-use ops_backup::pg::dump::count_rows;
-use ops_backup::pg::{DumpFormat, PgTarget};
+use ops_backup::pg::{count_rows, DumpFormat, PgTarget};
 use serde::Serialize;
 
 /// What ops-restore adds to a database backup's record.

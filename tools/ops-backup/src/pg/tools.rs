@@ -199,11 +199,6 @@ impl Running {
         self.child.stdin.take()
     }
 
-    /// Its process id.
-    pub fn id(&self) -> u32 {
-        self.child.id()
-    }
-
     /// Stops it (after a failure on our side).
     pub fn kill(&mut self) {
         let _ = self.child.kill();

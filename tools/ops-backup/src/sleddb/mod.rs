@@ -1,6 +1,8 @@
 //! sled databases: this module owns the `.sled.zst` format. It writes it
-//! ([`backup`]), reads it back ([`stream`]) for ops-verify and ops-restore,
-//! and copies databases tree by tree for ops-compact.
+//! ([`backup`]) and reads it back ([`stream`]), behind [`crate::Format`];
+//! and it is the sled access layer other tools share: opening a database
+//! only when nobody else has it, checksums, and copies tree by tree for
+//! ops-compact.
 //!
 //! A database is opened through [`open`], which turns sled's lock error
 //! into a clear "in use" error: the files of a live database are never
@@ -8,9 +10,9 @@
 //! `Db::export`/`Db::import`, which panic on I/O errors; the content is
 //! the same, and `Db::checksum` anchors it on both sides.
 
-pub mod backup;
+pub(crate) mod backup;
 mod owners;
-pub mod stream;
+pub(crate) mod stream;
 
 pub use owners::Owners;
 
