@@ -18,6 +18,7 @@ pub mod output;
 pub mod owner;
 pub mod path_text;
 pub mod progress;
+pub mod read;
 pub mod record;
 pub mod redact;
 pub mod sparse;

@@ -148,11 +148,35 @@ impl Verification {
     }
 }
 
+impl Verification {
+    /// The `verify` annotation among a record's fields: `Ok(None)` without
+    /// one.
+    ///
+    /// Fails when the record carries a `verify` that is not a verification
+    /// result.
+    pub fn of(extra: &Map<String, Value>) -> Result<Option<Verification>, serde_json::Error> {
+        match extra.get("verify") {
+            None => Ok(None),
+            Some(value) => Verification::deserialize(value).map(Some),
+        }
+    }
+}
+
+/// What ops-restore (and `ops-snapshot restore`) add to the record they
+/// restored as `"restore"`, when the target is a directory.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Restored {
+    pub ok: bool,
+    #[serde(with = "crate::path_text")]
+    pub to: PathBuf,
+    pub entries: u64,
+    pub bytes: u64,
+}
+
 impl Backup {
     /// The `verify` annotation, if the record carries a well-formed one.
     pub fn verification(&self) -> Option<Verification> {
-        let value = self.extra.get("verify")?;
-        serde_json::from_value(value.clone()).ok()
+        Verification::of(&self.extra).ok().flatten()
     }
 }
 
@@ -196,6 +220,31 @@ pub struct Snapshot {
     pub added_bytes: u64,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl Snapshot {
+    /// The `verify` annotation, if the record carries a well-formed one.
+    pub fn verification(&self) -> Option<Verification> {
+        Verification::of(&self.extra).ok().flatten()
+    }
+
+    /// The human table's columns with the verdict: the snapshot's own, and
+    /// VERIFIED before the last (the paths, of any width).
+    pub fn verified_header() -> Vec<&'static str> {
+        let mut header = Snapshot::human_header();
+        header.insert(header.len().saturating_sub(1), "VERIFIED");
+        header
+    }
+
+    /// A row for [`Snapshot::verified_header`].
+    pub fn verified_row(&self) -> Vec<String> {
+        let mut row = self.human_row();
+        row.insert(
+            row.len().saturating_sub(1),
+            Verification::cell(self.verification().as_ref()),
+        );
+        row
+    }
 }
 
 impl Record for Snapshot {

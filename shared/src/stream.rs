@@ -177,6 +177,42 @@ fn parse_line(line: usize, bytes: Vec<u8>) -> Result<InputRecord, UsageError> {
     })
 }
 
+/// The single record a tool acts on, from `records` (stdin), and the raw
+/// lines of the records it does not act on, to pass on in order.
+///
+/// `pick` returns the records that count with their kind (`"backup"`); the
+/// errors name `wanted` (`"backup or snapshot"`). Fails (a usage error)
+/// on a malformed line, on what `pick` refuses, and unless exactly one
+/// record counts.
+pub fn one_record<T>(
+    records: impl Iterator<Item = Result<InputRecord, UsageError>>,
+    wanted: &str,
+    mut pick: impl FnMut(&InputRecord) -> Result<Option<(T, &'static str)>, UsageError>,
+) -> Result<(T, Vec<String>), UsageError> {
+    let mut picked = Vec::new();
+    let mut passed_on = Vec::new();
+    for record in records {
+        let record = record?;
+        match pick(&record)? {
+            Some(item) => picked.push(item),
+            None => passed_on.push(record.raw),
+        }
+    }
+    if picked.len() == 1 {
+        let (item, _) = picked.remove(0);
+        return Ok((item, passed_on));
+    }
+    if picked.is_empty() {
+        return Err(UsageError(format!("no {wanted} record on stdin")));
+    }
+    let kinds: std::collections::BTreeSet<&str> = picked.iter().map(|(_, kind)| *kind).collect();
+    Err(UsageError(format!(
+        "{} {} records on stdin; restore one at a time (for example with tail -n 1)",
+        picked.len(),
+        kinds.into_iter().collect::<Vec<_>>().join(" and ")
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,6 +30,7 @@ use crate::catalog;
 use crate::check::{compare_artifact, compare_size, EntrySink, Findings, Level};
 use crate::hashing::{hex, HashingReader};
 use crate::manifest::{Entry, Kind, ManifestReader, Summary};
+use ops_shared::read::read_full;
 
 const CHUNK: usize = 1 << 20;
 
@@ -612,17 +613,4 @@ impl Read for ChannelReader {
         self.pos += n;
         Ok(n)
     }
-}
-
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err),
-        }
-    }
-    Ok(filled)
 }

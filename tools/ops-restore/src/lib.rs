@@ -11,16 +11,16 @@ mod extract;
 
 use std::ffi::OsString;
 use std::io::{self, IsTerminal};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::bail;
 use clap::CommandFactory;
 use ops_backup::{catalog, manifest, Destination, Format};
 use ops_shared::progress;
-use ops_shared::record::{human_bytes, Snapshot};
+use ops_shared::record::{human_bytes, Restored, Snapshot};
 use ops_shared::staging::Target;
+use ops_shared::stream::one_record;
 use ops_shared::{read_records, Backup, Output, Record, Status, UsageError};
-use serde::Serialize;
 
 pub use cli::Cli;
 
@@ -38,16 +38,6 @@ pub const TOOL: ops_shared::entry::Tool = ops_shared::entry::Tool {
 /// The clap definition, for man pages and completions.
 pub fn command() -> clap::Command {
     Cli::command()
-}
-
-/// What ops-restore adds to the backup record it restored.
-#[derive(Serialize)]
-struct Restored {
-    ok: bool,
-    #[serde(with = "ops_shared::path_text")]
-    to: PathBuf,
-    entries: u64,
-    bytes: u64,
 }
 
 /// Runs ops-restore with `args` (including the program name).
@@ -102,41 +92,19 @@ fn item_from_stdin() -> anyhow::Result<(Item, Vec<String>)> {
         )
         .into());
     }
-    let mut items = Vec::new();
-    let mut passed_through = Vec::new();
-    for record in read_records(io::stdin().lock()) {
-        let record = record?;
+    let records = read_records(io::stdin().lock());
+    Ok(one_record(records, "backup or snapshot", |record| {
         if record.is::<Backup>() {
-            let line = record.line;
             let backup = record.parse::<Backup>()?;
             catalog::check_record(&backup)
-                .map_err(|err| UsageError(format!("input line {line}: {err}")))?;
-            items.push(Item::Backup(backup));
+                .map_err(|err| UsageError(format!("input line {}: {err}", record.line)))?;
+            Ok(Some((Item::Backup(backup), "backup")))
         } else if record.is::<Snapshot>() {
-            items.push(Item::Snapshot(record.parse::<Snapshot>()?));
+            Ok(Some((Item::Snapshot(record.parse()?), "snapshot")))
         } else {
-            passed_through.push(record.raw().to_owned());
+            Ok(None)
         }
-    }
-    match items.len() {
-        1 => Ok((items.remove(0), passed_through)),
-        0 => Err(UsageError("no backup or snapshot record on stdin".into()).into()),
-        n => {
-            let snapshots = items
-                .iter()
-                .filter(|item| matches!(item, Item::Snapshot(_)))
-                .count();
-            let kind = match snapshots {
-                0 => "backup",
-                s if s == n => "snapshot",
-                _ => "backup and snapshot",
-            };
-            Err(UsageError(format!(
-                "{n} {kind} records on stdin; restore one at a time (for example with tail -n 1)"
-            ))
-            .into())
-        }
-    }
+    })?)
 }
 
 /// Restores a database dump into the database `--to` names; annotates the

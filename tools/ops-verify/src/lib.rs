@@ -227,12 +227,9 @@ impl Emitter {
                 self.tally.count(Thing::Snapshot, checked.ok);
                 self.failed |= !checked.ok;
                 if self.mode == OutputMode::Human {
-                    let header = snapshots::human_header();
-                    self.out.row(
-                        Snapshot::TYPE,
-                        &header,
-                        snapshots::human_row(&checked.snapshot),
-                    );
+                    let header = Snapshot::verified_header();
+                    self.out
+                        .row(Snapshot::TYPE, &header, checked.snapshot.verified_row());
                     Ok(())
                 } else {
                     self.out.record(&checked.snapshot)

@@ -141,22 +141,3 @@ fn annotate(mut snapshot: Snapshot, errors: Vec<String>, read: ReadData) -> Chec
 fn short_id(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
 }
-
-/// The human table's columns: the snapshot's own, and the verdict before
-/// the last (the paths, of any width).
-pub fn human_header() -> Vec<&'static str> {
-    let mut header = Snapshot::human_header();
-    header.insert(header.len().saturating_sub(1), "VERIFIED");
-    header
-}
-
-pub fn human_row(snapshot: &Snapshot) -> Vec<String> {
-    let verification: Option<Verification> = snapshot
-        .extra
-        .get("verify")
-        .and_then(|v| serde_json::from_value(v.clone()).ok());
-    let verified = Verification::cell(verification.as_ref());
-    let mut row = snapshot.human_row();
-    row.insert(row.len().saturating_sub(1), verified);
-    row
-}

@@ -22,6 +22,7 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use ops_shared::atomic::{sync_dir, with_suffix, TEMP_SUFFIX};
+use ops_shared::read::read_full;
 
 use super::plan::Candidate;
 use crate::failpoint::failpoint;
@@ -466,17 +467,4 @@ fn same_stream(mut a: impl Read, mut b: impl Read) -> io::Result<bool> {
             return Ok(true);
         }
     }
-}
-
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err),
-        }
-    }
-    Ok(filled)
 }
