@@ -141,5 +141,5 @@ fn a_closed_stdout_is_a_quiet_success() {
     .run()
     .success();
     assert_eq!(out.stdout.lines().count(), 2);
-    assert!(!out.stderr.contains("error"), "{}", out.stderr);
+    out.stderr_lacks("error");
 }

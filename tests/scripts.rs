@@ -160,7 +160,7 @@ fn backup_then_maintenance_against_a_database_and_a_directory() {
     let first = script("backup.sh", &vars);
     assert_eq!(first.code, 0, "{first:?}");
     assert_logged(&first.stderr, "backup.sh");
-    assert!(!first.stderr.contains(SECRET_PASSWORD), "{}", first.stderr);
+    first.stderr_lacks(SECRET_PASSWORD);
     let second = script("backup.sh", &vars);
     assert_eq!(second.code, 0, "{second:?}");
     let made: Vec<Value> = records(&log)
@@ -238,7 +238,7 @@ fn backup_then_maintenance_against_a_database_and_a_directory() {
         ],
     );
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("no-repo"), "{}", out.stderr);
+    out.stderr_contains("no-repo");
 }
 
 #[test]
@@ -248,7 +248,7 @@ fn backup_reports_a_missing_source_and_still_backs_up_the_others() {
     let backups = tmp.path().join("backups");
     let out = script("backup.sh", &[("BACKUP_DIR", backups.to_str().unwrap())]);
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains("nothing to back up"), "{}", out.stderr);
+    out.stderr_contains("nothing to back up");
     let dirs = format!(
         "{} {}",
         tmp.path().join("missing").display(),
@@ -262,11 +262,7 @@ fn backup_reports_a_missing_source_and_still_backs_up_the_others() {
         ],
     );
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(
-        out.stderr.contains("error: the backup of"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("error: the backup of");
     assert_eq!(
         out.records()
             .iter()
@@ -299,11 +295,7 @@ fn backup_gives_two_data_dirs_of_one_base_name_their_own_series_or_refuses() {
     };
     let out = run(format!("{} {}", a.display(), b.display()));
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(
-        out.stderr.contains("would both be series data"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("would both be series data");
     assert!(
         names(&backups).is_empty(),
         "nothing written: {:?}",
@@ -349,7 +341,7 @@ fn backup_fails_when_the_backup_filesystem_is_fuller_than_disk_crit() {
     };
     let out = with("0%", "0%");
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("health: critical"), "{}", out.stderr);
+    out.stderr_contains("health: critical");
     let disk = out
         .records()
         .into_iter()
@@ -358,7 +350,7 @@ fn backup_fails_when_the_backup_filesystem_is_fuller_than_disk_crit() {
     assert_eq!(disk["status"], "crit", "{disk}");
     let out = with("0%", "100%");
     assert_eq!(out.code, 0, "a warning does not fail the run: {out:?}");
-    assert!(out.stderr.contains("health: warning"), "{}", out.stderr);
+    out.stderr_contains("health: warning");
 }
 
 fn owned<'a>(vars: &'a [(&'a str, String)]) -> Vec<(&'a str, &'a str)> {
@@ -437,11 +429,7 @@ fn cleanup_ages_out_raw_data_and_compresses_only_the_directories_named() {
         &[("RAW_DIRS", tmp.path().join("nope").to_str().unwrap())],
     );
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(
-        out.stderr.contains("no such file or directory"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("no such file or directory");
 }
 
 /// The header promises the newest file of each directory stays, however
@@ -565,11 +553,7 @@ fn make_targets_work_end_to_end() {
     );
     let out = make(&["integrity-check", &db, "INTEGRITY_SQL=/nonexistent.sql"]);
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(
-        out.stderr.contains("/nonexistent.sql not found"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("/nonexistent.sql not found");
     let bloat = ok(&["integrity-bloat", &db]);
     assert!(
         bloat.stdout.contains("public.posts") && bloat.stdout.contains("BLOAT"),
@@ -690,11 +674,8 @@ fn integrity_targets_find_repair_in_batches_and_report_the_tables() {
 
     let out = make(&["integrity-clean", &db, "TYPE=users"]);
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(
-        out.stderr.contains("no check named users") && out.stderr.contains("graph-links"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("no check named users")
+        .stderr_contains("graph-links");
 
     let stats = make(&["integrity-stats", &db]);
     assert_eq!(stats.code, 0, "{stats:?}");

@@ -23,7 +23,7 @@ fn help_and_bad_arguments() {
         .run()
         .fails_with(2);
     let out = ops("ops-compact").arg("/etc").run().fails_with(2);
-    assert!(out.stderr.contains("not a sled database"), "{}", out.stderr);
+    out.stderr_contains("not a sled database");
 }
 
 #[test]
@@ -117,11 +117,7 @@ fn a_database_in_use_is_left_alone() {
     let _holder = LockHolder::hold(&db);
     let out = ops("ops-compact").arg(target(&db)).run();
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(
-        out.stderr.contains("in use by another process"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("in use by another process");
 }
 
 #[test]

@@ -362,7 +362,7 @@ fn sql_fix_dry_run_says_what_it_would_repair_and_changes_nothing() {
         .args(["--postgres", &url, "--dry-run"])
         .run()
         .fails_with(3);
-    assert!(out.stderr.contains("--fix"), "{}", out.stderr);
+    out.stderr_contains("--fix");
 }
 
 #[test]
@@ -431,7 +431,7 @@ fn a_sql_fix_that_misses_what_its_check_counts_stops_after_one_batch() {
         ])
         .run()
         .fails_with(3);
-    assert!(out.stderr.contains("check named other"), "{}", out.stderr);
+    out.stderr_contains("check named other");
 }
 
 #[test]

@@ -180,7 +180,7 @@ fn an_index_directory_that_is_a_symlink_is_refused() {
         .env("OPS_CACHE_DIR", &cache)
         .run()
         .fails_with(1);
-    assert!(out.stderr.contains("symlink"), "{}", out.stderr);
+    out.stderr_contains("symlink");
     assert_eq!(
         fs::read_to_string(victim.join("db/conf")).unwrap(),
         "the app's"
