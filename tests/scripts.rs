@@ -503,11 +503,7 @@ fn make_targets_work_end_to_end() {
         .count();
     assert_eq!(kept, 1, "backup-now KEEP=1: {:?}", names(&backups));
     let listed = ok(&["backups-ls", &dir]);
-    assert!(
-        listed.stdout.contains("make_app_") && listed.stdout.contains("data_"),
-        "{}",
-        listed.stdout
-    );
+    listed.stdout_contains("make_app_").stdout_contains("data_");
     ok(&["backups-tidy", &dir, "KEEP=1"]);
     let left = names(&backups)
         .into_iter()
@@ -546,20 +542,14 @@ fn make_targets_work_end_to_end() {
         &db,
         &format!("INTEGRITY_SQL={}", checks.display()),
     ]);
-    assert!(
-        checked.stdout.contains("missing_posts"),
-        "{}",
-        checked.stdout
-    );
+    checked.stdout_contains("missing_posts");
     let out = make(&["integrity-check", &db, "INTEGRITY_SQL=/nonexistent.sql"]);
     assert_eq!(out.code, 2, "{out:?}");
     out.stderr_contains("/nonexistent.sql not found");
     let bloat = ok(&["integrity-bloat", &db]);
-    assert!(
-        bloat.stdout.contains("public.posts") && bloat.stdout.contains("BLOAT"),
-        "{}",
-        bloat.stdout
-    );
+    bloat
+        .stdout_contains("public.posts")
+        .stdout_contains("BLOAT");
     let secret = format!(
         "DATABASE_URL={}",
         pg.secret_url("make_app", SECRET_PASSWORD)
@@ -600,11 +590,7 @@ fn make_demo_runs() {
     }
     let out = make(&["demo"]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(
-        out.stdout.contains("ops-compact sled:app.db"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_contains("ops-compact sled:app.db");
 }
 
 #[test]
@@ -639,20 +625,14 @@ fn integrity_targets_find_repair_in_batches_and_report_the_tables() {
 
     let planned = make(&["integrity-clean-dry-run", &db, "BATCH=10"]);
     assert_ne!(planned.code, 0, "the problems are still there: {planned:?}");
-    assert!(
-        planned.stdout.contains("would repair posts = 20") && planned.stdout.contains("(about 2"),
-        "{}",
-        planned.stdout
-    );
+    planned
+        .stdout_contains("would repair posts = 20")
+        .stdout_contains("(about 2");
     assert_eq!((count("posts"), count("comments")), (25, 40), "dry run");
 
     let posts = make(&["integrity-clean", &db, "TYPE=posts", "BATCH=8"]);
-    assert!(
-        posts.stdout.contains("batch 3: 4 row(s) changed"),
-        "{}",
-        posts.stdout
-    );
-    assert!(!posts.stdout.contains("would"), "{}", posts.stdout);
+    posts.stdout_contains("batch 3: 4 row(s) changed");
+    posts.stdout_lacks("would");
     assert_eq!((count("posts"), count("comments")), (5, 40), "posts only");
 
     make(&["integrity-clean", &db, "TYPE=all", "BATCH=5000"]);
@@ -666,11 +646,7 @@ fn integrity_targets_find_repair_in_batches_and_report_the_tables() {
         "comments of the removed posts, the link to a missing node, the lonely node"
     );
     let clean = make(&["integrity-check", &db]);
-    assert!(
-        !clean.stdout.contains("WARN") && !clean.stdout.contains("warn"),
-        "{}",
-        clean.stdout
-    );
+    clean.stdout_lacks("WARN").stdout_lacks("warn");
 
     let out = make(&["integrity-clean", &db, "TYPE=users"]);
     assert_eq!(out.code, 2, "{out:?}");
@@ -686,5 +662,7 @@ fn integrity_targets_find_repair_in_batches_and_report_the_tables() {
         .unwrap_or_else(|| panic!("{}", stats.stdout));
     let cells: Vec<&str> = posts_row.split('|').map(str::trim).collect();
     assert_eq!(cells[1], "5", "exact row count: {posts_row}");
-    assert!(stats.stdout.contains("index_size") && stats.stdout.contains("make_integrity"));
+    stats
+        .stdout_contains("index_size")
+        .stdout_contains("make_integrity");
 }

@@ -13,9 +13,10 @@ use tempfile::tempdir;
 #[test]
 fn help_and_bad_arguments() {
     let help = ops("ops-backup").arg("--help").run().success();
-    assert!(help.stdout.contains("create") && help.stdout.contains("list"));
+    help.stdout_contains("create").stdout_contains("list");
     let help = ops("ops-backup").args(["create", "--help"]).run().success();
-    assert!(help.stdout.contains("--exclude") && help.stdout.contains("--skip-unreadable"));
+    help.stdout_contains("--exclude")
+        .stdout_contains("--skip-unreadable");
     ops("ops-backup").args(["create", "."]).run().fails_with(2);
     let bad_level = ops("ops-backup")
         .args(["create", ".", "--to", "x", "--level", "99"])

@@ -137,7 +137,7 @@ fn libpq_environment_and_pgpass_work() {
             "password in {name}"
         );
     }
-    assert!(!out.stdout.contains(SECRET_PASSWORD));
+    out.stdout_lacks(SECRET_PASSWORD);
 }
 
 #[test]
@@ -377,7 +377,8 @@ fn keyword_strings_and_upper_case_schemes_are_databases_and_never_echo_the_passw
             .arg(tmp.path())
             .run()
             .success();
-        assert!(!out.stderr.contains(SECRET_PASSWORD) && !out.stdout.contains(SECRET_PASSWORD));
+        out.stderr_lacks(SECRET_PASSWORD)
+            .stdout_lacks(SECRET_PASSWORD);
         assert_eq!(out.record()["source"]["kind"], "postgres", "{}", out.stdout);
     }
     // Mistyped: not recognised, and the password is not echoed.

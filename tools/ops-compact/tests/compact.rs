@@ -16,7 +16,8 @@ fn target(db: &Path) -> String {
 #[test]
 fn help_and_bad_arguments() {
     let help = ops("ops-compact").arg("--help").run().success();
-    assert!(help.stdout.contains("--min-reclaim") && help.stdout.contains("--keep-old"));
+    help.stdout_contains("--min-reclaim")
+        .stdout_contains("--keep-old");
     ops("ops-compact").run().fails_with(2);
     ops("ops-compact")
         .args(["sled:/x", "--min-reclaim", "150%"])

@@ -173,7 +173,8 @@ fn dead_tuples_get_vacuum_analyze_and_bloated_indexes_a_concurrent_reindex() {
     // A password in the URL never reaches the records.
     let url = pg.secret_url(db, SECRET_PASSWORD);
     let out = compact(&[&url]).success();
-    assert!(!out.stdout.contains(SECRET_PASSWORD) && !out.stderr.contains(SECRET_PASSWORD));
+    out.stdout_lacks(SECRET_PASSWORD)
+        .stderr_lacks(SECRET_PASSWORD);
     let records = out.records();
     let events = find(&records, "public.events");
     assert_eq!(events["action"], "vacuumed", "{events}");

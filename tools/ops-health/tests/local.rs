@@ -448,7 +448,7 @@ fn nagios_output_has_a_status_line_with_perfdata_and_the_exit_code() {
         )),
         "{first}"
     );
-    assert!(out.stdout.contains("\nOK disk "), "{}", out.stdout);
+    out.stdout_contains("\nOK disk ");
     let ok = health_any_fullness(&["--disk", s(tmp.path()), "--format", "nagios"]).success();
     assert!(
         ok.stdout.starts_with("OPS OK - 1 checks ok | "),

@@ -169,7 +169,8 @@ fn sql_checks_are_ok_at_zero_warn_or_crit_above_and_unknown_when_broken() {
         (Some("orphaned_posts"), Some("warn"))
     );
     assert_eq!(sql["metrics"]["value"], 2.0);
-    assert!(!out.stdout.contains(SECRET_PASSWORD) && !out.stderr.contains(SECRET_PASSWORD));
+    out.stdout_lacks(SECRET_PASSWORD)
+        .stderr_lacks(SECRET_PASSWORD);
     assert_eq!(
         by_check(&run(&["--sql", orphans, "--sql-crit"]).fails_with(2), "sql")["status"],
         "crit"

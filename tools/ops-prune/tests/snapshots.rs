@@ -140,8 +140,8 @@ fn s(path: &Path) -> &str {
 #[test]
 fn help_names_repo_and_what_is_not_a_repository_is_a_usage_error() {
     let out = ops("ops-prune").arg("--help").run().success();
-    assert!(out.stdout.contains("--repo"), "{}", out.stdout);
-    assert!(out.stdout.contains("ops-snapshot gc"), "{}", out.stdout);
+    out.stdout_contains("--repo");
+    out.stdout_contains("ops-snapshot gc");
 
     let tmp = tempdir().unwrap();
     let out = ops("ops-prune")

@@ -17,7 +17,7 @@ use tempfile::tempdir;
 #[test]
 fn help_and_bad_arguments() {
     let help = ops("ops-restore").arg("--help").run().success();
-    assert!(help.stdout.contains("--to") && help.stdout.contains("--force"));
+    help.stdout_contains("--to").stdout_contains("--force");
     ops("ops-restore").arg("x.tar.zst").run().fails_with(2);
     let out = ops("ops-restore")
         .args(["--to", "x"])

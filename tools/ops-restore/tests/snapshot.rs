@@ -42,7 +42,8 @@ fn restore(record: &Value, to: &Path, extra: &[&str]) -> ops_tests::Outcome {
 #[test]
 fn help_and_bad_arguments() {
     let help = ops("ops-restore").arg("--help").run().success();
-    assert!(help.stdout.contains("snapshot") && help.stdout.contains("--lock-wait"));
+    help.stdout_contains("snapshot")
+        .stdout_contains("--lock-wait");
     ops("ops-restore")
         .args(["--to", "x", "--lock-wait", "soon"])
         .stdin("")
