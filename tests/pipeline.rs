@@ -99,16 +99,12 @@ fn sha256sum_and_zstd_check_our_artifact() {
         .current_dir(tmp.path())
         .run()
         .success();
-    assert!(out.stdout.contains(".tar.zst: OK"), "{}", out.stdout);
+    out.stdout_contains(".tar.zst: OK");
     let from_record = sh(r#"ops-backup list backups | sed -E 's/.*"path":"([^"]*)".*"sha256":"([0-9a-f]{64})".*/\2  \1/' | sha256sum -c"#)
         .current_dir(tmp.path())
         .run()
         .success();
-    assert!(
-        from_record.stdout.contains(": OK"),
-        "{}",
-        from_record.stdout
-    );
+    from_record.stdout_contains(": OK");
     let artifact = fs::read_dir(tmp.path().join("backups"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -141,5 +137,5 @@ fn a_closed_stdout_is_a_quiet_success() {
     .run()
     .success();
     assert_eq!(out.stdout.lines().count(), 2);
-    assert!(!out.stderr.contains("error"), "{}", out.stderr);
+    out.stderr_lacks("error");
 }

@@ -170,12 +170,12 @@ fn a_failed_verification_is_red_on_a_terminal_unless_no_color_is_set() {
         .current_dir(tmp.path())
         .run()
         .fails_with(1);
-    assert!(red.stdout.contains("\x1b[31mFAILED: "), "{}", red.stdout);
+    red.stdout_contains("\x1b[31mFAILED: ");
     let plain = on_terminal("ops-verify backups")
         .current_dir(tmp.path())
         .env("NO_COLOR", "1")
         .run()
         .fails_with(1);
-    assert!(plain.stdout.contains("FAILED: "), "{}", plain.stdout);
-    assert!(!plain.stdout.contains("\x1b[31m"), "{}", plain.stdout);
+    plain.stdout_contains("FAILED: ");
+    plain.stdout_lacks("\x1b[31m");
 }

@@ -160,7 +160,7 @@ fn backup_then_maintenance_against_a_database_and_a_directory() {
     let first = script("backup.sh", &vars);
     assert_eq!(first.code, 0, "{first:?}");
     assert_logged(&first.stderr, "backup.sh");
-    assert!(!first.stderr.contains(SECRET_PASSWORD), "{}", first.stderr);
+    first.stderr_lacks(SECRET_PASSWORD);
     let second = script("backup.sh", &vars);
     assert_eq!(second.code, 0, "{second:?}");
     let made: Vec<Value> = records(&log)
@@ -238,7 +238,7 @@ fn backup_then_maintenance_against_a_database_and_a_directory() {
         ],
     );
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("no-repo"), "{}", out.stderr);
+    out.stderr_contains("no-repo");
 }
 
 #[test]
@@ -248,7 +248,7 @@ fn backup_reports_a_missing_source_and_still_backs_up_the_others() {
     let backups = tmp.path().join("backups");
     let out = script("backup.sh", &[("BACKUP_DIR", backups.to_str().unwrap())]);
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains("nothing to back up"), "{}", out.stderr);
+    out.stderr_contains("nothing to back up");
     let dirs = format!(
         "{} {}",
         tmp.path().join("missing").display(),
@@ -262,11 +262,7 @@ fn backup_reports_a_missing_source_and_still_backs_up_the_others() {
         ],
     );
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(
-        out.stderr.contains("error: the backup of"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("error: the backup of");
     assert_eq!(
         out.records()
             .iter()
@@ -299,11 +295,7 @@ fn backup_gives_two_data_dirs_of_one_base_name_their_own_series_or_refuses() {
     };
     let out = run(format!("{} {}", a.display(), b.display()));
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(
-        out.stderr.contains("would both be series data"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("would both be series data");
     assert!(
         names(&backups).is_empty(),
         "nothing written: {:?}",
@@ -349,7 +341,7 @@ fn backup_fails_when_the_backup_filesystem_is_fuller_than_disk_crit() {
     };
     let out = with("0%", "0%");
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("health: critical"), "{}", out.stderr);
+    out.stderr_contains("health: critical");
     let disk = out
         .records()
         .into_iter()
@@ -358,7 +350,7 @@ fn backup_fails_when_the_backup_filesystem_is_fuller_than_disk_crit() {
     assert_eq!(disk["status"], "crit", "{disk}");
     let out = with("0%", "100%");
     assert_eq!(out.code, 0, "a warning does not fail the run: {out:?}");
-    assert!(out.stderr.contains("health: warning"), "{}", out.stderr);
+    out.stderr_contains("health: warning");
 }
 
 fn owned<'a>(vars: &'a [(&'a str, String)]) -> Vec<(&'a str, &'a str)> {
@@ -437,11 +429,7 @@ fn cleanup_ages_out_raw_data_and_compresses_only_the_directories_named() {
         &[("RAW_DIRS", tmp.path().join("nope").to_str().unwrap())],
     );
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(
-        out.stderr.contains("no such file or directory"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("no such file or directory");
 }
 
 /// The header promises the newest file of each directory stays, however
@@ -515,11 +503,7 @@ fn make_targets_work_end_to_end() {
         .count();
     assert_eq!(kept, 1, "backup-now KEEP=1: {:?}", names(&backups));
     let listed = ok(&["backups-ls", &dir]);
-    assert!(
-        listed.stdout.contains("make_app_") && listed.stdout.contains("data_"),
-        "{}",
-        listed.stdout
-    );
+    listed.stdout_contains("make_app_").stdout_contains("data_");
     ok(&["backups-tidy", &dir, "KEEP=1"]);
     let left = names(&backups)
         .into_iter()
@@ -558,24 +542,14 @@ fn make_targets_work_end_to_end() {
         &db,
         &format!("INTEGRITY_SQL={}", checks.display()),
     ]);
-    assert!(
-        checked.stdout.contains("missing_posts"),
-        "{}",
-        checked.stdout
-    );
+    checked.stdout_contains("missing_posts");
     let out = make(&["integrity-check", &db, "INTEGRITY_SQL=/nonexistent.sql"]);
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(
-        out.stderr.contains("/nonexistent.sql not found"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("/nonexistent.sql not found");
     let bloat = ok(&["integrity-bloat", &db]);
-    assert!(
-        bloat.stdout.contains("public.posts") && bloat.stdout.contains("BLOAT"),
-        "{}",
-        bloat.stdout
-    );
+    bloat
+        .stdout_contains("public.posts")
+        .stdout_contains("BLOAT");
     let secret = format!(
         "DATABASE_URL={}",
         pg.secret_url("make_app", SECRET_PASSWORD)
@@ -616,11 +590,7 @@ fn make_demo_runs() {
     }
     let out = make(&["demo"]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(
-        out.stdout.contains("ops-compact sled:app.db"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_contains("ops-compact sled:app.db");
 }
 
 #[test]
@@ -655,20 +625,14 @@ fn integrity_targets_find_repair_in_batches_and_report_the_tables() {
 
     let planned = make(&["integrity-clean-dry-run", &db, "BATCH=10"]);
     assert_ne!(planned.code, 0, "the problems are still there: {planned:?}");
-    assert!(
-        planned.stdout.contains("would repair posts = 20") && planned.stdout.contains("(about 2"),
-        "{}",
-        planned.stdout
-    );
+    planned
+        .stdout_contains("would repair posts = 20")
+        .stdout_contains("(about 2");
     assert_eq!((count("posts"), count("comments")), (25, 40), "dry run");
 
     let posts = make(&["integrity-clean", &db, "TYPE=posts", "BATCH=8"]);
-    assert!(
-        posts.stdout.contains("batch 3: 4 row(s) changed"),
-        "{}",
-        posts.stdout
-    );
-    assert!(!posts.stdout.contains("would"), "{}", posts.stdout);
+    posts.stdout_contains("batch 3: 4 row(s) changed");
+    posts.stdout_lacks("would");
     assert_eq!((count("posts"), count("comments")), (5, 40), "posts only");
 
     make(&["integrity-clean", &db, "TYPE=all", "BATCH=5000"]);
@@ -682,19 +646,12 @@ fn integrity_targets_find_repair_in_batches_and_report_the_tables() {
         "comments of the removed posts, the link to a missing node, the lonely node"
     );
     let clean = make(&["integrity-check", &db]);
-    assert!(
-        !clean.stdout.contains("WARN") && !clean.stdout.contains("warn"),
-        "{}",
-        clean.stdout
-    );
+    clean.stdout_lacks("WARN").stdout_lacks("warn");
 
     let out = make(&["integrity-clean", &db, "TYPE=users"]);
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(
-        out.stderr.contains("no check named users") && out.stderr.contains("graph-links"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("no check named users")
+        .stderr_contains("graph-links");
 
     let stats = make(&["integrity-stats", &db]);
     assert_eq!(stats.code, 0, "{stats:?}");
@@ -705,5 +662,7 @@ fn integrity_targets_find_repair_in_batches_and_report_the_tables() {
         .unwrap_or_else(|| panic!("{}", stats.stdout));
     let cells: Vec<&str> = posts_row.split('|').map(str::trim).collect();
     assert_eq!(cells[1], "5", "exact row count: {posts_row}");
-    assert!(stats.stdout.contains("index_size") && stats.stdout.contains("make_integrity"));
+    stats
+        .stdout_contains("index_size")
+        .stdout_contains("make_integrity");
 }

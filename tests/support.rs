@@ -163,6 +163,41 @@ impl Outcome {
         assert_eq!(self.code, code, "expected exit {code}: {self:?}");
         self
     }
+
+    /// Asserts that stderr holds `needle`; on failure shows the exit code and all of stderr.
+    #[track_caller]
+    pub fn stderr_contains(&self, needle: &str) -> &Self {
+        self.expect_text("stderr", &self.stderr, needle, true)
+    }
+
+    /// Asserts that stderr lacks `needle`; on failure shows the exit code and all of stderr.
+    #[track_caller]
+    pub fn stderr_lacks(&self, needle: &str) -> &Self {
+        self.expect_text("stderr", &self.stderr, needle, false)
+    }
+
+    /// Asserts that stdout holds `needle`; on failure shows the exit code and all of stdout.
+    #[track_caller]
+    pub fn stdout_contains(&self, needle: &str) -> &Self {
+        self.expect_text("stdout", &self.stdout, needle, true)
+    }
+
+    /// Asserts that stdout lacks `needle`; on failure shows the exit code and all of stdout.
+    #[track_caller]
+    pub fn stdout_lacks(&self, needle: &str) -> &Self {
+        self.expect_text("stdout", &self.stdout, needle, false)
+    }
+
+    #[track_caller]
+    fn expect_text(&self, name: &str, text: &str, needle: &str, wanted: bool) -> &Self {
+        assert!(
+            text.contains(needle) == wanted,
+            "{name} should {}contain {needle:?} (exit {}); {name} was:\n{text}",
+            if wanted { "" } else { "not " },
+            self.code
+        );
+        self
+    }
 }
 
 impl Run {

@@ -125,11 +125,11 @@ fn a_second_source_of_the_same_base_name_is_refused_without_a_name_of_its_own() 
     create(&a, &backups, &[]).success();
     let before = names(&backups);
     let out = create(&b, &backups, &[]).fails_with(2);
-    assert!(out.stderr.contains("series data"), "{}", out.stderr);
-    assert!(out.stderr.contains("--name svcB-data"), "{}", out.stderr);
+    out.stderr_contains("series data");
+    out.stderr_contains("--name svcB-data");
     assert_eq!(names(&backups), before, "nothing written");
     let out = create(&b, &backups, &["--name", "data"]).fails_with(2);
-    assert!(out.stderr.contains("another source"), "{}", out.stderr);
+    out.stderr_contains("another source");
     let record = create(&b, &backups, &["--name", "svcB-data"])
         .success()
         .record();
@@ -169,18 +169,14 @@ fn a_series_with_two_sources_is_an_error_for_list_prune_and_health() {
         .arg(&backups)
         .run()
         .fails_with(1);
-    assert!(
-        out.stderr.contains("holds backups of 2 sources"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("holds backups of 2 sources");
     assert_eq!(out.records().len(), 2, "still listed, for restores");
     let out = ops("ops-prune")
         .args(["--keep-last", "1"])
         .arg(&backups)
         .run()
         .fails_with(1);
-    assert!(out.stderr.contains("2 sources"), "{}", out.stderr);
+    out.stderr_contains("2 sources");
     assert_eq!(names(&backups), before, "nothing pruned");
     let out = ops("ops-health")
         .arg("--backups")
@@ -221,7 +217,7 @@ fn a_planted_manifest_is_an_error_for_list_and_health_not_a_backup() {
         .arg(&backups)
         .run()
         .fails_with(1);
-    assert!(out.stderr.contains("refused"), "{}", out.stderr);
+    out.stderr_contains("refused");
     assert_eq!(ids(&out.records()), [made["id"].as_str().unwrap()]);
     let out = ops("ops-health")
         .arg("--backups")
@@ -325,6 +321,6 @@ fn list_of_an_empty_or_foreign_directory_says_so_and_fails() {
     ))
     .unwrap();
     let out = ops("ops-backup").arg("list").arg(&backups).run().success();
-    assert!(out.stderr.contains("no backups in"), "{}", out.stderr);
+    out.stderr_contains("no backups in");
     assert_eq!(out.stdout, "");
 }

@@ -13,9 +13,10 @@ use tempfile::tempdir;
 #[test]
 fn help_and_bad_arguments() {
     let help = ops("ops-backup").arg("--help").run().success();
-    assert!(help.stdout.contains("create") && help.stdout.contains("list"));
+    help.stdout_contains("create").stdout_contains("list");
     let help = ops("ops-backup").args(["create", "--help"]).run().success();
-    assert!(help.stdout.contains("--exclude") && help.stdout.contains("--skip-unreadable"));
+    help.stdout_contains("--exclude")
+        .stdout_contains("--skip-unreadable");
     ops("ops-backup").args(["create", "."]).run().fails_with(2);
     let bad_level = ops("ops-backup")
         .args(["create", ".", "--to", "x", "--level", "99"])
@@ -239,11 +240,8 @@ fn a_missing_source_or_unusable_target_fails_cleanly() {
         .arg(tmp.path().join("b"))
         .run()
         .fails_with(1);
-    assert!(
-        out.stderr.contains("cannot back up") && out.stderr.contains("No such file"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("cannot back up")
+        .stderr_contains("No such file");
     fs::write(tmp.path().join("f"), "x").unwrap();
     let out = ops("ops-backup")
         .arg("create")
@@ -252,11 +250,7 @@ fn a_missing_source_or_unusable_target_fails_cleanly() {
         .arg(tmp.path().join("no/such/dir"))
         .run()
         .fails_with(1);
-    assert!(
-        out.stderr.contains("cannot create backup directory"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("cannot create backup directory");
     let out = ops("ops-backup")
         .arg("create")
         .arg(tmp.path().join("f"))
@@ -264,7 +258,7 @@ fn a_missing_source_or_unusable_target_fails_cleanly() {
         .arg(tmp.path().join("f"))
         .run()
         .fails_with(1);
-    assert!(out.stderr.contains("is not a directory"), "{}", out.stderr);
+    out.stderr_contains("is not a directory");
 }
 
 /// Runs ops-backup as `nobody` when the tests run as root, who reads everything.
@@ -298,12 +292,9 @@ fn unreadable_files_fail_the_backup_unless_skipped() {
         backups.as_os_str(),
     ])
     .fails_with(1);
-    assert!(
-        out.stderr.contains("secret.txt") && out.stderr.contains("Permission denied"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("--skip-unreadable"), "{}", out.stderr);
+    out.stderr_contains("secret.txt")
+        .stderr_contains("Permission denied");
+    out.stderr_contains("--skip-unreadable");
     assert!(names(&backups).is_empty(), "{:?}", names(&backups));
     let out = as_unprivileged(&[
         "create".as_ref(),
@@ -313,11 +304,7 @@ fn unreadable_files_fail_the_backup_unless_skipped() {
         "--skip-unreadable".as_ref(),
     ])
     .success();
-    assert!(
-        out.stderr.contains("secret.txt") && out.stderr.contains("skipped"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("secret.txt").stderr_contains("skipped");
     let manifest = fs::read_to_string(only_file(&backups, ".manifest.jsonl")).unwrap();
     assert!(manifest.contains("public.txt") && !manifest.contains("secret.txt"));
     assert!(manifest.contains("\"skipped\":1"));
@@ -343,11 +330,7 @@ fn a_file_that_changes_while_read_is_reported_and_marked() {
         .arg(tmp.path())
         .run()
         .success();
-    assert!(
-        out.stderr.contains("changed while it was being read"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("changed while it was being read");
     let manifest = fs::read_to_string(only_file(tmp.path(), ".manifest.jsonl")).unwrap();
     assert!(
         manifest.contains("\"changed\":true") && manifest.contains("\"changed\":1"),
@@ -409,11 +392,8 @@ fn a_full_disk_fails_with_a_clear_error_and_leaves_nothing() {
         .arg(disk.path.join("b"))
         .run();
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(
-        out.stderr.contains("No space left on device") && out.stderr.contains("free space"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("No space left on device")
+        .stderr_contains("free space");
     let left = names(&disk.path.join("b"));
     assert!(left.is_empty(), "left behind: {left:?}");
 }
@@ -436,12 +416,8 @@ fn a_target_directory_that_is_not_writable_fails_cleanly() {
         locked.as_os_str(),
     ])
     .fails_with(1);
-    assert!(
-        out.stderr.contains("cannot write to backup directory")
-            && out.stderr.contains("Permission denied"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("cannot write to backup directory")
+        .stderr_contains("Permission denied");
     assert!(names(&locked).is_empty());
 }
 
@@ -531,12 +507,8 @@ fn a_backup_directory_inside_the_source_is_refused_unless_excluded() {
         .arg(src.join("vol"))
         .run()
         .fails_with(2);
-    assert!(
-        out.stderr.contains("would archive itself"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("--exclude 'vol'"), "{}", out.stderr);
+    out.stderr_contains("would archive itself");
+    out.stderr_contains("--exclude 'vol'");
     assert!(!src.join("vol").exists(), "written despite the refusal");
     let out = ops("ops-backup")
         .arg("create")
@@ -545,11 +517,7 @@ fn a_backup_directory_inside_the_source_is_refused_unless_excluded() {
         .args(["--to", "."])
         .run()
         .fails_with(2);
-    assert!(
-        out.stderr.contains("would archive itself"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("would archive itself");
 
     let record = ops("ops-backup")
         .arg("create")

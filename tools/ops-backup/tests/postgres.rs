@@ -21,11 +21,7 @@ fn small_db(name: &str) {
 /// Exit 1, the message, nothing left in the backup directory, no password.
 fn assert_failed_cleanly(out: &Outcome, message: &str, backups: &Path) {
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(
-        out.stderr.contains(message),
-        "expected {message:?} in {}",
-        out.stderr
-    );
+    out.stderr_contains(message);
     assert!(
         !out.stderr.contains(SECRET_PASSWORD) && !out.stdout.contains(SECRET_PASSWORD),
         "{out:?}"
@@ -141,7 +137,7 @@ fn libpq_environment_and_pgpass_work() {
             "password in {name}"
         );
     }
-    assert!(!out.stdout.contains(SECRET_PASSWORD));
+    out.stdout_lacks(SECRET_PASSWORD);
 }
 
 #[test]
@@ -182,7 +178,7 @@ fn wrong_credentials_and_missing_databases_say_so() {
         &format!("authentication failed for user {SECRET_USER}"),
         tmp.path(),
     );
-    assert!(!out.stderr.contains("not-the-password"), "{}", out.stderr);
+    out.stderr_lacks("not-the-password");
     let out = ops("ops-backup")
         .args(["create", &pg.url("no_such_db"), "--to"])
         .arg(tmp.path())
@@ -228,7 +224,7 @@ fn a_missing_or_too_old_pg_dump_is_explained() {
         "pg_dump 9.6.24 is older than the server",
         &tmp.path().join("b"),
     );
-    assert!(out.stderr.contains("postgresql-client-1"), "{}", out.stderr);
+    out.stderr_contains("postgresql-client-1");
 }
 
 #[test]
@@ -381,7 +377,8 @@ fn keyword_strings_and_upper_case_schemes_are_databases_and_never_echo_the_passw
             .arg(tmp.path())
             .run()
             .success();
-        assert!(!out.stderr.contains(SECRET_PASSWORD) && !out.stdout.contains(SECRET_PASSWORD));
+        out.stderr_lacks(SECRET_PASSWORD)
+            .stdout_lacks(SECRET_PASSWORD);
         assert_eq!(out.record()["source"]["kind"], "postgres", "{}", out.stdout);
     }
     // Mistyped: not recognised, and the password is not echoed.
@@ -397,5 +394,5 @@ fn keyword_strings_and_upper_case_schemes_are_databases_and_never_echo_the_passw
         "{}",
         out.stderr
     );
-    assert!(!out.stderr.contains(SECRET_PASSWORD), "{}", out.stderr);
+    out.stderr_lacks(SECRET_PASSWORD);
 }

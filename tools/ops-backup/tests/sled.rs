@@ -128,19 +128,11 @@ fn a_database_held_by_another_process_is_refused_with_its_pid() {
         .arg(&backups)
         .run()
         .fails_with(1);
-    assert!(
-        out.stderr.contains(&format!(
-            "is in use by another process (pid {})",
-            holder.pid()
-        )),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("stop the application"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains(&format!(
+        "is in use by another process (pid {})",
+        holder.pid()
+    ));
+    out.stderr_contains("stop the application");
     assert!(names(&backups).is_empty());
 }
 
@@ -166,7 +158,7 @@ fn damaged_sled_backups_and_non_databases_are_caught() {
         .arg(&target)
         .run()
         .fails_with(1);
-    assert!(out.stderr.contains("nothing was written"), "{}", out.stderr);
+    out.stderr_contains("nothing was written");
     assert!(!target.exists());
     assert!(!names(tmp.path()).iter().any(|n| n.ends_with(".ops-tmp")));
     let mut flipped = original.clone();
@@ -183,11 +175,7 @@ fn damaged_sled_backups_and_non_databases_are_caught() {
         .arg(&backups)
         .run()
         .fails_with(1);
-    assert!(
-        out.stderr.contains("is not a sled database"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("is not a sled database");
 }
 
 #[test]
@@ -230,11 +218,7 @@ fn a_corrupted_database_or_an_unwritable_target_fails_cleanly() {
         .run();
     Command::new("umount").arg(&locked).status().unwrap();
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(
-        out.stderr.contains("Read-only file system"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("Read-only file system");
     assert!(!target.exists());
 }
 

@@ -16,14 +16,15 @@ fn target(db: &Path) -> String {
 #[test]
 fn help_and_bad_arguments() {
     let help = ops("ops-compact").arg("--help").run().success();
-    assert!(help.stdout.contains("--min-reclaim") && help.stdout.contains("--keep-old"));
+    help.stdout_contains("--min-reclaim")
+        .stdout_contains("--keep-old");
     ops("ops-compact").run().fails_with(2);
     ops("ops-compact")
         .args(["sled:/x", "--min-reclaim", "150%"])
         .run()
         .fails_with(2);
     let out = ops("ops-compact").arg("/etc").run().fails_with(2);
-    assert!(out.stderr.contains("not a sled database"), "{}", out.stderr);
+    out.stderr_contains("not a sled database");
 }
 
 #[test]
@@ -118,11 +119,7 @@ fn a_database_in_use_is_left_alone() {
     let _holder = LockHolder::hold(&db);
     let out = ops("ops-compact").arg(target(&db)).run();
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(
-        out.stderr.contains("in use by another process"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("in use by another process");
 }
 
 #[test]

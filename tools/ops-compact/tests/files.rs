@@ -74,32 +74,24 @@ fn help_and_bad_input() {
         .args(["--files", ".", "--older-than", "soon"])
         .run()
         .fails_with(2);
-    assert!(
-        out.stderr.contains("invalid duration \"soon\""),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("invalid duration \"soon\"");
     let out = ops("ops-compact")
         .args(["--files", ".", "--full"])
         .run()
         .fails_with(2);
-    assert!(
-        out.stderr.contains("--full applies to PostgreSQL targets"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("--full applies to PostgreSQL targets");
     let out = ops("ops-compact")
         .args(["--files", ".", "--level", "30"])
         .run()
         .fails_with(2);
-    assert!(out.stderr.contains("--level"), "{}", out.stderr);
+    out.stderr_contains("--level");
     ops("ops-compact")
         .args(["sled:/x", "--files", "."])
         .run()
         .fails_with(2);
     let tmp = tempdir().unwrap();
     let out = ops("ops-compact").arg(tmp.path()).run().fails_with(2);
-    assert!(out.stderr.contains("use --files"), "{}", out.stderr);
+    out.stderr_contains("use --files");
 }
 
 #[test]
@@ -113,7 +105,7 @@ fn a_backup_directory_is_refused() {
         .args(["--older-than", "0s"])
         .run()
         .fails_with(2);
-    assert!(out.stderr.contains("holds backups"), "{}", out.stderr);
+    out.stderr_contains("holds backups");
     assert_eq!(names(&backups), before);
 }
 

@@ -64,30 +64,18 @@ fn bloated(db: &str) {
 #[test]
 fn bad_arguments_and_unreachable_servers() {
     let out = compact(&["postgres://postgres@127.0.0.1:1/app", "--dry-run"]).fails_with(1);
-    assert!(out.stderr.contains("not reachable"), "{}", out.stderr);
+    out.stderr_contains("not reachable");
     let out = compact(&["postgres://[x/app"]).fails_with(2);
-    assert!(
-        out.stderr.contains("invalid database URL"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("invalid database URL");
     let url = cluster().url("postgres");
     let out = compact(&[&url, "--full"]).fails_with(2);
-    assert!(out.stderr.contains("--yes"), "{}", out.stderr);
+    out.stderr_contains("--yes");
     let out = compact(&[&url, "--older-than", "7d"]).fails_with(2);
-    assert!(
-        out.stderr.contains("--older-than applies to --files"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("--older-than applies to --files");
     let out = compact(&[&url, "--lock-timeout", "soon"]).fails_with(2);
-    assert!(out.stderr.contains("invalid duration"), "{}", out.stderr);
+    out.stderr_contains("invalid duration");
     let out = compact(&[&url, "--table", "nosuch", "--dry-run"]).fails_with(2);
-    assert!(
-        out.stderr.contains("--table nosuch: no such table"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("--table nosuch: no such table");
 }
 
 #[test]
@@ -185,7 +173,8 @@ fn dead_tuples_get_vacuum_analyze_and_bloated_indexes_a_concurrent_reindex() {
     // A password in the URL never reaches the records.
     let url = pg.secret_url(db, SECRET_PASSWORD);
     let out = compact(&[&url]).success();
-    assert!(!out.stdout.contains(SECRET_PASSWORD) && !out.stderr.contains(SECRET_PASSWORD));
+    out.stdout_lacks(SECRET_PASSWORD)
+        .stderr_lacks(SECRET_PASSWORD);
     let records = out.records();
     let events = find(&records, "public.events");
     assert_eq!(events["action"], "vacuumed", "{events}");
@@ -257,7 +246,7 @@ fn tables_this_user_may_not_vacuum_are_reported_not_pretended() {
             .contains("only its owner or a superuser"),
         "{posts}"
     );
-    assert!(out.stderr.contains("not vacuumed"), "{}", out.stderr);
+    out.stderr_contains("not vacuumed");
 }
 
 #[test]
@@ -297,7 +286,7 @@ fn pgstattuple_that_this_role_may_not_use_falls_back_to_estimates_and_says_so() 
         "pgstattuple",
         "a superuser measures exactly"
     );
-    assert!(!exact.stderr.contains("estimated"), "{}", exact.stderr);
+    exact.stderr_lacks("estimated");
 }
 
 /// A psql session holding an ACCESS EXCLUSIVE lock on a table until
@@ -381,11 +370,7 @@ fn a_table_locked_by_another_session_is_skipped_within_the_lock_timeout_or_state
             .contains("--lock-timeout 1s"),
         "{posts}"
     );
-    assert!(
-        out.stderr.contains("warning: skipped public.posts"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("warning: skipped public.posts");
     assert_eq!(find(&records, "public.posts_pkey")["locked"], true);
     // The other table is not held up.
     assert!(find(&records, "public.quiet").get("error").is_none());

@@ -74,20 +74,12 @@ fn repository_flags_and_targets_do_not_mix() {
         .arg(tmp.path())
         .run()
         .fails_with(2);
-    assert!(
-        out.stderr.contains("not an ops-snapshot repository"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("not an ops-snapshot repository");
     let out = ops("ops-compact")
         .args(["sled:/nowhere", "--max-unused", "5%"])
         .run()
         .fails_with(2);
-    assert!(
-        out.stderr.contains("--max-unused applies to --repo"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("--max-unused applies to --repo");
     ops("ops-compact")
         .args(["--repo", "/x", "--files", "/y"])
         .run()

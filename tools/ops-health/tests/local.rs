@@ -41,10 +41,10 @@ fn s(path: &Path) -> &str {
 #[test]
 fn usage_errors_exit_unknown_with_what_to_do() {
     let out = health(&[]).fails_with(3);
-    assert!(out.stderr.contains("no check given"), "{}", out.stderr);
+    out.stderr_contains("no check given");
     health(&["--sql", "x=SELECT 1", "--disk", "/"]).fails_with(3);
     let out = health(&["--disk", "/", "--prometheus-file", "/tmp/x.prom"]).fails_with(3);
-    assert!(out.stderr.contains("--format prometheus"), "{}", out.stderr);
+    out.stderr_contains("--format prometheus");
     health(&["--disk", "/", "--disk-warn", "120%"]).fails_with(3);
     assert!(health(&["--help"]).success().stdout.contains("--max-age"));
 }
@@ -398,14 +398,10 @@ fn prometheus_output_passes_promtool_and_is_written_atomically() {
         .arg(&unwritable)
         .run()
         .fails_with(3);
-    assert!(
-        out.stderr.contains(&format!(
-            "ops-health: error: cannot write the Prometheus file {}",
-            unwritable.display()
-        )),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains(&format!(
+        "ops-health: error: cannot write the Prometheus file {}",
+        unwritable.display()
+    ));
     match Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
@@ -452,7 +448,7 @@ fn nagios_output_has_a_status_line_with_perfdata_and_the_exit_code() {
         )),
         "{first}"
     );
-    assert!(out.stdout.contains("\nOK disk "), "{}", out.stdout);
+    out.stdout_contains("\nOK disk ");
     let ok = health_any_fullness(&["--disk", s(tmp.path()), "--format", "nagios"]).success();
     assert!(
         ok.stdout.starts_with("OPS OK - 1 checks ok | "),

@@ -169,7 +169,8 @@ fn sql_checks_are_ok_at_zero_warn_or_crit_above_and_unknown_when_broken() {
         (Some("orphaned_posts"), Some("warn"))
     );
     assert_eq!(sql["metrics"]["value"], 2.0);
-    assert!(!out.stdout.contains(SECRET_PASSWORD) && !out.stderr.contains(SECRET_PASSWORD));
+    out.stdout_lacks(SECRET_PASSWORD)
+        .stderr_lacks(SECRET_PASSWORD);
     assert_eq!(
         by_check(&run(&["--sql", orphans, "--sql-crit"]).fails_with(2), "sql")["status"],
         "crit"
@@ -362,7 +363,7 @@ fn sql_fix_dry_run_says_what_it_would_repair_and_changes_nothing() {
         .args(["--postgres", &url, "--dry-run"])
         .run()
         .fails_with(3);
-    assert!(out.stderr.contains("--fix"), "{}", out.stderr);
+    out.stderr_contains("--fix");
 }
 
 #[test]
@@ -431,7 +432,7 @@ fn a_sql_fix_that_misses_what_its_check_counts_stops_after_one_batch() {
         ])
         .run()
         .fails_with(3);
-    assert!(out.stderr.contains("check named other"), "{}", out.stderr);
+    out.stderr_contains("check named other");
 }
 
 #[test]

@@ -78,7 +78,7 @@ fn hold(lock: &Path, how: &str) -> std::process::Child {
 #[test]
 fn help_names_the_repo_check() {
     let out = health(&["--help"]).success();
-    assert!(out.stdout.contains("--repo <REPO>"), "{}", out.stdout);
+    out.stdout_contains("--repo <REPO>");
 }
 
 #[test]
@@ -105,7 +105,7 @@ fn a_fresh_repository_is_ok_per_series_with_its_index() {
         .unwrap_or_else(|| panic!("{}", prom.stdout));
     let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(value > 1.7e9, "{line}");
-    assert!(!prom.stdout.contains("ops_backup_newest_timestamp_seconds"));
+    prom.stdout_lacks("ops_backup_newest_timestamp_seconds");
 
     let nagios = health(&["--repo", s(&repo), "--format", "nagios"]).success();
     assert!(

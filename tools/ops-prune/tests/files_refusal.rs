@@ -90,11 +90,7 @@ fn a_snapshot_repository_and_anything_inside_it_is_refused() {
         .stdin(record)
         .run();
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(
-        out.stderr.contains("ops-snapshot repository"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("ops-snapshot repository");
     assert_eq!(paths(&place), before, "a file record on stdin");
 }
 

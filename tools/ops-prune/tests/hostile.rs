@@ -72,8 +72,8 @@ fn planted_manifests_cannot_make_prune_delete_outside_its_directory() {
         .arg(&backups)
         .run()
         .fails_with(2);
-    assert!(out.stderr.contains("refused"), "{}", out.stderr);
-    assert!(out.stderr.contains("deleted nothing"), "{}", out.stderr);
+    out.stderr_contains("refused");
+    out.stderr_contains("deleted nothing");
     assert!(victim.join("secret").exists(), "deleted outside: {out:?}");
     assert_eq!(names(&backups), before, "nothing deleted inside either");
 }
@@ -103,8 +103,8 @@ fn a_record_whose_id_climbs_into_another_directory_deletes_nothing() {
         .stdin(input)
         .run()
         .fails_with(2);
-    assert!(out.stderr.contains("input line 3"), "{}", out.stderr);
-    assert!(out.stderr.contains("not a backup id"), "{}", out.stderr);
+    out.stderr_contains("input line 3");
+    out.stderr_contains("not a backup id");
     assert!(
         other.join(format!("{only}.manifest.jsonl")).exists(),
         "the other directory's only backup lost its manifest: {out:?}"
@@ -127,7 +127,7 @@ fn a_bogus_record_creates_no_lock_file_where_it_points() {
         .stdin(format!("{record}\n"))
         .run()
         .fails_with(2);
-    assert!(out.stderr.contains("input line 1"), "{}", out.stderr);
+    out.stderr_contains("input line 1");
     assert!(
         !elsewhere.join(".ops-lock").exists(),
         "a lock file was created where a bogus record points"
@@ -153,7 +153,7 @@ fn a_record_whose_path_is_not_its_artifact_is_refused() {
         .stdin(input)
         .run()
         .fails_with(2);
-    assert!(out.stderr.contains("not its artifact"), "{}", out.stderr);
+    out.stderr_contains("not its artifact");
     assert!(backups.join("important.txt").exists());
     assert_eq!(list(&backups).len(), 2);
 }

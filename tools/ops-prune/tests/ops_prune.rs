@@ -85,7 +85,7 @@ fn without_a_rule_nothing_is_pruned_and_the_user_is_told_how() {
         .arg(tmp.path().join("backups"))
         .run()
         .fails_with(2);
-    assert!(out.stderr.contains("no rule given"), "{}", out.stderr);
+    out.stderr_contains("no rule given");
     assert_eq!(listed(&tmp.path().join("backups")).len(), 3);
 }
 
@@ -120,18 +120,14 @@ fn bad_arguments_are_usage_errors() {
         .arg(&file)
         .run()
         .fails_with(2);
-    assert!(out.stderr.contains("use --files"), "{}", out.stderr);
+    out.stderr_contains("use --files");
     let out = ops("ops-prune")
         .args(["--keep-daily", "1"])
         .arg(&backups)
         .env("TZ", "Mars/Olympus_Mons")
         .run()
         .fails_with(2);
-    assert!(
-        out.stderr.contains("TZ=Mars/Olympus_Mons"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("TZ=Mars/Olympus_Mons");
     assert_eq!(listed(&backups).len(), 2);
 }
 
@@ -151,11 +147,7 @@ fn keep_last_7_keeps_the_seven_newest_and_deletes_the_rest_completely() {
     for gone in &ids[..3] {
         assert!(!left.contains(gone.as_str()), "{gone} left behind: {left}");
     }
-    assert!(
-        out.stderr.contains("kept 7, removed 3, freed"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("kept 7, removed 3, freed");
     assert_verifies(&backups);
 }
 
@@ -216,11 +208,7 @@ fn dry_run_says_what_would_go_and_why_and_changes_nothing() {
         records[39]["prune"]["reasons"],
         serde_json::json!(["within 30d of the newest (after 2026-10-23T03:00:00Z)"])
     );
-    assert!(
-        out.stderr.contains("dry run: would keep 30 and remove 10"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("dry run: would keep 30 and remove 10");
 }
 
 #[test]
@@ -299,11 +287,7 @@ fn a_malformed_line_deletes_nothing() {
         .stdin(format!("{listed_line}{{\"type\": \"backup\", oops\n"))
         .run()
         .fails_with(2);
-    assert!(
-        out.stderr.contains("input line 5: malformed JSON"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("input line 5: malformed JSON");
     assert_eq!(listed(&backups).len(), 4);
 }
 
@@ -363,14 +347,10 @@ fn a_failed_verification_upstream_stops_pruning_of_that_series() {
         .stdin(format!("{failed}\n"))
         .run()
         .fails_with(1);
-    assert!(
-        out.stderr.contains(&format!(
-            "is not pruned: a record on stdin says {} failed verification",
-            db[3]
-        )),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains(&format!(
+        "is not pruned: a record on stdin says {} failed verification",
+        db[3]
+    ));
     let left = listed(&backups);
     assert!(
         db.iter().all(|id| left.contains(id)),
@@ -583,7 +563,7 @@ fn file_records_on_stdin_are_candidates_by_their_real_mtime() {
         records[2].get("prune").is_none(),
         "a missing file is passed through"
     );
-    assert!(out.stderr.contains("gone.log"), "{}", out.stderr);
+    out.stderr_contains("gone.log");
     assert!(!tmp.path().join("old.log").exists());
     assert!(tmp.path().join("new.log").exists());
 }
@@ -630,8 +610,8 @@ fn a_held_lock_makes_prune_wait_then_give_up_with_a_clear_message() {
     let out = prune(&backups, &["--keep-last", "1", "--lock-wait", "1s"]).fails_with(1);
     holder.kill().unwrap();
     holder.wait().unwrap();
-    assert!(out.stderr.contains("is locked by"), "{}", out.stderr);
-    assert!(out.stderr.contains("waited 1s"), "{}", out.stderr);
+    out.stderr_contains("is locked by");
+    out.stderr_contains("waited 1s");
     assert_eq!(listed(&backups).len(), 3);
     prune(&backups, &["--keep-last", "1", "--lock-wait", "0s"]).success();
     assert_eq!(listed(&backups).len(), 1);
@@ -693,7 +673,7 @@ fn a_backup_waits_while_a_prune_holds_the_directory() {
         .run()
         .success();
     holder.wait().unwrap();
-    assert!(out.stderr.contains("is locked by"), "{}", out.stderr);
+    out.stderr_contains("is locked by");
     assert_eq!(listed(&backups).len(), 2);
 }
 
@@ -723,7 +703,7 @@ fn an_edited_parent_cannot_get_a_kept_backup_s_parents_deleted() {
             .current_dir(tmp.path())
             .run()
             .fails_with(2);
-    assert!(out.stderr.contains("(parent differs)"), "{}", out.stderr);
+    out.stderr_contains("(parent differs)");
     assert_eq!(listed(&backups).len(), 3);
 }
 
@@ -758,7 +738,7 @@ fn a_backup_removed_while_prune_waited_for_the_lock_stops_it() {
     fs::remove_file(backups.join(format!("{}.manifest.jsonl", ids[3]))).unwrap();
     holder.wait().unwrap();
     let out = waiting.join().unwrap().fails_with(2);
-    assert!(out.stderr.contains(&ids[3]), "{}", out.stderr);
+    out.stderr_contains(&ids[3]);
     assert_eq!(listed(&backups).len(), 3, "nothing deleted");
 }
 
@@ -808,7 +788,7 @@ fn files_of_backups_locks_and_temporary_files_are_never_plain_files() {
             .current_dir(tmp.path())
             .run()
             .fails_with(2);
-        assert!(out.stderr.contains("input line 1"), "{}", out.stderr);
+        out.stderr_contains("input line 1");
     }
     assert_eq!(listed(&backups), ids);
     // Legacy dumps beside backups are plain files.
@@ -835,11 +815,7 @@ fn a_verify_annotation_that_is_not_one_is_an_input_error() {
         .current_dir(tmp.path())
         .run()
         .fails_with(2);
-    assert!(
-        out.stderr.contains("is not a verification result"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("is not a verification result");
     assert_eq!(listed(&backups).len(), 3);
 }
 
@@ -849,6 +825,6 @@ fn keep_zero_means_the_rule_is_not_set_as_in_restic() {
     let backups = tmp.path().join("backups");
     dated_backups(&backups, "db", &strs(&nightly(3)));
     let out = prune(&backups, &["--keep-last", "0"]).fails_with(2);
-    assert!(out.stderr.contains("no rule given"), "{}", out.stderr);
+    out.stderr_contains("no rule given");
     assert_eq!(listed(&backups).len(), 3);
 }

@@ -140,8 +140,8 @@ fn s(path: &Path) -> &str {
 #[test]
 fn help_names_repo_and_what_is_not_a_repository_is_a_usage_error() {
     let out = ops("ops-prune").arg("--help").run().success();
-    assert!(out.stdout.contains("--repo"), "{}", out.stdout);
-    assert!(out.stdout.contains("ops-snapshot gc"), "{}", out.stdout);
+    out.stdout_contains("--repo");
+    out.stdout_contains("ops-snapshot gc");
 
     let tmp = tempdir().unwrap();
     let out = ops("ops-prune")
@@ -149,11 +149,7 @@ fn help_names_repo_and_what_is_not_a_repository_is_a_usage_error() {
         .arg(tmp.path())
         .run()
         .fails_with(2);
-    assert!(
-        out.stderr.contains("not an ops-snapshot repository"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("not an ops-snapshot repository");
 
     let mut fixture = Fixture::new();
     fixture.series("data", 2);
@@ -167,7 +163,7 @@ fn help_names_repo_and_what_is_not_a_repository_is_a_usage_error() {
         .arg(&fixture.repo)
         .run()
         .fails_with(2);
-    assert!(out.stderr.contains("newer"), "{}", out.stderr);
+    out.stderr_contains("newer");
     assert_eq!(fixture.manifests().len(), 2);
 }
 
@@ -189,19 +185,11 @@ fn keep_last_over_listed_snapshots_forgets_the_rest_and_gc_then_frees_their_spac
         fixture.manifests(),
         sorted(vec![data[2].clone(), logs[1].clone()])
     );
-    assert!(
-        out.stderr.contains(&format!(
-            "ops-snapshot gc --repo {}",
-            s(&fs::canonicalize(&fixture.repo).unwrap())
-        )),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("removed 3 snapshot(s)"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains(&format!(
+        "ops-snapshot gc --repo {}",
+        s(&fs::canonicalize(&fixture.repo).unwrap())
+    ));
+    out.stderr_contains("removed 3 snapshot(s)");
     assert_eq!(
         sorted(fixture.listed_ids()),
         sorted(vec![data[2].clone(), logs[1].clone()])
@@ -235,8 +223,8 @@ fn a_dry_run_says_what_would_go_and_removes_nothing() {
     let records = out.records();
     assert_eq!(ids_with(&records, "remove"), data[..2]);
     assert!(records.iter().all(|r| r["prune"]["done"] == false));
-    assert!(out.stderr.contains("nothing was changed"), "{}", out.stderr);
-    assert!(out.stderr.contains("ops-snapshot gc"), "{}", out.stderr);
+    out.stderr_contains("nothing was changed");
+    out.stderr_contains("ops-snapshot gc");
     assert_eq!(fixture.manifests(), sorted(data));
 }
 
@@ -288,7 +276,7 @@ fn a_snapshot_that_failed_verification_upstream_leaves_its_series_alone() {
         lines.push(record.to_string());
     }
     let out = prune(&(lines.join("\n") + "\n"), &["--keep-last", "1"]).fails_with(1);
-    assert!(out.stderr.contains("failed verification"), "{}", out.stderr);
+    out.stderr_contains("failed verification");
     let mut left = data.clone();
     left.push(logs[1].clone());
     assert_eq!(fixture.manifests(), sorted(left), "only logs was pruned");
@@ -296,7 +284,7 @@ fn a_snapshot_that_failed_verification_upstream_leaves_its_series_alone() {
     // A verify that is not a verification result is an input error.
     let broken = lines[1].replacen("\"v\":1", "\"v\":1,\"verify\":\"yes\"", 1);
     let out = prune(&(broken + "\n"), &["--keep-last", "1"]).fails_with(2);
-    assert!(out.stderr.contains("input line 1"), "{}", out.stderr);
+    out.stderr_contains("input line 1");
 }
 
 #[test]
@@ -316,7 +304,7 @@ fn a_stale_or_edited_snapshot_record_stops_the_run_before_anything_is_removed() 
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("nothing was deleted"), "{}", out.stderr);
+    out.stderr_contains("nothing was deleted");
     assert_eq!(fixture.manifests(), after_first);
 
     // An edited time would steer the policy: refused, in a dry run too.
@@ -344,11 +332,7 @@ fn a_stale_or_edited_snapshot_record_stops_the_run_before_anything_is_removed() 
     let mut elsewhere = lines[0].clone();
     elsewhere["repo"] = Value::from(s(&fixture.tmp.path().join("gone")));
     let out = prune(&format!("{elsewhere}\n"), &["--keep-last", "1"]).fails_with(2);
-    assert!(
-        out.stderr.contains("not an ops-snapshot repository"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("not an ops-snapshot repository");
 }
 
 #[test]
@@ -399,7 +383,7 @@ fn a_repository_held_by_gc_or_create_makes_prune_wait_then_give_up() {
         .fails_with(1);
     holder.kill().unwrap();
     holder.wait().unwrap();
-    assert!(out.stderr.contains("is locked by"), "{}", out.stderr);
+    out.stderr_contains("is locked by");
     assert_eq!(fixture.manifests().len(), 2);
 }
 

@@ -70,11 +70,7 @@ fn a_database_with_tables_is_replaced_only_with_clean_and_yes() {
         .arg(pg.url("dst_clean"))
         .run()
         .fails_with(1);
-    assert!(
-        out.stderr.contains("already has 1 table(s); pass --clean"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("already has 1 table(s); pass --clean");
     let out = ops("ops-restore")
         .arg(&artifact)
         .arg("--to")
@@ -82,11 +78,7 @@ fn a_database_with_tables_is_replaced_only_with_clean_and_yes() {
         .arg("--clean")
         .run()
         .fails_with(1);
-    assert!(
-        out.stderr.contains("pass --yes to confirm"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("pass --yes to confirm");
     assert_eq!(pg.psql("dst_clean", "SELECT x FROM precious"), "42");
     ops("ops-restore")
         .arg(&artifact)
@@ -140,11 +132,8 @@ fn a_failed_restore_leaves_no_database_behind() {
         .arg(pg.url("dst_fail"))
         .run()
         .fails_with(1);
-    assert!(
-        out.stderr.contains("nothing was restored") && out.stderr.contains("vanished"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("nothing was restored")
+        .stderr_contains("vanished");
     assert!(!pg.has_db("dst_fail"));
 }
 
@@ -180,11 +169,7 @@ fn backups_go_only_where_they_fit() {
         .arg(pg.url("nope"))
         .run()
         .fails_with(1);
-    assert!(
-        out.stderr.contains("restore it into a directory"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("restore it into a directory");
 }
 
 #[test]

@@ -17,18 +17,14 @@ use tempfile::tempdir;
 #[test]
 fn help_and_bad_arguments() {
     let help = ops("ops-restore").arg("--help").run().success();
-    assert!(help.stdout.contains("--to") && help.stdout.contains("--force"));
+    help.stdout_contains("--to").stdout_contains("--force");
     ops("ops-restore").arg("x.tar.zst").run().fails_with(2);
     let out = ops("ops-restore")
         .args(["--to", "x"])
         .stdin("")
         .run()
         .fails_with(2);
-    assert!(
-        out.stderr.contains("no backup or snapshot record on stdin"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("no backup or snapshot record on stdin");
 }
 
 #[test]
@@ -68,7 +64,7 @@ fn a_record_on_stdin_works_and_others_pass_through() {
         .stdin(two)
         .run()
         .fails_with(2);
-    assert!(out.stderr.contains("2 backup records"), "{}", out.stderr);
+    out.stderr_contains("2 backup records");
 }
 
 #[test]
@@ -84,11 +80,7 @@ fn a_non_empty_target_is_refused_unless_forced_and_then_replaced() {
         .arg(&target)
         .run()
         .fails_with(1);
-    assert!(
-        out.stderr.contains("not empty") && out.stderr.contains("--force"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("not empty").stderr_contains("--force");
     assert_eq!(names(&target), ["stale.txt"]);
     ops("ops-restore")
         .arg(artifact)
@@ -123,7 +115,7 @@ fn a_corrupt_backup_restores_nothing() {
         .arg(&target)
         .run()
         .fails_with(1);
-    assert!(out.stderr.contains("nothing was written"), "{}", out.stderr);
+    out.stderr_contains("nothing was written");
     assert!(!target.exists());
     assert!(
         !names(tmp.path()).iter().any(|n| n.ends_with(".ops-tmp")),
@@ -174,11 +166,7 @@ fn a_record_of_another_artifact_is_refused() {
         .stdin(format!("{record}\n"))
         .run()
         .fails_with(1);
-    assert!(
-        out.stderr.contains("not the one the record describes"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("not the one the record describes");
     assert!(!target.exists());
 }
 
@@ -198,7 +186,7 @@ fn a_record_whose_id_or_path_is_not_of_our_shape_is_refused_before_anything_is_r
             .stdin(format!("{forged}\n"))
             .run()
             .fails_with(2);
-        assert!(out.stderr.contains("input line 1"), "{}", out.stderr);
+        out.stderr_contains("input line 1");
         assert!(!target.exists());
     }
 }
@@ -301,22 +289,14 @@ fn craft(dir: &Path, entries: &[Crafted]) -> PathBuf {
 fn assert_refused(entries: &[Crafted], outside: &Path, tmp: &Path) {
     let artifact = craft(&tmp.join("backups"), entries);
     let verified = ops("ops-verify").arg(&artifact).run().fails_with(1);
-    assert!(
-        verified.stderr.contains("ops-restore refuses"),
-        "{}",
-        verified.stderr
-    );
+    verified.stderr_contains("ops-restore refuses");
     assert_eq!(verified.record()["verify"]["ok"], false);
     let quick = ops("ops-verify")
         .args(["--level", "quick"])
         .arg(&artifact)
         .run()
         .fails_with(1);
-    assert!(
-        quick.stderr.contains("ops-restore refuses"),
-        "{}",
-        quick.stderr
-    );
+    quick.stderr_contains("ops-restore refuses");
     let target = tmp.join("work/target");
     fs::create_dir_all(tmp.join("work")).unwrap();
     let out = ops("ops-restore")
@@ -325,11 +305,8 @@ fn assert_refused(entries: &[Crafted], outside: &Path, tmp: &Path) {
         .arg(&target)
         .run()
         .fails_with(2);
-    assert!(
-        out.stderr.contains("refusing to restore") && out.stderr.contains("nothing was written"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("refusing to restore")
+        .stderr_contains("nothing was written");
     assert!(!target.exists(), "target created");
     assert!(
         names(&tmp.join("work")).is_empty(),

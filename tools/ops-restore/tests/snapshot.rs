@@ -42,7 +42,8 @@ fn restore(record: &Value, to: &Path, extra: &[&str]) -> ops_tests::Outcome {
 #[test]
 fn help_and_bad_arguments() {
     let help = ops("ops-restore").arg("--help").run().success();
-    assert!(help.stdout.contains("snapshot") && help.stdout.contains("--lock-wait"));
+    help.stdout_contains("snapshot")
+        .stdout_contains("--lock-wait");
     ops("ops-restore")
         .args(["--to", "x", "--lock-wait", "soon"])
         .stdin("")
@@ -93,11 +94,7 @@ fn a_non_empty_target_is_refused_without_force() {
     fs::create_dir(&target).unwrap();
     fs::write(target.join("stale.txt"), "old\n").unwrap();
     let out = restore(&record, &target, &[]).fails_with(1);
-    assert!(
-        out.stderr.contains("not empty") && out.stderr.contains("--force"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("not empty").stderr_contains("--force");
     assert!(out.stdout.is_empty());
     assert_eq!(names(&target), ["stale.txt"]);
     restore(&record, &target, &["--force"]).success();
@@ -122,11 +119,7 @@ fn one_record_at_a_time() {
             .stdin(input)
             .run()
             .fails_with(2);
-        assert!(
-            out.stderr.contains(said) && out.stderr.contains("one at a time"),
-            "{}",
-            out.stderr
-        );
+        out.stderr_contains(said).stderr_contains("one at a time");
         assert!(!target.exists());
     }
 }
@@ -139,19 +132,15 @@ fn a_snapshot_that_is_not_there_is_an_input_error() {
     let mut forgotten = record.clone();
     forgotten["id"] = "0".repeat(64).into();
     let out = restore(&forgotten, &target, &[]).fails_with(2);
-    assert!(out.stderr.contains("no snapshot"), "{}", out.stderr);
+    out.stderr_contains("no snapshot");
 
     let mut moved = record.clone();
     moved["repo"] = tmp.path().join("moved").to_str().unwrap().into();
     let out = restore(&moved, &target, &[]).fails_with(2);
-    assert!(
-        out.stderr.contains("not an ops-snapshot repository"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("not an ops-snapshot repository");
 
     let out = restore(&record, Path::new("postgres://u@localhost/db"), &[]).fails_with(2);
-    assert!(out.stderr.contains("not a database"), "{}", out.stderr);
+    out.stderr_contains("not a database");
     assert!(!target.exists());
     assert!(repo.join("config").exists());
 }
@@ -170,7 +159,7 @@ fn a_damaged_snapshot_fails_and_leaves_the_target_as_it_was() {
     }
     let target = tmp.path().join("restored");
     let out = restore(&record, &target, &[]).fails_with(1);
-    assert!(out.stderr.contains("ops-restore: error:"), "{}", out.stderr);
+    out.stderr_contains("ops-restore: error:");
     assert!(!target.exists());
 }
 

@@ -51,11 +51,7 @@ fn a_damaged_index_is_rebuilt_with_a_warning_by_create_verify_and_restore() {
     create();
     damage_index(&repo);
     let out = create();
-    assert!(
-        out.stderr.contains("rebuilding it from the packs"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("rebuilding it from the packs");
     let added = out.record()["added_bytes"].as_u64().unwrap();
     assert!(added < 10_000, "{added}: {}", out.stderr);
 
@@ -85,11 +81,7 @@ fn a_damaged_index_is_rebuilt_with_a_warning_by_create_verify_and_restore() {
         .arg(&to)
         .run()
         .success();
-    assert!(
-        out.stderr.contains("rebuilding it from the packs"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("rebuilding it from the packs");
     assert_same_tree(&data, &to);
 }
 

@@ -80,11 +80,7 @@ fn a_directory_that_is_not_ours_is_still_refused() {
             .arg(&repo)
             .run()
             .fails_with(2);
-        assert!(
-            out.stderr.contains("not an ops-snapshot repository"),
-            "{}",
-            out.stderr
-        );
+        out.stderr_contains("not an ops-snapshot repository");
         assert!(!repo.join("config").exists());
         assert_eq!(
             fs::read_to_string(repo.join(extra)).unwrap(),

@@ -57,7 +57,7 @@ fn help_and_bad_arguments() {
         .run()
         .fails_with(2);
     let out = ops("ops-snapshot").args(["list"]).run().fails_with(2);
-    assert!(out.stderr.contains("--repo"), "{}", out.stderr);
+    out.stderr_contains("--repo");
     ops("ops-snapshot")
         .args(["gc", "--repo", "/tmp/x", "--max-unused", "150%"])
         .run()
@@ -327,7 +327,7 @@ fn the_index_is_a_cache_rebuilt_from_the_packs() {
         .arg(&repo)
         .run()
         .success();
-    assert!(out.stderr.contains("chunks in"), "{}", out.stderr);
+    out.stderr_contains("chunks in");
     let again = snapshot(&data, &repo, &[]);
     assert!(again["added_bytes"].as_u64().unwrap() < 10_000, "{again}");
 }
@@ -341,11 +341,7 @@ fn not_a_repository_and_a_newer_format_are_refused() {
         .arg(tmp.path())
         .run()
         .fails_with(2);
-    assert!(
-        out.stderr.contains("not an ops-snapshot repository"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("not an ops-snapshot repository");
 
     let data = tmp.path().join("data");
     fs::create_dir(&data).unwrap();
@@ -362,7 +358,7 @@ fn not_a_repository_and_a_newer_format_are_refused() {
         .arg(&repo)
         .run()
         .fails_with(2);
-    assert!(out.stderr.contains("version 99 is newer"), "{}", out.stderr);
+    out.stderr_contains("version 99 is newer");
     let out = ops("ops-snapshot")
         .arg("create")
         .arg(&data)
@@ -370,7 +366,7 @@ fn not_a_repository_and_a_newer_format_are_refused() {
         .arg(&repo)
         .run()
         .fails_with(2);
-    assert!(out.stderr.contains("upgrade"), "{}", out.stderr);
+    out.stderr_contains("upgrade");
 }
 
 #[test]
@@ -390,7 +386,7 @@ fn a_restore_target_that_is_not_empty_needs_force() {
         .arg(&to)
         .run()
         .fails_with(1);
-    assert!(out.stderr.contains("--force"), "{}", out.stderr);
+    out.stderr_contains("--force");
     assert!(to.join("keep-me").exists());
     restore(&repo, "latest", &to, &["--force"]);
     assert_same_tree(&data, &to);
@@ -401,7 +397,7 @@ fn a_restore_target_that_is_not_empty_needs_force() {
         .arg(tmp.path().join("n"))
         .run()
         .fails_with(2);
-    assert!(out.stderr.contains("no snapshot"), "{}", out.stderr);
+    out.stderr_contains("no snapshot");
 }
 
 #[test]
@@ -456,11 +452,8 @@ fn unreadable_files_fail_the_snapshot_unless_skipped() {
     };
     let out = as_nobody("");
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(
-        out.stderr.contains("secret") && out.stderr.contains("--skip-unreadable"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("secret")
+        .stderr_contains("--skip-unreadable");
     assert!(ops_tests::names(&repo.join("snapshots")).is_empty());
     let out = as_nobody("--skip-unreadable");
     assert_eq!(out.code, 0, "{out:?}");
@@ -484,7 +477,7 @@ fn a_full_disk_fails_cleanly_and_records_no_snapshot() {
         .arg(&repo)
         .run()
         .fails_with(1);
-    assert!(out.stderr.contains("No space left"), "{}", out.stderr);
+    out.stderr_contains("No space left");
     assert!(ops_tests::names(&repo.join("snapshots")).is_empty());
     let leftovers: Vec<_> = walkdir::WalkDir::new(&repo)
         .into_iter()
@@ -568,12 +561,9 @@ fn a_held_repository_makes_others_wait_and_names_its_holder() {
         .run()
         .fails_with(1);
     let pid = format!("pid {}", std::process::id());
-    assert!(
-        out.stderr.contains("locked by ops-prune") && out.stderr.contains(&pid),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("--lock-wait"), "{}", out.stderr);
+    out.stderr_contains("locked by ops-prune")
+        .stderr_contains(&pid);
+    out.stderr_contains("--lock-wait");
     drop(held);
     snapshot(&data, &repo, &["--lock-wait", "1s"]);
 }
@@ -591,7 +581,7 @@ fn a_live_database_held_by_another_process_is_stored_with_a_warning_pointing_at_
         .arg(&repo)
         .run()
         .success();
-    assert!(!quiet.stderr.contains("locked"), "{}", quiet.stderr);
+    quiet.stderr_lacks("locked");
 
     let holder = ops_tests::sled_db::LockHolder::hold(&db);
     let out = ops("ops-snapshot")
@@ -606,7 +596,7 @@ fn a_live_database_held_by_another_process_is_stored_with_a_warning_pointing_at_
         db.join("db").display(),
         holder.pid()
     );
-    assert!(out.stderr.contains(&held), "{}", out.stderr);
+    out.stderr_contains(&held);
     let consistent = format!("ops-backup create sled:{}", db.display());
-    assert!(out.stderr.contains(&consistent), "{}", out.stderr);
+    out.stderr_contains(&consistent);
 }

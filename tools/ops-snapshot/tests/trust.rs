@@ -111,11 +111,7 @@ fn a_copied_repository_does_not_share_its_index_with_the_original() {
         .args(["--json", "--max-age", "1h"])
         .env("OPS_CACHE_DIR", &cache)
         .run();
-    assert!(
-        !health.stdout.contains("gone from disk"),
-        "{}",
-        health.stdout
-    );
+    health.stdout_lacks("gone from disk");
     assert_eq!(health.code, 0, "{}", health.stdout);
     std::env::set_var("OPS_CACHE_DIR", &cache);
     for repo in [&repo1, &repo2] {
@@ -180,7 +176,7 @@ fn an_index_directory_that_is_a_symlink_is_refused() {
         .env("OPS_CACHE_DIR", &cache)
         .run()
         .fails_with(1);
-    assert!(out.stderr.contains("symlink"), "{}", out.stderr);
+    out.stderr_contains("symlink");
     assert_eq!(
         fs::read_to_string(victim.join("db/conf")).unwrap(),
         "the app's"

@@ -48,7 +48,7 @@ fn a_forged_id_cannot_write_an_intact_mirror_s_result_beside_a_corrupt_backup() 
         .stdin(format!("{forged}\n"))
         .run()
         .fails_with(2);
-    assert!(out.stderr.contains("not a backup id"), "{}", out.stderr);
+    out.stderr_contains("not a backup id");
     assert!(!main.join(format!("{id}.verify.json")).exists());
     let listed = ops("ops-backup").arg("list").arg(&main).run().record();
     assert!(listed.get("verify").is_none(), "{listed}");
@@ -75,7 +75,7 @@ fn a_record_pointing_where_no_backup_is_writes_nothing_there() {
         .stdin(format!("{renamed}\n"))
         .run()
         .fails_with(2);
-    assert!(out.stderr.contains("not its artifact"), "{}", out.stderr);
+    out.stderr_contains("not its artifact");
     assert!(names(&elsewhere).is_empty());
 }
 
@@ -137,7 +137,7 @@ fn a_planted_manifest_in_a_directory_is_reported_and_fails_the_run() {
     )
     .unwrap();
     let out = ops("ops-verify").arg(&dir).run().fails_with(1);
-    assert!(out.stderr.contains("refused"), "{}", out.stderr);
+    out.stderr_contains("refused");
     assert_eq!(out.records().len(), 1, "the real backup is still verified");
 }
 

@@ -357,9 +357,8 @@ fn a_restore_test_that_cannot_run_leaves_the_backup_verified_but_not_restore_tes
             "{server}: {}",
             out.stderr
         );
-        assert!(
-            !out.stderr.contains("not-the-password") && !out.stdout.contains("not-the-password")
-        );
+        out.stderr_lacks("not-the-password")
+            .stdout_lacks("not-the-password");
         let verified = out.record();
         assert_eq!(verified["verify"]["ok"], true, "{server}: {verified}");
         assert_eq!(verified["verify"]["level"], "full");

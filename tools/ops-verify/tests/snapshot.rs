@@ -175,13 +175,9 @@ fn a_corrupted_pack_is_found_by_read_data_named_and_unaffected_snapshots_still_r
     assert_eq!(beta["verify"]["ok"], false);
     assert_eq!(beta["verify"]["level"], "full");
     assert!(errors(beta).contains(&pack_id(pack)), "{}", errors(beta));
-    assert!(out.stderr.contains(&pack_id(pack)), "{}", out.stderr);
+    out.stderr_contains(&pack_id(pack));
     let short = &repo.beta["id"].as_str().unwrap()[..8];
-    assert!(
-        out.stderr.contains(&format!("snapshot {short}:")),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains(&format!("snapshot {short}:"));
 
     // The subset that reads every pack finds it too.
     repo.verify(&["--read-data-subset", "100%"]).fails_with(1);
@@ -268,7 +264,7 @@ fn a_missing_pack_is_found_by_the_structure_check_and_named() {
         found.contains(&pack_id(pack)) && found.contains("missing"),
         "{found}"
     );
-    assert!(out.stderr.contains(&pack_id(pack)), "{}", out.stderr);
+    out.stderr_contains(&pack_id(pack));
 }
 
 #[test]
@@ -283,11 +279,7 @@ fn not_a_repository_and_a_newer_format_are_usage_errors() {
             .arg(&dir)
             .run()
             .fails_with(2);
-        assert!(
-            out.stderr.contains("not an ops-snapshot repository"),
-            "{}",
-            out.stderr
-        );
+        out.stderr_contains("not an ops-snapshot repository");
         assert!(out.stdout.is_empty());
     }
 
@@ -297,11 +289,7 @@ fn not_a_repository_and_a_newer_format_are_usage_errors() {
     config["version"] = 99.into();
     fs::write(&config_path, config.to_string()).unwrap();
     let out = repo.verify(&["--read-data"]).fails_with(2);
-    assert!(
-        out.stderr.contains("version 99") && out.stderr.contains("newer"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("version 99").stderr_contains("newer");
     assert!(out.stdout.is_empty());
     // Nothing is checked when one of several repositories is unusable.
     let out = ops("ops-verify")

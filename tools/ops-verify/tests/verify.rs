@@ -21,7 +21,7 @@ fn manifest(record: &Value) -> PathBuf {
 #[test]
 fn help_and_bad_arguments() {
     let help = ops("ops-verify").arg("--help").run().success();
-    assert!(help.stdout.contains("--level") && help.stdout.contains("stdin"));
+    help.stdout_contains("--level").stdout_contains("stdin");
     ops("ops-verify")
         .args(["--level", "deep", "x"])
         .run()
@@ -79,16 +79,12 @@ fn a_malformed_line_is_an_input_error_naming_the_line() {
         .stdin("{\"type\":\"note\",\"v\":1}\nnot json\n")
         .run()
         .fails_with(2);
-    assert!(out.stderr.contains("input line 2"), "{}", out.stderr);
+    out.stderr_contains("input line 2");
     let out = ops("ops-verify")
         .stdin("{\"type\":\"backup\",\"v\":1,\"id\":\"x\"}\n")
         .run()
         .fails_with(2);
-    assert!(
-        out.stderr.contains("input line 1: invalid backup record"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_contains("input line 1: invalid backup record");
 }
 
 #[test]
@@ -248,7 +244,7 @@ fn one_bad_backup_among_good_ones_fails_the_run_but_all_are_reported() {
         .map(|r| r["verify"]["ok"].as_bool().unwrap())
         .collect();
     assert_eq!(oks, [false, true]);
-    assert!(verified.stderr.contains(record["id"].as_str().unwrap()));
+    verified.stderr_contains(record["id"].as_str().unwrap());
 }
 
 /// Rewrites the manifest's entry lines with `edit` and seals it again, as
