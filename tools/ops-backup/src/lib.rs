@@ -1,11 +1,15 @@
-//! ops-backup: back up directories, files and PostgreSQL databases into
-//! checked artifacts, and list backup directories.
+//! ops-backup: back up directories, files and PostgreSQL and sled databases
+//! into checked artifacts, and list backup directories.
 //!
-//! This crate owns the backup formats: [`create`] writes directory backups
-//! and [`archive`] reads them back checked; [`pg`] does both for database
-//! dumps and [`sleddb`] for sled databases; ops-verify and ops-restore use
-//! these readers. [`catalog`] turns a
-//! backup directory back into records.
+//! This crate owns the backup formats. Other tools see a few things, all
+//! exported here: [`Format`], the one table of artifact kinds with their
+//! verify, restore and restore-test entry points; [`catalog`], a backup
+//! directory read back into records; [`manifest`] and [`hashing`], the
+//! manifest format and its checksums; [`Error`], what can go wrong; and
+//! [`pg`] and [`sleddb`], the database access layers that ops-restore,
+//! ops-compact and ops-health share. The writers (`create`, `artifact`,
+//! `pending`) and readers (`archive`, `pg::check`, `sleddb::backup`) behind
+//! them are private.
 
 mod archive;
 mod artifact;
