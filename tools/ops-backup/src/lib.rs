@@ -8,7 +8,7 @@
 //! manifest format and its checksums; [`Error`], what can go wrong; and
 //! [`pg`] and [`sleddb`], the database access layers that ops-restore,
 //! ops-compact and ops-health share. The writers (`create`, `artifact`,
-//! `pending`) and readers (`archive`, `pg::check`, `sleddb::backup`) behind
+//! `pending`) and readers (`archive`, `sleddb::backup`) behind
 //! them are private.
 
 mod archive;
@@ -33,10 +33,11 @@ pub use format::{Destination, Format, Restorer};
 pub use pg::check::NotTested;
 
 use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
 use ops_shared::record::human_bytes;
-use ops_shared::{entry::warn, progress, Output, Status, UsageError};
+use ops_shared::{entry::warn, progress, Backup, Output, Status, UsageError};
 
 pub use cli::Cli;
 
@@ -60,70 +61,20 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
     };
     match cli.command {
         cli::Command::Create(args) => {
-            let threads = if args.threads == 0 {
-                default_threads()
-            } else {
-                args.threads
-            };
-            let source = args.source.to_string_lossy();
+            let mut out = Output::stdout(args.output.mode());
+            let source = args.source.to_string_lossy().into_owned();
             progress::start(
                 &format!("backing up {}", ops_shared::redact::redact(&source)),
                 None,
             );
             let backup = if pg::is_postgres(&source) {
-                if !args.exclude.is_empty() || args.skip_unreadable {
-                    return Err(UsageError(
-                        "--exclude and --skip-unreadable apply to directories, not databases"
-                            .into(),
-                    )
-                    .into());
-                }
-                pg::dump::dump(&pg::dump::Request {
-                    target: pg::PgTarget::parse(&source)?,
-                    to: args.to,
-                    name: args.name,
-                    format: match args.format {
-                        Some(cli::FormatArg::Custom) => pg::DumpFormat::Custom,
-                        _ => pg::DumpFormat::Plain,
-                    },
-                    level: args.level,
-                    threads,
-                })?
+                dump_database(&source, args)?
             } else if let Some(path) = sleddb::sled_path(&source) {
-                if !args.exclude.is_empty() || args.skip_unreadable || args.format.is_some() {
-                    return Err(UsageError(
-                        "--exclude, --skip-unreadable and --format do not apply to sled databases"
-                            .into(),
-                    )
-                    .into());
-                }
-                sleddb::backup::backup(&sleddb::backup::Request {
-                    path,
-                    to: args.to,
-                    name: args.name,
-                    level: args.level,
-                    // Reading sled is the bottleneck; more threads only cost memory.
-                    threads: if args.threads == 0 { 1 } else { args.threads },
-                })?
+                back_up_sled(path, args)?
             } else {
-                if args.format.is_some() {
-                    return Err(UsageError(
-                        "--format applies to databases; directories are always tar.zst".into(),
-                    )
-                    .into());
-                }
-                create::create(&create::Request {
-                    source: args.source,
-                    to: args.to,
-                    name: args.name,
-                    level: args.level,
-                    threads,
-                    excludes: args.exclude,
-                    skip_unreadable: args.skip_unreadable,
-                })?
+                back_up_tree(args)?
             };
             progress::finish(backed_up(&backup, progress::counted()));
-            let mut out = Output::stdout(args.output.mode());
             out.record(&backup)?;
             out.finish()?;
             Ok(Status::Success)
@@ -133,36 +84,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
             let mut failed = false;
             let mut all = Vec::new();
             for dir in &args.dirs {
-                match catalog::list(dir) {
-                    Ok((backups, leftovers)) => {
-                        leftovers.warnings.iter().for_each(warn);
-                        for why in &leftovers.refused {
-                            ops_shared::entry::error(why);
-                            failed = true;
-                        }
-                        if backups.is_empty() && leftovers.refused.is_empty() {
-                            match catalog::emptiness(dir) {
-                                catalog::Emptiness::BackupDirectory => ops_shared::entry::note(
-                                    format!("no backups in {} (yet)", dir.display()),
-                                ),
-                                other => {
-                                    ops_shared::entry::error(other.explain(dir));
-                                    failed = true;
-                                }
-                            }
-                        }
-                        for (name, sources) in catalog::mixed_series(&backups) {
-                            let why = catalog::mixed_series_message(dir, &name, &sources);
-                            ops_shared::entry::error(why);
-                            failed = true;
-                        }
-                        all.extend(backups);
-                    }
-                    Err(err) => {
-                        ops_shared::entry::error(format!("{err:#}"));
-                        failed = true;
-                    }
-                }
+                failed |= list_into(dir, &mut all);
             }
             all.sort_by(ops_shared::ids::compare_backups);
             for backup in &all {
@@ -174,8 +96,98 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
     }
 }
 
+fn dump_database(source: &str, args: cli::CreateArgs) -> anyhow::Result<Backup> {
+    if !args.exclude.is_empty() || args.skip_unreadable {
+        return Err(UsageError(
+            "--exclude and --skip-unreadable apply to directories, not databases".into(),
+        )
+        .into());
+    }
+    pg::dump::dump(&pg::dump::Request {
+        target: pg::PgTarget::parse(source)?,
+        format: match args.format {
+            Some(cli::FormatArg::Custom) => pg::DumpFormat::Custom,
+            _ => pg::DumpFormat::Plain,
+        },
+        threads: threads(args.threads),
+        to: args.to,
+        name: args.name,
+        level: args.level,
+    })
+}
+
+fn back_up_sled(path: PathBuf, args: cli::CreateArgs) -> anyhow::Result<Backup> {
+    if !args.exclude.is_empty() || args.skip_unreadable || args.format.is_some() {
+        return Err(UsageError(
+            "--exclude, --skip-unreadable and --format do not apply to sled databases".into(),
+        )
+        .into());
+    }
+    sleddb::backup::backup(&sleddb::backup::Request {
+        path,
+        to: args.to,
+        name: args.name,
+        level: args.level,
+        // Reading sled is the bottleneck; more threads only cost memory.
+        threads: if args.threads == 0 { 1 } else { args.threads },
+    })
+}
+
+fn back_up_tree(args: cli::CreateArgs) -> anyhow::Result<Backup> {
+    if args.format.is_some() {
+        return Err(UsageError(
+            "--format applies to databases; directories are always tar.zst".into(),
+        )
+        .into());
+    }
+    create::create(&create::Request {
+        threads: threads(args.threads),
+        source: args.source,
+        to: args.to,
+        name: args.name,
+        level: args.level,
+        excludes: args.exclude,
+        skip_unreadable: args.skip_unreadable,
+    })
+}
+
+/// Adds the backups of `dir` to `all`, reporting what is wrong with the
+/// directory on stderr; returns whether anything was.
+fn list_into(dir: &Path, all: &mut Vec<Backup>) -> bool {
+    let (backups, leftovers) = match catalog::list(dir) {
+        Ok(listed) => listed,
+        Err(err) => {
+            ops_shared::entry::error(format!("{err:#}"));
+            return true;
+        }
+    };
+    let mut failed = false;
+    leftovers.warnings.iter().for_each(warn);
+    for why in &leftovers.refused {
+        ops_shared::entry::error(why);
+        failed = true;
+    }
+    if backups.is_empty() && leftovers.refused.is_empty() {
+        match catalog::emptiness(dir) {
+            catalog::Emptiness::BackupDirectory => {
+                ops_shared::entry::note(format!("no backups in {} (yet)", dir.display()));
+            }
+            other => {
+                ops_shared::entry::error(other.explain(dir));
+                failed = true;
+            }
+        }
+    }
+    for (name, sources) in catalog::mixed_series(&backups) {
+        ops_shared::entry::error(catalog::mixed_series_message(dir, &name, &sources));
+        failed = true;
+    }
+    all.extend(backups);
+    failed
+}
+
 /// The summary line: `backed up SOURCE: 120 files, 4.1 MiB into PATH (1.2 MiB)`.
-fn backed_up(backup: &ops_shared::Backup, counted: progress::Counted) -> String {
+fn backed_up(backup: &Backup, counted: progress::Counted) -> String {
     let files = match counted.files {
         0 => String::new(),
         n => format!("{n} files, "),
@@ -189,6 +201,10 @@ fn backed_up(backup: &ops_shared::Backup, counted: progress::Counted) -> String 
     )
 }
 
-fn default_threads() -> u32 {
+/// `--threads`, where 0 means one per core.
+fn threads(asked: u32) -> u32 {
+    if asked != 0 {
+        return asked;
+    }
     std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1))
 }

@@ -71,18 +71,20 @@ fn repair(
     statement: &str,
     batches: &Batches,
 ) -> Vec<Check> {
-    let say = |level: Level, message: String, values: &[(&str, f64)]| {
-        let values = values
-            .iter()
-            .map(|(key, value)| ((*key).to_owned(), *value));
-        record("fix", name, level, message, values.collect())
-    };
-    let mut value = match session.value(query) {
+    let value = match session.value(query) {
         Ok(value) => value,
-        Err(why) => return vec![say(Level::Unknown, format!("not repaired: {why}"), &[])],
+        Err(why) => {
+            return vec![say(
+                name,
+                Level::Unknown,
+                format!("not repaired: {why}"),
+                &[],
+            )]
+        }
     };
     if value == 0.0 {
         return vec![say(
+            name,
             Level::Ok,
             format!("nothing to repair: {name} = 0"),
             &[("value", 0.0)],
@@ -90,11 +92,19 @@ fn repair(
     }
     let prepared = match prepare(session.client, statement) {
         Ok(prepared) => prepared,
-        Err(why) => return vec![say(Level::Unknown, format!("not repaired: {why}"), &[])],
+        Err(why) => {
+            return vec![say(
+                name,
+                Level::Unknown,
+                format!("not repaired: {why}"),
+                &[],
+            )]
+        }
     };
     if batches.dry_run {
         let count = (value / batches.rows as f64).ceil();
         return vec![say(
+            name,
             Level::Ok,
             format!(
                 "would repair {name} = {value} in batches of {} rows (about {count} \
@@ -104,23 +114,39 @@ fn repair(
             &[("value", value)],
         )];
     }
+    run_batches(session, name, query, &prepared, batches.rows, value)
+}
+
+/// Runs the repair one transaction at a time, the check after each, until
+/// the check reaches 0 or a batch fails, changes nothing, or does not make
+/// the check go down.
+fn run_batches(
+    session: &mut Session,
+    name: &str,
+    query: &str,
+    prepared: &Statement,
+    rows: i64,
+    mut value: f64,
+) -> Vec<Check> {
     let mut records = Vec::new();
     for batch in 1.. {
+        let at = f64::from(batch);
         let started = Instant::now();
         let changed = session.client.transaction().and_then(|mut transaction| {
-            let rows = transaction.execute(&prepared, &[&batches.rows])?;
-            transaction.commit().map(|()| rows)
+            let changed = transaction.execute(prepared, &[&rows])?;
+            transaction.commit().map(|()| changed)
         });
         let changed = match changed {
-            Ok(rows) => rows,
+            Ok(changed) => changed,
             Err(err) => {
                 records.push(say(
+                    name,
                     Level::Warn,
                     format!(
                         "batch {batch} failed and was rolled back: {}; {name} = {value} left",
                         describe(&err)
                     ),
-                    &[("batch", f64::from(batch)), ("value", value)],
+                    &[("batch", at), ("value", value)],
                 ));
                 break;
             }
@@ -129,54 +155,71 @@ fn repair(
             Ok(after) => after,
             Err(why) => {
                 records.push(say(
+                    name,
                     Level::Unknown,
                     format!("batch {batch} changed {changed} row(s), then the check failed: {why}"),
-                    &[("batch", f64::from(batch)), ("rows", changed as f64)],
+                    &[("batch", at), ("rows", changed as f64)],
                 ));
                 break;
             }
         };
         let took = Duration::from_millis(started.elapsed().as_millis() as u64);
         records.push(say(
+            name,
             Level::Ok,
             format!(
                 "batch {batch}: {changed} row(s) changed in {}; {name} = {after}",
                 humantime::format_duration(took)
             ),
-            &[
-                ("batch", f64::from(batch)),
-                ("rows", changed as f64),
-                ("value", after),
-            ],
+            &[("batch", at), ("rows", changed as f64), ("value", after)],
         ));
-        if after == 0.0 {
-            break;
-        }
-        if changed == 0 {
-            records.push(say(
-                Level::Warn,
-                format!(
-                    "stopped: the batch changed nothing and {name} = {after} is left; the \
-                     --sql-fix statement does not reach what the check counts"
-                ),
-                &[("value", after)],
-            ));
-            break;
-        }
-        if after >= value {
-            records.push(say(
-                Level::Crit,
-                format!(
-                    "stopped: the batch changed {changed} row(s) but {name} went from {value} \
-                     to {after}; the --sql-fix statement changes rows the check does not count"
-                ),
-                &[("value", after)],
-            ));
+        if let Some(stop) = stop_after(name, changed, value, after) {
+            records.extend(stop);
             break;
         }
         value = after;
     }
     records
+}
+
+/// Whether to stop after a batch that changed `changed` rows and took the
+/// check from `before` to `after`, with the record that says why (none
+/// when the check reached 0).
+fn stop_after(name: &str, changed: u64, before: f64, after: f64) -> Option<Option<Check>> {
+    if after == 0.0 {
+        return Some(None);
+    }
+    if changed == 0 {
+        return Some(Some(say(
+            name,
+            Level::Warn,
+            format!(
+                "stopped: the batch changed nothing and {name} = {after} is left; the \
+                 --sql-fix statement does not reach what the check counts"
+            ),
+            &[("value", after)],
+        )));
+    }
+    if after >= before {
+        return Some(Some(say(
+            name,
+            Level::Crit,
+            format!(
+                "stopped: the batch changed {changed} row(s) but {name} went from {before} \
+                 to {after}; the --sql-fix statement changes rows the check does not count"
+            ),
+            &[("value", after)],
+        )));
+    }
+    None
+}
+
+/// A `fix` record for the repair of check `name`.
+fn say(name: &str, level: Level, message: String, values: &[(&str, f64)]) -> Check {
+    let values = values
+        .iter()
+        .map(|(key, value)| ((*key).to_owned(), *value));
+    record("fix", name, level, message, values.collect())
 }
 
 /// The repair, prepared (which runs nothing) with the batch size as its one
