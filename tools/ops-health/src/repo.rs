@@ -17,9 +17,7 @@ use jiff::Timestamp;
 use ops_shared::lock::{Access, DirLock, LockError};
 use ops_shared::record::{human_bytes, Check, Snapshot};
 use ops_shared::Record;
-use ops_snapshot::index::Index;
-use ops_snapshot::repo::Repo;
-use ops_snapshot::RepoError;
+use ops_snapshot::{Index, Repo, RepoError};
 
 use crate::level::{metrics, record, Level};
 

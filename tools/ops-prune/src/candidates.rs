@@ -281,7 +281,7 @@ impl Candidates {
     /// Fails (exit 2) on a file that belongs to a backup or a repository, or a strictly named
     /// lock or temporary file.
     fn refuse_ours(&mut self, path: &Path, strict: bool) -> Result<bool, UsageError> {
-        if let Some(repo) = ops_snapshot::place::repository_of(path) {
+        if let Some(repo) = ops_snapshot::repository_of(path) {
             return Err(repository(&path.display().to_string(), &repo));
         }
         let sled = path
@@ -467,14 +467,14 @@ pub fn mtime(meta: &fs::Metadata) -> Timestamp {
 fn expand(arg: &str) -> anyhow::Result<Vec<PathBuf>> {
     let path = Path::new(arg);
     if path.is_dir() {
-        if let Some(repo) = ops_snapshot::place::repository_of(path) {
+        if let Some(repo) = ops_snapshot::repository_of(path) {
             anyhow::bail!(repository(&format!("--files {arg}"), &repo));
         }
         let mut files = Vec::new();
         for entry in WalkDir::new(path).sort_by_file_name() {
             let entry = entry.with_context(|| format!("cannot read --files {arg}"))?;
             if entry.file_type().is_dir() {
-                if ops_snapshot::place::is_repository(entry.path()) {
+                if ops_snapshot::is_repository(entry.path()) {
                     anyhow::bail!(repository(&format!("--files {arg}"), entry.path()));
                 }
                 if ops_backup::sleddb::is_sled_dir(entry.path()) {

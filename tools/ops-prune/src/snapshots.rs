@@ -19,7 +19,7 @@ use std::time::Duration;
 use ops_shared::lock::{Access, DirLock};
 use ops_shared::record::Snapshot;
 use ops_shared::{UsageError, Verification};
-use ops_snapshot::repo::Repo;
+use ops_snapshot::Repo;
 
 use crate::candidates::{Candidate, Item, Subject};
 use crate::cli::GroupBy;

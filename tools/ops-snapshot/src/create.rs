@@ -26,6 +26,7 @@ use ops_shared::exclude::Excludes;
 use ops_shared::lock::Access;
 
 use crate::chunker::{Chunker, Params};
+use crate::error::RepoError;
 use crate::id::Id;
 use crate::index::Index;
 use crate::live::Locked;
@@ -33,7 +34,6 @@ use crate::reader::ChunkReader;
 use crate::repo::{Manifest, Repo};
 use crate::store::{ChunkStore, Putter};
 use crate::tree::{Kind, Node, TreeReader, TreeWriter};
-use crate::RepoError;
 
 /// What to snapshot and how.
 pub struct Request {

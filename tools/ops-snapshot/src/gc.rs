@@ -24,15 +24,15 @@ use ops_shared::lock::Access;
 use ops_shared::record::Compact;
 use serde_json::{json, Map};
 
+use crate::error::RepoError;
 use crate::id::Id;
 use crate::index::{Index, Location};
 use crate::pack::{self, PackEntry, PackWriter, TARGET_BYTES};
 use crate::reader::ChunkReader;
 use crate::repo::Repo;
 use crate::tree::TreeReader;
-use crate::RepoError;
 
-pub struct Options {
+pub struct GcOptions {
     /// Percentage of the packs' bytes that may stay unused.
     pub max_unused: f64,
     pub dry_run: bool,
@@ -198,7 +198,7 @@ fn repack(
 ///
 /// Fails when the repository cannot be read or locked, or a write fails;
 /// nothing is deleted before everything it depends on is durable.
-pub fn gc(root: &Path, options: &Options) -> Result<Compact, RepoError> {
+pub fn gc(root: &Path, options: &GcOptions) -> Result<Compact, RepoError> {
     let repo = Arc::new(Repo::open(root)?);
     let before = repo.packs_bytes();
     let shared = repo.lock(

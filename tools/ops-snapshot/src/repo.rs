@@ -32,11 +32,12 @@ use std::time::Duration;
 use jiff::Timestamp;
 use ops_shared::atomic::{self, AtomicFile};
 use ops_shared::lock::{Access, DirLock};
+use ops_shared::record::Snapshot;
 use serde::{Deserialize, Serialize};
 
 use crate::chunker::Params;
+use crate::error::RepoError;
 use crate::id::Id;
-use crate::RepoError;
 
 /// The repository format this version writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -354,6 +355,58 @@ impl Repo {
     pub fn packs_bytes(&self) -> u64 {
         walk_bytes(&self.packs_dir())
     }
+}
+
+/// The `snapshot` record of a manifest; `repo` becomes absolute, so the
+/// record works from any directory.
+pub fn record(repo: &Path, id: &str, manifest: &Manifest) -> Snapshot {
+    let mut extra = serde_json::Map::new();
+    extra.insert("host".into(), manifest.host.clone().into());
+    Snapshot {
+        id: id.to_owned(),
+        name: manifest.name.clone(),
+        time: manifest.time,
+        repo: absolute(repo),
+        paths: manifest.paths.clone(),
+        parent: manifest.parent.clone(),
+        files: manifest.files,
+        bytes: manifest.bytes,
+        added_bytes: manifest.added_bytes,
+        extra,
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_owned();
+    }
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
+}
+
+/// Every snapshot of the repository at `root`, oldest first.
+///
+/// Fails when `root` is not a repository or a manifest is damaged.
+pub fn list(root: &Path) -> Result<Vec<Snapshot>, RepoError> {
+    let repo = Repo::open(root)?;
+    let root = absolute(root);
+    Ok(repo
+        .manifests()?
+        .iter()
+        .map(|(id, manifest)| record(&root, id, manifest))
+        .collect())
+}
+
+/// Removes snapshots (their data stays until gc), holding the repository
+/// exclusively while it does.
+///
+/// Fails on the first snapshot that cannot be removed.
+pub fn forget(root: &Path, ids: &[String], wait: Duration) -> Result<(), RepoError> {
+    let repo = Repo::open(root)?;
+    let _lock = repo.lock(Access::Exclusive, wait, "ops-prune")?;
+    for id in ids {
+        repo.remove_snapshot(id)?;
+    }
+    Ok(())
 }
 
 /// The temporary files to remove if `root` holds only what an unfinished

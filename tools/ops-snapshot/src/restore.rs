@@ -23,10 +23,13 @@ use anyhow::{anyhow, bail, Context};
 use crossbeam_channel::bounded;
 use filetime::FileTime;
 use ops_shared::owner;
+use ops_shared::record::Snapshot;
 use ops_shared::sparse::SparseWriter;
+use ops_shared::staging::Target;
+use serde::Serialize;
 
-use crate::reader::ChunkReader;
-use crate::repo::Manifest;
+use crate::reader::{open_reader, ChunkReader};
+use crate::repo::{record, Manifest};
 use crate::tree::{Kind, Node, TreeReader};
 
 /// What a restore wrote.
@@ -34,6 +37,47 @@ use crate::tree::{Kind, Node, TreeReader};
 pub struct Restored {
     pub entries: u64,
     pub bytes: u64,
+}
+
+/// What a restore adds to the snapshot record.
+#[derive(Serialize)]
+pub struct RestoredNote {
+    pub ok: bool,
+    #[serde(with = "ops_shared::path_text")]
+    pub to: PathBuf,
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+pub fn restored_note(to: &Path, restored: Restored) -> RestoredNote {
+    RestoredNote {
+        ok: true,
+        to: to.to_owned(),
+        entries: restored.entries,
+        bytes: restored.bytes,
+    }
+}
+
+/// Restores snapshot `wanted` of the repository at `root` into `target`.
+///
+/// Fails when the snapshot cannot be found or any of it cannot be restored;
+/// the target is then left as it was.
+pub fn restore_snapshot(
+    root: &Path,
+    wanted: &str,
+    target: &Target,
+    only: Option<&Path>,
+    wait: Duration,
+) -> anyhow::Result<(Snapshot, Restored)> {
+    let (reader, _lock) = open_reader(root, wait, "ops-snapshot restore")?;
+    let (id, manifest) = reader.repo.resolve(wanted)?;
+    let threads = std::thread::available_parallelism().map_or(2, usize::from);
+    let restored = target
+        .fill(manifest.root.as_ref(), |staging| {
+            restore_into(&reader, &manifest, staging, only, threads)
+        })
+        .with_context(|| format!("restore of snapshot {} failed", &id[..8]))?;
+    Ok((record(root, &id, &manifest), restored))
 }
 
 /// Restores `manifest` (or only `only` within it) into the empty

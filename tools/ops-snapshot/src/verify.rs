@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use ops_shared::record::Snapshot;
 
+use crate::error::RepoError;
 use crate::id::Id;
 use crate::pack::{self, PackError};
 use crate::tree::TreeReader;
-use crate::RepoError;
 
 /// How much data to read.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -56,7 +56,7 @@ pub fn verify(
     read: ReadData,
     wait: Duration,
 ) -> Result<RepoCheck, RepoError> {
-    let (reader, _lock) = crate::open_reader(root, wait, "ops-verify")?;
+    let (reader, _lock) = crate::reader::open_reader(root, wait, "ops-verify")?;
     let repo = &reader.repo;
     let index = reader
         .index()
@@ -191,7 +191,7 @@ pub fn verify(
             }
         }
         checks.push(SnapshotCheck {
-            snapshot: crate::record(root, &id, &manifest),
+            snapshot: crate::repo::record(root, &id, &manifest),
             errors,
         });
     }

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::Duration;
 
-use ops_snapshot::verify::{verify, ReadData};
+use ops_snapshot::{verify, ReadData};
 use ops_tests::{assert_same_tree, bin_dir, pseudo_random};
 use tempfile::tempdir;
 

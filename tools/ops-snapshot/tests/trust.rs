@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use ops_snapshot::verify::{verify, ReadData};
+use ops_snapshot::{verify, ReadData};
 use ops_tests::{assert_same_tree, ops, pseudo_random};
 use tempfile::tempdir;
 
