@@ -21,8 +21,8 @@ use ops_shared::record::Snapshot;
 use ops_shared::{UsageError, Verification};
 use ops_snapshot::Repo;
 
-use crate::candidates::{Candidate, Item, Subject};
 use crate::cli::GroupBy;
+use crate::item::{Candidate, Item, Subject};
 
 /// The `verify` annotation of a snapshot record: `Ok(None)` without one.
 ///
@@ -60,24 +60,16 @@ pub fn item(snapshot: Snapshot, root: &Path, group_by: GroupBy) -> Item {
         guard_newest: true,
     };
     Item {
-        path: manifest_path(root, &snapshot.id),
+        path: root.to_owned(),
         candidate,
         subject: Subject::Snapshot(snapshot),
         line: None,
     }
 }
 
-/// What identifies a snapshot among the candidates, and what is deleted.
-pub fn manifest_path(root: &Path, id: &str) -> PathBuf {
-    root.join("snapshots").join(id)
-}
-
 /// The repository a snapshot item belongs to (canonical).
 pub fn root_of(item: &Item) -> &Path {
-    item.path
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or(Path::new("."))
+    &item.path
 }
 
 struct Opened {
@@ -117,7 +109,9 @@ impl Repos {
     /// Fails when a repository stays locked past `wait`.
     pub fn lock(&mut self, wait: Duration) -> anyhow::Result<()> {
         for opened in self.open.values() {
-            let lock = opened.repo.lock(Access::Exclusive, wait, "ops-prune")?;
+            let lock = opened
+                .repo
+                .lock(Access::Exclusive, wait, crate::TOOL.name)?;
             self.locks.push(lock);
         }
         Ok(())

@@ -207,6 +207,15 @@ impl Repo {
         self.root.join("packs")
     }
 
+    fn snapshots_dir(&self) -> PathBuf {
+        self.root.join("snapshots")
+    }
+
+    /// Where snapshot `id`'s manifest is kept.
+    pub fn snapshot_path(&self, id: &str) -> PathBuf {
+        self.snapshots_dir().join(id)
+    }
+
     pub fn pack_path(&self, pack: &Id) -> PathBuf {
         let hex = pack.to_hex();
         self.packs_dir().join(&hex[..2]).join(hex)
@@ -255,7 +264,7 @@ impl Repo {
 
     /// The ids of all snapshots, in no particular order.
     pub fn snapshot_ids(&self) -> Result<Vec<String>, RepoError> {
-        let dir = self.root.join("snapshots");
+        let dir = self.snapshots_dir();
         let listing = fs::read_dir(&dir).map_err(|err| RepoError::io(dir.clone(), err))?;
         let mut ids = Vec::new();
         for entry in listing {
@@ -277,7 +286,7 @@ impl Repo {
                 wanted: id.into(),
             });
         }
-        let path = self.root.join("snapshots").join(id);
+        let path = self.snapshot_path(id);
         let bytes = fs::read(&path).map_err(|err| RepoError::io(path.clone(), err))?;
         if Id::of(&bytes).to_hex() != id {
             return Err(RepoError::Damaged(format!(
@@ -329,7 +338,7 @@ impl Repo {
     pub fn write_manifest(&self, manifest: &Manifest) -> Result<String, RepoError> {
         let bytes = serde_json::to_vec(manifest).unwrap_or_default();
         let id = Id::of(&bytes).to_hex();
-        let path = self.root.join("snapshots").join(&id);
+        let path = self.snapshot_path(&id);
         let mut file =
             AtomicFile::create_new(&path).map_err(|err| RepoError::io(path.clone(), err))?;
         io::Write::write_all(file.file(), &bytes)
@@ -346,7 +355,7 @@ impl Repo {
                 wanted: id.into(),
             });
         }
-        let path = self.root.join("snapshots").join(id);
+        let path = self.snapshot_path(id);
         fs::remove_file(&path).map_err(|err| RepoError::io(path.clone(), err))?;
         atomic::sync_dir(&path).map_err(|err| RepoError::io(path, err))
     }
@@ -397,12 +406,12 @@ pub fn list(root: &Path) -> Result<Vec<Snapshot>, RepoError> {
 }
 
 /// Removes snapshots (their data stays until gc), holding the repository
-/// exclusively while it does.
+/// exclusively for `tool` while it does.
 ///
 /// Fails on the first snapshot that cannot be removed.
-pub fn forget(root: &Path, ids: &[String], wait: Duration) -> Result<(), RepoError> {
+pub fn forget(root: &Path, ids: &[String], wait: Duration, tool: &str) -> Result<(), RepoError> {
     let repo = Repo::open(root)?;
-    let _lock = repo.lock(Access::Exclusive, wait, "ops-prune")?;
+    let _lock = repo.lock(Access::Exclusive, wait, tool)?;
     for id in ids {
         repo.remove_snapshot(id)?;
     }
