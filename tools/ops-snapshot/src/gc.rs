@@ -323,18 +323,11 @@ pub fn gc(root: &Path, options: &GcOptions) -> Result<Compact, RepoError> {
 
 /// Removes temporary files of crashed runs; only safe while holding the
 /// repository exclusively.
-pub fn remove_leftovers(repo: &Repo) -> u64 {
+fn remove_leftovers(repo: &Repo) -> u64 {
     let mut removed = 0;
-    for dir in [repo.packs_dir(), repo.root.join("snapshots")] {
-        let Ok(listing) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in listing.flatten() {
-            if ops_shared::atomic::is_temp(&entry.file_name())
-                && fs::remove_file(entry.path()).is_ok()
-            {
-                removed += 1;
-            }
+    for leftover in repo.leftovers() {
+        if fs::remove_file(&leftover.path).is_ok() {
+            removed += 1;
         }
     }
     removed

@@ -37,7 +37,7 @@ pub use id::Id;
 pub use index::Index;
 pub use pack::PackWriter;
 pub use place::{is_repository, repository_of};
-pub use repo::{forget, list, record, Manifest, Repo};
+pub use repo::{forget, list, record, Leftover, Manifest, Repo};
 pub use restore::{restore_snapshot, restored_note};
 pub use verify::{verify, ReadData, RepoCheck};
 

@@ -27,7 +27,7 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use jiff::Timestamp;
 use ops_shared::atomic::{self, AtomicFile};
@@ -364,6 +364,48 @@ impl Repo {
     pub fn packs_bytes(&self) -> u64 {
         walk_bytes(&self.packs_dir())
     }
+
+    /// The temporary files in `packs` and `snapshots`: left by crashed
+    /// runs, or being written by running ones. gc removes them all while it
+    /// holds the repository exclusively.
+    pub fn leftovers(&self) -> Vec<Leftover> {
+        let now = SystemTime::now();
+        let mut found = Vec::new();
+        for dir in [self.packs_dir(), self.snapshots_dir()] {
+            let Ok(listing) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in listing.flatten() {
+                if !atomic::is_temp(&entry.file_name()) {
+                    continue;
+                }
+                let meta = entry.metadata().ok();
+                let age = meta
+                    .as_ref()
+                    .and_then(|meta| meta.modified().ok())
+                    .and_then(|modified| now.duration_since(modified).ok())
+                    .unwrap_or_default();
+                found.push(Leftover {
+                    path: entry.path(),
+                    is_file: meta.as_ref().is_some_and(fs::Metadata::is_file),
+                    bytes: meta.map_or(0, |meta| meta.len()),
+                    age,
+                });
+            }
+        }
+        found
+    }
+}
+
+/// A temporary file in the repository (see [`Repo::leftovers`]).
+#[derive(Clone, Debug)]
+pub struct Leftover {
+    pub path: PathBuf,
+    /// A plain file (not a symlink or directory, and still there).
+    pub is_file: bool,
+    pub bytes: u64,
+    /// Since it was last written; zero when unknown.
+    pub age: Duration,
 }
 
 /// The `snapshot` record of a manifest; `repo` becomes absolute, so the
