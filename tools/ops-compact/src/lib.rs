@@ -46,12 +46,12 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
         Target::Postgres(location) => pg::run(&location, &pg::Options::from(&cli), &mut out)?,
         Target::Files(args) => files::run(&args, &files::Options::from(&cli), &mut out)?,
         Target::Repo(repo) => {
-            let options = ops_snapshot::gc::Options {
+            let options = ops_snapshot::GcOptions {
                 max_unused: cli.max_unused.unwrap_or(10.0),
                 dry_run: cli.dry_run,
                 lock_wait: std::time::Duration::from_secs(600),
             };
-            let record = ops_snapshot::gc::gc(&repo, &options)?;
+            let record = ops_snapshot::gc(&repo, &options)?;
             report::write(&mut out, cli.output.mode(), &record)?;
             Status::Success
         }

@@ -11,15 +11,13 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use jiff::Timestamp;
 use ops_shared::lock::{Access, DirLock, LockError};
 use ops_shared::record::{human_bytes, Check, Snapshot};
 use ops_shared::Record;
-use ops_snapshot::index::Index;
-use ops_snapshot::repo::Repo;
-use ops_snapshot::RepoError;
+use ops_snapshot::{Index, Repo, RepoError};
 
 use crate::level::{metrics, record, Level};
 
@@ -228,27 +226,12 @@ fn check_index(repo: &Repo, target: &str) -> Check {
 
 /// Temporary files of crashed runs older than an hour, with their sizes.
 fn old_temp_files(repo: &Repo) -> Vec<(PathBuf, u64)> {
-    let now = SystemTime::now();
-    let mut found = Vec::new();
-    for dir in [repo.packs_dir(), repo.root.join("snapshots")] {
-        let Ok(listing) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in listing.flatten() {
-            if !ops_shared::atomic::is_temp(&entry.file_name()) {
-                continue;
-            }
-            let Ok(meta) = entry.metadata() else { continue };
-            let age = meta
-                .modified()
-                .ok()
-                .and_then(|modified| now.duration_since(modified).ok())
-                .unwrap_or_default();
-            if meta.is_file() && age >= LEFTOVER_AGE {
-                found.push((entry.path(), meta.len()));
-            }
-        }
-    }
+    let mut found: Vec<(PathBuf, u64)> = repo
+        .leftovers()
+        .into_iter()
+        .filter(|leftover| leftover.is_file && leftover.age >= LEFTOVER_AGE)
+        .map(|leftover| (leftover.path, leftover.bytes))
+        .collect();
     found.sort();
     found
 }

@@ -52,7 +52,7 @@ fn repository(names: &[&str]) -> (TempDir, PathBuf) {
 /// binaries).
 fn index_dir(repo: &Path) -> PathBuf {
     std::env::set_var("OPS_CACHE_DIR", ops_tests::test_cache());
-    ops_snapshot::repo::Repo::open(repo).unwrap().index_dir()
+    ops_snapshot::Repo::open(repo).unwrap().index_dir()
 }
 
 fn touch_hours_ago(path: &Path, hours: u32) {

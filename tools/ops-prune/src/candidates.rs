@@ -18,43 +18,8 @@ use ops_shared::{Backup, InputRecord, UsageError};
 use walkdir::WalkDir;
 
 use crate::cli::GroupBy;
+use crate::item::{Candidate, Item, Subject};
 use crate::snapshots;
-
-/// What the policy needs to know about an item.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Candidate {
-    /// Items are judged per group: a series in a directory, or a --files argument.
-    pub group: String,
-    pub id: String,
-    pub time: Timestamp,
-    pub parent: Option<String>,
-    pub bytes: u64,
-    /// Why its last verification failed, if it did.
-    pub failed: Option<String>,
-    /// A record on stdin said so: the whole group must stay as it is.
-    pub failed_upstream: bool,
-    /// Backups: the newest good one of a group is never removed.
-    pub guard_newest: bool,
-}
-
-/// The thing itself, as it is written back out and deleted.
-#[derive(Clone, Debug)]
-pub enum Subject {
-    Backup(Backup),
-    File(File),
-    Snapshot(Snapshot),
-}
-
-#[derive(Clone, Debug)]
-pub struct Item {
-    pub candidate: Candidate,
-    pub subject: Subject,
-    /// The artifact, file or snapshot manifest, canonical: what is deleted.
-    pub path: PathBuf,
-    /// The stdin line it came from, if it did: such a record is checked
-    /// against its manifest before anything is deleted.
-    pub line: Option<usize>,
-}
 
 /// One line of output, in input order.
 #[derive(Debug)]
@@ -68,7 +33,7 @@ pub enum Line {
 pub struct Candidates {
     pub items: Vec<Item>,
     pub lines: Vec<Line>,
-    by_path: HashMap<PathBuf, usize>,
+    by_key: HashMap<(PathBuf, Option<String>), usize>,
     canonical_dirs: HashMap<PathBuf, PathBuf>,
     backup_ids: HashMap<PathBuf, HashSet<String>>,
 }
@@ -106,10 +71,10 @@ impl Candidates {
                     check_manifest(&backup, &path)
                         .map_err(|err| UsageError(stale(line, &backup.id, &path, &err)))?;
                 }
-                let mut item = backup_item(backup, path.clone(), group_by);
+                let mut item = backup_item(backup, path, group_by);
                 item.candidate.failed_upstream = failed_upstream;
                 item.line = Some(line);
-                self.push(path, item, true);
+                self.push(item, true);
             } else if record.is::<File>() {
                 let file: File = record.into_parsed()?;
                 let path = self.canonical(&file.path);
@@ -120,7 +85,7 @@ impl Candidates {
                     GroupBy::None => "files".to_owned(),
                 };
                 match file_item(file, &path, group) {
-                    Ok(item) => self.push(path, item, true),
+                    Ok(item) => self.push(item, true),
                     Err(err) => {
                         warn(format!("input line {line}: {err}; left alone"));
                         self.lines.push(Line::Raw(raw));
@@ -138,7 +103,7 @@ impl Candidates {
                 let mut item = snapshots::item(snapshot, &root, group_by);
                 item.candidate.failed_upstream = verification.is_some_and(|v| !v.ok);
                 item.line = Some(line);
-                self.push(item.path.clone(), item, true);
+                self.push(item, true);
             } else {
                 self.lines.push(Line::Raw(raw));
             }
@@ -161,8 +126,8 @@ impl Candidates {
         }
         for backup in backups {
             let path = self.canonical(&backup.path);
-            let item = backup_item(backup, path.clone(), group_by);
-            self.push(path, item, false);
+            let item = backup_item(backup, path, group_by);
+            self.push(item, false);
         }
         Ok(())
     }
@@ -171,7 +136,7 @@ impl Candidates {
     pub fn add_snapshots(&mut self, root: &Path, listed: Vec<Snapshot>, group_by: GroupBy) {
         for snapshot in listed {
             let item = snapshots::item(snapshot, root, group_by);
-            self.push(item.path.clone(), item, false);
+            self.push(item, false);
         }
     }
 
@@ -206,8 +171,13 @@ impl Candidates {
 
     /// A repository's root, canonical as the candidates know it.
     pub fn canonical_repo(&mut self, root: &Path) -> PathBuf {
-        let inside = self.canonical(&root.join("snapshots"));
-        catalog::parent_dir(&inside).to_owned()
+        let root = root.components().as_path();
+        let root = if root.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            root
+        };
+        self.canonical_dir(root)
     }
 
     /// Adds the plain files a `--files` argument names: every regular file
@@ -232,15 +202,16 @@ impl Candidates {
                 continue;
             }
             match file_item(file, &canonical, group.clone()) {
-                Ok(item) => self.push(canonical, item, false),
+                Ok(item) => self.push(item, false),
                 Err(err) => warn(format!("{err}; left alone")),
             }
         }
         Ok(())
     }
 
-    fn push(&mut self, key: PathBuf, item: Item, from_stdin: bool) {
-        if let Some(&index) = self.by_path.get(&key) {
+    fn push(&mut self, item: Item, from_stdin: bool) {
+        let key = item.key();
+        if let Some(&index) = self.by_key.get(&key) {
             let known = &mut self.items[index].candidate;
             if known.failed.is_none() {
                 known.failed = item.candidate.failed;
@@ -251,7 +222,7 @@ impl Candidates {
             }
             return;
         }
-        self.by_path.insert(key, self.items.len());
+        self.by_key.insert(key, self.items.len());
         if from_stdin {
             self.lines.push(Line::Item(self.items.len()));
         }
@@ -281,7 +252,7 @@ impl Candidates {
     /// Fails (exit 2) on a file that belongs to a backup or a repository, or a strictly named
     /// lock or temporary file.
     fn refuse_ours(&mut self, path: &Path, strict: bool) -> Result<bool, UsageError> {
-        if let Some(repo) = ops_snapshot::place::repository_of(path) {
+        if let Some(repo) = ops_snapshot::repository_of(path) {
             return Err(repository(&path.display().to_string(), &repo));
         }
         let sled = path
@@ -342,15 +313,19 @@ impl Candidates {
 
     /// `path` with its directory resolved (cached: there are few directories).
     fn canonical(&mut self, path: &Path) -> PathBuf {
-        let dir = catalog::parent_dir(path).to_owned();
-        let canonical = self
-            .canonical_dirs
-            .entry(dir.clone())
-            .or_insert_with(|| fs::canonicalize(&dir).unwrap_or(dir));
+        let canonical = self.canonical_dir(catalog::parent_dir(path));
         match path.file_name() {
             Some(name) => canonical.join(name),
-            None => canonical.clone(),
+            None => canonical,
         }
+    }
+
+    /// `dir` resolved (cached).
+    fn canonical_dir(&mut self, dir: &Path) -> PathBuf {
+        self.canonical_dirs
+            .entry(dir.to_owned())
+            .or_insert_with(|| fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned()))
+            .clone()
     }
 }
 
@@ -467,14 +442,14 @@ pub fn mtime(meta: &fs::Metadata) -> Timestamp {
 fn expand(arg: &str) -> anyhow::Result<Vec<PathBuf>> {
     let path = Path::new(arg);
     if path.is_dir() {
-        if let Some(repo) = ops_snapshot::place::repository_of(path) {
+        if let Some(repo) = ops_snapshot::repository_of(path) {
             anyhow::bail!(repository(&format!("--files {arg}"), &repo));
         }
         let mut files = Vec::new();
         for entry in WalkDir::new(path).sort_by_file_name() {
             let entry = entry.with_context(|| format!("cannot read --files {arg}"))?;
             if entry.file_type().is_dir() {
-                if ops_snapshot::place::is_repository(entry.path()) {
+                if ops_snapshot::is_repository(entry.path()) {
                     anyhow::bail!(repository(&format!("--files {arg}"), entry.path()));
                 }
                 if ops_backup::sleddb::is_sled_dir(entry.path()) {

@@ -13,7 +13,7 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use ops_shared::ids::compare_dated;
 
-use crate::candidates::Candidate;
+use crate::item::Candidate;
 use crate::policy::RetentionPolicy;
 
 /// What happens to one candidate, and why.

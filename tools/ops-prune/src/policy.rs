@@ -232,120 +232,205 @@ impl RetentionPolicy {
     /// of `now`, with calendar buckets in `zone`. Returns one verdict per
     /// time, in the same order.
     pub fn apply(&self, times: &[Timestamp], now: Timestamp, zone: &TimeZone) -> Vec<Verdict> {
-        let newest = times.iter().copied().filter(|t| *t <= now).max();
-        let within_cutoff = |window: &Window| newest.map(|newest| back_from(newest, window, zone));
-        let mut last_used = 0;
-        let mut periods: Vec<Tally> = self.periods.iter().map(|_| Tally::default()).collect();
-        let mut within_periods: Vec<Tally> = self
-            .within_periods
+        let mut judge = Judge {
+            policy: self,
+            now,
+            zone,
+            newest: times.iter().copied().filter(|t| *t <= now).max(),
+            oldest: times.len().saturating_sub(1),
+            last_used: 0,
+            periods: self.periods.iter().map(|_| Tally::default()).collect(),
+            within_periods: self
+                .within_periods
+                .iter()
+                .map(|_| Tally::default())
+                .collect(),
+        };
+        times
             .iter()
-            .map(|_| Tally::default())
-            .collect();
-        let oldest = times.len().saturating_sub(1);
-        let mut verdicts = Vec::with_capacity(times.len());
-        for (index, &time) in times.iter().enumerate() {
-            let local = zone.to_datetime(time);
-            let mut kept = Vec::new();
-            let mut passed = Vec::new();
-            if let Some(count) = self.last {
-                if count.left(last_used) {
-                    last_used += 1;
-                    kept.push(match count {
-                        Count::Limited(n) => format!("last {last_used} of {n}"),
-                        Count::Unlimited => "last (unlimited)".into(),
-                    });
-                } else {
-                    passed.push(format!("not among the last {count}"));
-                }
-            }
-            for ((period, count), tally) in self.periods.iter().zip(&mut periods) {
-                let bucket = period.bucket(local);
-                let label = || period.label(local);
-                if !count.left(tally.used) {
-                    passed.push(format!(
-                        "{}: not in the {count} newest {} with items",
-                        period.name(),
-                        period.unit()
-                    ));
-                } else if tally.last != Some(bucket) {
-                    tally.take(bucket);
-                    kept.push(format!("{} {}", period.name(), label()));
-                } else if index == oldest {
-                    tally.take(bucket);
-                    kept.push(format!(
-                        "oldest {} {} (fewer than {count} {} have items)",
-                        period.name(),
-                        label(),
-                        period.unit()
-                    ));
-                } else {
-                    passed.push(format!(
-                        "{} {}: a newer item is kept for it",
-                        period.name(),
-                        label()
-                    ));
-                }
-            }
-            if let Some(window) = &self.within {
-                match within_cutoff(window) {
-                    Some(cutoff) if time <= cutoff => passed.push(format!(
-                        "within {} of the newest: before the cutoff {cutoff}",
-                        window.text
-                    )),
-                    Some(cutoff) => kept.push(format!(
-                        "within {} of the newest (after {cutoff})",
-                        window.text
-                    )),
-                    None => kept.push(format!(
-                        "within {}: every item is dated after now",
-                        window.text
-                    )),
-                }
-            }
-            for ((period, window), tally) in self.within_periods.iter().zip(&mut within_periods) {
-                let rule = format!("{} within {}", period.name(), window.text);
-                let bucket = period.bucket(local);
-                match within_cutoff(window) {
-                    Some(cutoff) if time <= cutoff => {
-                        passed.push(format!("{rule}: before the cutoff {cutoff}"));
-                    }
-                    _ if tally.last != Some(bucket) => {
-                        tally.take(bucket);
-                        kept.push(format!("{rule}: {}", period.label(local)));
-                    }
-                    _ if index == oldest => {
-                        kept.push(format!("oldest {rule}: {}", period.label(local)));
-                    }
-                    _ => passed.push(format!(
-                        "{rule}: {} has a newer item kept for it",
-                        period.label(local)
-                    )),
-                }
-            }
-            if let Some(window) = &self.older_than {
-                let cutoff = before(now, window);
-                if time >= cutoff {
-                    kept.push(format!("newer than {} (since {cutoff})", window.text));
-                } else {
-                    passed.push(format!("older than {} (before {cutoff})", window.text));
-                }
-            }
-            if kept.is_empty() && passed.is_empty() {
-                passed.push("no rule keeps it".into());
-            }
-            verdicts.push(if kept.is_empty() {
-                Verdict {
-                    keep: false,
-                    reasons: passed,
-                }
-            } else {
-                Verdict {
-                    keep: true,
-                    reasons: kept,
-                }
-            });
+            .enumerate()
+            .map(|(index, &time)| judge.verdict(index, time))
+            .collect()
+    }
+}
+
+/// A policy going through one group's items, newest first.
+struct Judge<'a> {
+    policy: &'a RetentionPolicy,
+    now: Timestamp,
+    zone: &'a TimeZone,
+    /// The newest item not dated after now.
+    newest: Option<Timestamp>,
+    /// The index of the oldest item.
+    oldest: usize,
+    last_used: u64,
+    periods: Vec<Tally>,
+    within_periods: Vec<Tally>,
+}
+
+/// Why an item is kept, and which rules passed it by.
+#[derive(Default)]
+struct Reasons {
+    kept: Vec<String>,
+    passed: Vec<String>,
+}
+
+impl Judge<'_> {
+    /// The verdict on the item at `index`, dated `time`: every rule in turn.
+    fn verdict(&mut self, index: usize, time: Timestamp) -> Verdict {
+        let local = self.zone.to_datetime(time);
+        let mut reasons = Reasons::default();
+        self.last(&mut reasons);
+        self.periods(index, local, &mut reasons);
+        self.within(time, &mut reasons);
+        self.within_periods(index, time, local, &mut reasons);
+        self.older_than(time, &mut reasons);
+        let Reasons { kept, mut passed } = reasons;
+        if kept.is_empty() && passed.is_empty() {
+            passed.push("no rule keeps it".into());
         }
-        verdicts
+        if kept.is_empty() {
+            Verdict {
+                keep: false,
+                reasons: passed,
+            }
+        } else {
+            Verdict {
+                keep: true,
+                reasons: kept,
+            }
+        }
+    }
+
+    fn within_cutoff(&self, window: &Window) -> Option<Timestamp> {
+        self.newest
+            .map(|newest| back_from(newest, window, self.zone))
+    }
+
+    /// `--keep-last`.
+    fn last(&mut self, reasons: &mut Reasons) {
+        let Some(count) = self.policy.last else {
+            return;
+        };
+        if count.left(self.last_used) {
+            self.last_used += 1;
+            let last_used = self.last_used;
+            reasons.kept.push(match count {
+                Count::Limited(n) => format!("last {last_used} of {n}"),
+                Count::Unlimited => "last (unlimited)".into(),
+            });
+        } else {
+            reasons.passed.push(format!("not among the last {count}"));
+        }
+    }
+
+    /// `--keep-hourly` to `--keep-yearly`.
+    fn periods(&mut self, index: usize, local: DateTime, reasons: &mut Reasons) {
+        for ((period, count), tally) in self.policy.periods.iter().zip(&mut self.periods) {
+            let bucket = period.bucket(local);
+            let label = || period.label(local);
+            if !count.left(tally.used) {
+                reasons.passed.push(format!(
+                    "{}: not in the {count} newest {} with items",
+                    period.name(),
+                    period.unit()
+                ));
+            } else if tally.last != Some(bucket) {
+                tally.take(bucket);
+                reasons.kept.push(format!("{} {}", period.name(), label()));
+            } else if index == self.oldest {
+                tally.take(bucket);
+                reasons.kept.push(format!(
+                    "oldest {} {} (fewer than {count} {} have items)",
+                    period.name(),
+                    label(),
+                    period.unit()
+                ));
+            } else {
+                reasons.passed.push(format!(
+                    "{} {}: a newer item is kept for it",
+                    period.name(),
+                    label()
+                ));
+            }
+        }
+    }
+
+    /// `--keep-within`.
+    fn within(&self, time: Timestamp, reasons: &mut Reasons) {
+        let Some(window) = &self.policy.within else {
+            return;
+        };
+        match self.within_cutoff(window) {
+            Some(cutoff) if time <= cutoff => reasons.passed.push(format!(
+                "within {} of the newest: before the cutoff {cutoff}",
+                window.text
+            )),
+            Some(cutoff) => reasons.kept.push(format!(
+                "within {} of the newest (after {cutoff})",
+                window.text
+            )),
+            None => reasons.kept.push(format!(
+                "within {}: every item is dated after now",
+                window.text
+            )),
+        }
+    }
+
+    /// `--keep-within-hourly` to `--keep-within-yearly`.
+    fn within_periods(
+        &mut self,
+        index: usize,
+        time: Timestamp,
+        local: DateTime,
+        reasons: &mut Reasons,
+    ) {
+        let policy = self.policy;
+        for (i, (period, window)) in policy.within_periods.iter().enumerate() {
+            let rule = format!("{} within {}", period.name(), window.text);
+            let bucket = period.bucket(local);
+            let cutoff = self.within_cutoff(window);
+            let tally = &mut self.within_periods[i];
+            match cutoff {
+                Some(cutoff) if time <= cutoff => {
+                    reasons
+                        .passed
+                        .push(format!("{rule}: before the cutoff {cutoff}"));
+                }
+                _ if tally.last != Some(bucket) => {
+                    tally.take(bucket);
+                    reasons
+                        .kept
+                        .push(format!("{rule}: {}", period.label(local)));
+                }
+                _ if index == self.oldest => {
+                    reasons
+                        .kept
+                        .push(format!("oldest {rule}: {}", period.label(local)));
+                }
+                _ => reasons.passed.push(format!(
+                    "{rule}: {} has a newer item kept for it",
+                    period.label(local)
+                )),
+            }
+        }
+    }
+
+    /// `--older-than`.
+    fn older_than(&self, time: Timestamp, reasons: &mut Reasons) {
+        let Some(window) = &self.policy.older_than else {
+            return;
+        };
+        let cutoff = before(self.now, window);
+        if time >= cutoff {
+            reasons
+                .kept
+                .push(format!("newer than {} (since {cutoff})", window.text));
+        } else {
+            reasons
+                .passed
+                .push(format!("older than {} (before {cutoff})", window.text));
+        }
     }
 }
 

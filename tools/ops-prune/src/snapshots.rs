@@ -19,19 +19,16 @@ use std::time::Duration;
 use ops_shared::lock::{Access, DirLock};
 use ops_shared::record::Snapshot;
 use ops_shared::{UsageError, Verification};
-use ops_snapshot::repo::Repo;
+use ops_snapshot::Repo;
 
-use crate::candidates::{Candidate, Item, Subject};
 use crate::cli::GroupBy;
+use crate::item::{Candidate, Item, Subject};
 
 /// The `verify` annotation of a snapshot record: `Ok(None)` without one.
 ///
 /// Fails when the record carries a `verify` that is not a verification result.
 pub fn verification(snapshot: &Snapshot) -> Result<Option<Verification>, serde_json::Error> {
-    match snapshot.extra.get("verify") {
-        None => Ok(None),
-        Some(value) => serde_json::from_value(value.clone()).map(Some),
-    }
+    Verification::of(&snapshot.extra)
 }
 
 /// The candidate for a snapshot of the repository at (canonical) `root`.
@@ -60,24 +57,16 @@ pub fn item(snapshot: Snapshot, root: &Path, group_by: GroupBy) -> Item {
         guard_newest: true,
     };
     Item {
-        path: manifest_path(root, &snapshot.id),
+        path: root.to_owned(),
         candidate,
         subject: Subject::Snapshot(snapshot),
         line: None,
     }
 }
 
-/// What identifies a snapshot among the candidates, and what is deleted.
-pub fn manifest_path(root: &Path, id: &str) -> PathBuf {
-    root.join("snapshots").join(id)
-}
-
 /// The repository a snapshot item belongs to (canonical).
 pub fn root_of(item: &Item) -> &Path {
-    item.path
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or(Path::new("."))
+    &item.path
 }
 
 struct Opened {
@@ -117,7 +106,9 @@ impl Repos {
     /// Fails when a repository stays locked past `wait`.
     pub fn lock(&mut self, wait: Duration) -> anyhow::Result<()> {
         for opened in self.open.values() {
-            let lock = opened.repo.lock(Access::Exclusive, wait, "ops-prune")?;
+            let lock = opened
+                .repo
+                .lock(Access::Exclusive, wait, crate::TOOL.name)?;
             self.locks.push(lock);
         }
         Ok(())

@@ -26,14 +26,14 @@ use ops_shared::exclude::Excludes;
 use ops_shared::lock::Access;
 
 use crate::chunker::{Chunker, Params};
+use crate::error::RepoError;
 use crate::id::Id;
 use crate::index::Index;
 use crate::live::Locked;
 use crate::reader::ChunkReader;
 use crate::repo::{Manifest, Repo};
-use crate::store::{ChunkStore, Putter};
+use crate::store::{Added, ChunkStore, Putter};
 use crate::tree::{Kind, Node, TreeReader, TreeWriter};
-use crate::RepoError;
 
 /// What to snapshot and how.
 pub struct Request {
@@ -112,79 +112,17 @@ pub fn create(root: &Path, request: &Request) -> anyhow::Result<Created> {
         .manifests()?
         .into_iter()
         .rfind(|(_, m)| m.name == name && m.paths == [source_text.clone()]);
-    let reader = ChunkReader::new(Arc::clone(&repo), Arc::clone(&index));
     let store = ChunkStore::start(Arc::clone(&repo), Arc::clone(&index), request.threads);
     let started = Timestamp::now();
-
-    let abort = AtomicBool::new(false);
-    let (jobs_tx, jobs_rx) = bounded::<Job>(request.threads * 64);
-    let (done_tx, done_rx) = unbounded::<(u64, Outcome)>();
-    let (permit_tx, permit_rx) = bounded::<()>(IN_FLIGHT);
-    let parent_tree = parent
-        .as_ref()
-        .map(|(_, m)| m.tree.clone())
-        .unwrap_or_default();
-
-    let mut tree = TreeWriter::new(store.putter()?, repo.config.tree_chunks);
-    let putters = (0..request.threads.max(1))
-        .map(|_| store.putter())
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut tally = Tally::default();
-    let mut fatal: Option<anyhow::Error> = None;
-    thread::scope(|scope| {
-        let walker = Walker {
-            source: &source,
-            excludes: &excludes,
-            parent: TreeReader::new(&reader, &parent_tree).peekable(),
-            index: &index,
-            abort: &abort,
-            jobs: jobs_tx,
-            done: done_tx.clone(),
-            permits: permit_tx,
-            hard_links: HashMap::new(),
-            locked: Locked::read(),
-        };
-        scope.spawn(move || walker.walk());
-        for putter in putters {
-            let jobs = jobs_rx.clone();
-            let done = done_tx.clone();
-            let (abort, params) = (&abort, repo.config.data_chunks);
-            scope.spawn(move || read_files(&jobs, &done, putter, params, abort));
-        }
-        drop(done_tx);
-        let mut pending = BTreeMap::new();
-        let mut next = 0u64;
-        for (seq, outcome) in &done_rx {
-            pending.insert(seq, outcome);
-            while let Some(outcome) = pending.remove(&next) {
-                next += 1;
-                let _ = permit_rx.recv();
-                if fatal.is_some() {
-                    continue;
-                }
-                if let Err(err) = tally.add(outcome, &mut tree, request.skip_unreadable) {
-                    fatal = Some(err.into());
-                    abort.store(true, Ordering::Relaxed);
-                }
-            }
-        }
-    });
-    let tree = match fatal {
-        Some(err) => {
-            drop(tree);
-            Err(err)
-        }
-        None => tree.finish().map_err(anyhow::Error::from),
+    let walked = Walked {
+        source: &source,
+        excludes: &excludes,
+        parent_tree: parent.as_ref().map_or(&[], |(_, m)| &m.tree[..]),
+        repo: &repo,
+        index: &index,
     };
-    // The pack writer's own error (a full disk, say) says more than the
-    // "storing stopped" that the other stages then see.
-    let (tree, added) = match (tree, store.finish()) {
-        (Ok(tree), Ok(added)) => (tree, added),
-        (_, Err(err)) => {
-            return Err(anyhow::Error::from(err).context("the snapshot was not recorded"))
-        }
-        (Err(err), Ok(_)) => return Err(err.context("the snapshot was not recorded")),
-    };
+    let (tree, tally) = walked.store_tree(request, &store)?;
+    let (tree, added) = finish_storing(tree, store)?;
     if tally.unreadable > 0 {
         bail!(
             "{} path(s) could not be read (above); the snapshot was not recorded. \
@@ -217,6 +155,101 @@ pub fn create(root: &Path, request: &Request) -> anyhow::Result<Created> {
         vanished: tally.vanished,
         changed: tally.changed,
     })
+}
+
+/// What a snapshot walks: the source, the file list of its parent
+/// snapshot, and the repository it stores into.
+struct Walked<'a> {
+    source: &'a Path,
+    excludes: &'a Excludes,
+    parent_tree: &'a [Id],
+    repo: &'a Arc<Repo>,
+    index: &'a Arc<Index>,
+}
+
+impl Walked<'_> {
+    /// Walks the source while reader threads read and store what changed,
+    /// and writes the entries in walk order into the new file list. Returns
+    /// the file list (or why it could not be made) and what was counted.
+    fn store_tree(
+        &self,
+        request: &Request,
+        store: &ChunkStore,
+    ) -> anyhow::Result<(anyhow::Result<Vec<Id>>, Tally)> {
+        let reader = ChunkReader::new(Arc::clone(self.repo), Arc::clone(self.index));
+        let abort = AtomicBool::new(false);
+        let (jobs_tx, jobs_rx) = bounded::<Job>(request.threads * 64);
+        let (done_tx, done_rx) = unbounded::<(u64, Outcome)>();
+        let (permit_tx, permit_rx) = bounded::<()>(IN_FLIGHT);
+        let mut tree = TreeWriter::new(store.putter()?, self.repo.config.tree_chunks);
+        let putters = (0..request.threads.max(1))
+            .map(|_| store.putter())
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut tally = Tally::default();
+        let mut fatal: Option<anyhow::Error> = None;
+        thread::scope(|scope| {
+            let walker = Walker {
+                source: self.source,
+                excludes: self.excludes,
+                parent: TreeReader::new(&reader, self.parent_tree).peekable(),
+                index: self.index,
+                abort: &abort,
+                jobs: jobs_tx,
+                done: done_tx.clone(),
+                permits: permit_tx,
+                hard_links: HashMap::new(),
+                locked: Locked::read(),
+            };
+            scope.spawn(move || walker.walk());
+            for putter in putters {
+                let jobs = jobs_rx.clone();
+                let done = done_tx.clone();
+                let (abort, params) = (&abort, self.repo.config.data_chunks);
+                scope.spawn(move || read_files(&jobs, &done, putter, params, abort));
+            }
+            drop(done_tx);
+            let mut pending = BTreeMap::new();
+            let mut next = 0u64;
+            for (seq, outcome) in &done_rx {
+                pending.insert(seq, outcome);
+                while let Some(outcome) = pending.remove(&next) {
+                    next += 1;
+                    let _ = permit_rx.recv();
+                    if fatal.is_some() {
+                        continue;
+                    }
+                    if let Err(err) = tally.add(outcome, &mut tree, request.skip_unreadable) {
+                        fatal = Some(err.into());
+                        abort.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+        let tree = match fatal {
+            Some(err) => {
+                drop(tree);
+                Err(err)
+            }
+            None => tree.finish().map_err(anyhow::Error::from),
+        };
+        Ok((tree, tally))
+    }
+}
+
+/// The file list and what was added, once the store has written its last
+/// pack.
+///
+/// Fails when either failed. The pack writer's own error (a full disk, say)
+/// says more than the "storing stopped" that the other stages then see.
+fn finish_storing(
+    tree: anyhow::Result<Vec<Id>>,
+    store: ChunkStore,
+) -> anyhow::Result<(Vec<Id>, Added)> {
+    match (tree, store.finish()) {
+        (Ok(tree), Ok(added)) => Ok((tree, added)),
+        (_, Err(err)) => Err(anyhow::Error::from(err).context("the snapshot was not recorded")),
+        (Err(err), Ok(_)) => Err(err.context("the snapshot was not recorded")),
+    }
 }
 
 #[derive(Default)]

@@ -68,7 +68,8 @@ fn compare(old: &Node, new: &Node) -> Option<Change> {
 
 pub fn run(args: &DiffArgs) -> anyhow::Result<Status> {
     let root = args.repo.path()?;
-    let (reader, _lock) = crate::open_reader(root, args.repo.lock_wait, "ops-snapshot diff")?;
+    let (reader, _lock) =
+        crate::reader::open_reader(root, args.repo.lock_wait, "ops-snapshot diff")?;
     let (_, from) = reader.repo.resolve(&args.from)?;
     let (_, to) = reader.repo.resolve(&args.to)?;
     let mut old = TreeReader::new(&reader, &from.tree).peekable();

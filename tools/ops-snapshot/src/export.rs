@@ -20,7 +20,8 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<Status> {
         .into());
     }
     let root = args.repo.path()?;
-    let (reader, _lock) = crate::open_reader(root, args.repo.lock_wait, "ops-snapshot export")?;
+    let (reader, _lock) =
+        crate::reader::open_reader(root, args.repo.lock_wait, "ops-snapshot export")?;
     let (id, manifest) = reader.repo.resolve(&args.snapshot)?;
     let mut encoder = zstd::Encoder::new(io::stdout().lock(), args.level)?;
     let threads = std::thread::available_parallelism().map_or(1, usize::from);

@@ -24,15 +24,15 @@ use ops_shared::lock::Access;
 use ops_shared::record::Compact;
 use serde_json::{json, Map};
 
+use crate::error::RepoError;
 use crate::id::Id;
 use crate::index::{Index, Location};
 use crate::pack::{self, PackEntry, PackWriter, TARGET_BYTES};
 use crate::reader::ChunkReader;
 use crate::repo::Repo;
 use crate::tree::TreeReader;
-use crate::RepoError;
 
-pub struct Options {
+pub struct GcOptions {
     /// Percentage of the packs' bytes that may stay unused.
     pub max_unused: f64,
     pub dry_run: bool,
@@ -198,7 +198,7 @@ fn repack(
 ///
 /// Fails when the repository cannot be read or locked, or a write fails;
 /// nothing is deleted before everything it depends on is durable.
-pub fn gc(root: &Path, options: &Options) -> Result<Compact, RepoError> {
+pub fn gc(root: &Path, options: &GcOptions) -> Result<Compact, RepoError> {
     let repo = Arc::new(Repo::open(root)?);
     let before = repo.packs_bytes();
     let shared = repo.lock(
@@ -239,36 +239,80 @@ pub fn gc(root: &Path, options: &Options) -> Result<Compact, RepoError> {
         options.lock_wait,
         "ops-snapshot gc (deleting)",
     )?;
+    let removing = removable(&repo, &packs, &plan, &snapshots)?;
+    update_index(&repo, options.lock_wait, &packs, &written, &removing)?;
+    delete_packs(&repo, &removing)?;
+    let leftovers = remove_leftovers(&repo);
+    extra.insert(
+        "packs_deleted".into(),
+        json!(removing.iter().filter(|p| plan.delete.contains(p)).count()),
+    );
+    extra.insert("packs_written".into(), json!(written.len()));
+    extra.insert("temp_files_removed".into(), json!(leftovers));
+    let after = repo.packs_bytes();
+    extra.insert(
+        "reclaimed_bytes".into(),
+        json!(before.saturating_sub(after)),
+    );
+    let action = if removing.is_empty() && leftovers == 0 {
+        "none"
+    } else {
+        "gc"
+    };
+    Ok(record(action, after, extra))
+}
+
+/// The packs `plan` deletes or repacked, less those holding the only copy
+/// of a chunk that a snapshot made since the `planned` ones needs.
+fn removable(
+    repo: &Arc<Repo>,
+    packs: &Packs,
+    plan: &Plan,
+    planned: &[String],
+) -> Result<HashSet<Id>, RepoError> {
     let newer: Vec<String> = repo
         .snapshot_ids()?
         .into_iter()
-        .filter(|id| !snapshots.contains(id))
+        .filter(|id| !planned.contains(id))
         .collect();
     let mut removing: HashSet<Id> = plan.delete.iter().chain(&plan.repack).copied().collect();
-    if !newer.is_empty() {
-        let fresh = Packs::read(&repo, Some(&packs))?;
-        let mut locations = packs.locations.clone();
-        locations.extend(fresh.locations.iter().map(|(k, v)| (*k, *v)));
-        let reader = ChunkReader::with_map(Arc::clone(&repo), locations);
-        let needed = used_by(&reader, &repo, &newer)?;
-        let elsewhere: HashSet<Id> = packs
-            .tables
-            .iter()
-            .chain(&fresh.tables)
-            .filter(|(pack, _)| !removing.contains(pack))
-            .flat_map(|(_, entries)| entries.iter().map(|e| e.id))
-            .collect();
-        removing.retain(|pack| {
-            !packs.tables[pack]
-                .iter()
-                .any(|e| needed.contains(&e.id) && !elsewhere.contains(&e.id))
-        });
+    if newer.is_empty() {
+        return Ok(removing);
     }
-    let index = Index::open(&repo, options.lock_wait, "ops-snapshot gc")?;
-    for (pack, entries) in &written {
+    let fresh = Packs::read(repo, Some(packs))?;
+    let mut locations = packs.locations.clone();
+    locations.extend(fresh.locations.iter().map(|(k, v)| (*k, *v)));
+    let reader = ChunkReader::with_map(Arc::clone(repo), locations);
+    let needed = used_by(&reader, repo, &newer)?;
+    let elsewhere: HashSet<Id> = packs
+        .tables
+        .iter()
+        .chain(&fresh.tables)
+        .filter(|(pack, _)| !removing.contains(pack))
+        .flat_map(|(_, entries)| entries.iter().map(|e| e.id))
+        .collect();
+    removing.retain(|pack| {
+        !packs.tables[pack]
+            .iter()
+            .any(|e| needed.contains(&e.id) && !elsewhere.contains(&e.id))
+    });
+    Ok(removing)
+}
+
+/// Points the index at the `written` packs and away from the `removing`
+/// ones, and flushes it.
+fn update_index(
+    repo: &Repo,
+    wait: Duration,
+    packs: &Packs,
+    written: &[(Id, Vec<PackEntry>)],
+    removing: &HashSet<Id>,
+) -> Result<(), RepoError> {
+    let index = Index::open(repo, wait, "ops-snapshot gc")?;
+    for (pack, entries) in written {
         index.point_at(*pack, entries)?;
     }
-    for pack in &removing {
+    for pack in removing {
         index.remove_pack(*pack, &packs.tables[pack])?;
     }
     // A chunk the index placed in a removed pack may have another copy in a
@@ -294,47 +338,25 @@ pub fn gc(root: &Path, options: &Options) -> Result<Compact, RepoError> {
             index.point_at(*pack, &copies)?;
         }
     }
-    index.flush()?;
-    drop(index);
-    for pack in &removing {
+    index.flush()
+}
+
+fn delete_packs(repo: &Repo, removing: &HashSet<Id>) -> Result<(), RepoError> {
+    for pack in removing {
         let path = repo.pack_path(pack);
         fs::remove_file(&path).map_err(|err| RepoError::io(path.clone(), err))?;
         let _ = ops_shared::atomic::sync_dir(&path);
     }
-    let leftovers = remove_leftovers(&repo);
-    extra.insert(
-        "packs_deleted".into(),
-        json!(removing.iter().filter(|p| plan.delete.contains(p)).count()),
-    );
-    extra.insert("packs_written".into(), json!(written.len()));
-    extra.insert("temp_files_removed".into(), json!(leftovers));
-    let after = repo.packs_bytes();
-    extra.insert(
-        "reclaimed_bytes".into(),
-        json!(before.saturating_sub(after)),
-    );
-    let action = if removing.is_empty() && leftovers == 0 {
-        "none"
-    } else {
-        "gc"
-    };
-    Ok(record(action, after, extra))
+    Ok(())
 }
 
 /// Removes temporary files of crashed runs; only safe while holding the
 /// repository exclusively.
-pub fn remove_leftovers(repo: &Repo) -> u64 {
+fn remove_leftovers(repo: &Repo) -> u64 {
     let mut removed = 0;
-    for dir in [repo.packs_dir(), repo.root.join("snapshots")] {
-        let Ok(listing) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in listing.flatten() {
-            if ops_shared::atomic::is_temp(&entry.file_name())
-                && fs::remove_file(entry.path()).is_ok()
-            {
-                removed += 1;
-            }
+    for leftover in repo.leftovers() {
+        if fs::remove_file(&leftover.path).is_ok() {
+            removed += 1;
         }
     }
     removed

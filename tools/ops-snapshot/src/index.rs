@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 
 use ops_shared::lock::{Access, DirLock};
 
+use crate::error::RepoError;
 use crate::id::Id;
 use crate::pack::{self, PackEntry};
 use crate::repo::{make_dir, Repo};
-use crate::RepoError;
 
 /// Where one chunk is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -217,7 +217,7 @@ pub fn decode(id: &Id, stored: &[u8], raw: u32) -> Result<Vec<u8>, ChunkError> {
 }
 
 /// Reads a whole pack and checks it: the file against its name, the table,
-/// and every chunk against its id. Returns the table and the damaged chunks.
+/// and every chunk against its id. Returns the damaged chunks.
 ///
 /// Fails only when the file cannot be read or its table is unusable.
 pub fn check_pack(path: &Path, id: &Id) -> Result<PackCheck, PackError> {
@@ -244,16 +244,11 @@ pub fn check_pack(path: &Path, id: &Id) -> Result<PackCheck, PackError> {
             damaged.push((*entry, err));
         }
     }
-    Ok(PackCheck {
-        entries,
-        damaged,
-        whole_ok,
-    })
+    Ok(PackCheck { damaged, whole_ok })
 }
 
 /// What [`check_pack`] found.
 pub struct PackCheck {
-    pub entries: Vec<PackEntry>,
     pub damaged: Vec<(PackEntry, ChunkError)>,
     /// Whether the table's SHA-256 matches the pack's name.
     pub whole_ok: bool,

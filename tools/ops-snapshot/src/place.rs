@@ -10,8 +10,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::error::RepoError;
 use crate::repo::Repo;
-use crate::RepoError;
 
 /// Whether `dir` is a repository (see the module docs).
 pub fn is_repository(dir: &Path) -> bool {

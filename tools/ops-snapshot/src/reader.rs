@@ -2,13 +2,29 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use ops_shared::lock::{Access, DirLock};
+
+use crate::error::RepoError;
 use crate::id::Id;
 use crate::index::{Index, Location};
 use crate::pack;
 use crate::repo::Repo;
-use crate::RepoError;
+
+/// Opens a repository for reading chunks: its lock shared, its index.
+pub fn open_reader(
+    root: &Path,
+    wait: Duration,
+    tool: &str,
+) -> Result<(ChunkReader, DirLock), RepoError> {
+    let repo = Arc::new(Repo::open(root)?);
+    let lock = repo.lock(Access::Shared, wait, tool)?;
+    let index = Arc::new(Index::open(&repo, wait, tool)?);
+    Ok((ChunkReader::new(repo, index), lock))
+}
 
 /// Reads chunks of one repository; shared by threads.
 pub struct ChunkReader {

@@ -27,16 +27,17 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use jiff::Timestamp;
 use ops_shared::atomic::{self, AtomicFile};
 use ops_shared::lock::{Access, DirLock};
+use ops_shared::record::Snapshot;
 use serde::{Deserialize, Serialize};
 
 use crate::chunker::Params;
+use crate::error::RepoError;
 use crate::id::Id;
-use crate::RepoError;
 
 /// The repository format this version writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -206,6 +207,15 @@ impl Repo {
         self.root.join("packs")
     }
 
+    fn snapshots_dir(&self) -> PathBuf {
+        self.root.join("snapshots")
+    }
+
+    /// Where snapshot `id`'s manifest is kept.
+    pub fn snapshot_path(&self, id: &str) -> PathBuf {
+        self.snapshots_dir().join(id)
+    }
+
     pub fn pack_path(&self, pack: &Id) -> PathBuf {
         let hex = pack.to_hex();
         self.packs_dir().join(&hex[..2]).join(hex)
@@ -254,7 +264,7 @@ impl Repo {
 
     /// The ids of all snapshots, in no particular order.
     pub fn snapshot_ids(&self) -> Result<Vec<String>, RepoError> {
-        let dir = self.root.join("snapshots");
+        let dir = self.snapshots_dir();
         let listing = fs::read_dir(&dir).map_err(|err| RepoError::io(dir.clone(), err))?;
         let mut ids = Vec::new();
         for entry in listing {
@@ -276,7 +286,7 @@ impl Repo {
                 wanted: id.into(),
             });
         }
-        let path = self.root.join("snapshots").join(id);
+        let path = self.snapshot_path(id);
         let bytes = fs::read(&path).map_err(|err| RepoError::io(path.clone(), err))?;
         if Id::of(&bytes).to_hex() != id {
             return Err(RepoError::Damaged(format!(
@@ -328,7 +338,7 @@ impl Repo {
     pub fn write_manifest(&self, manifest: &Manifest) -> Result<String, RepoError> {
         let bytes = serde_json::to_vec(manifest).unwrap_or_default();
         let id = Id::of(&bytes).to_hex();
-        let path = self.root.join("snapshots").join(&id);
+        let path = self.snapshot_path(&id);
         let mut file =
             AtomicFile::create_new(&path).map_err(|err| RepoError::io(path.clone(), err))?;
         io::Write::write_all(file.file(), &bytes)
@@ -345,7 +355,7 @@ impl Repo {
                 wanted: id.into(),
             });
         }
-        let path = self.root.join("snapshots").join(id);
+        let path = self.snapshot_path(id);
         fs::remove_file(&path).map_err(|err| RepoError::io(path.clone(), err))?;
         atomic::sync_dir(&path).map_err(|err| RepoError::io(path, err))
     }
@@ -354,6 +364,100 @@ impl Repo {
     pub fn packs_bytes(&self) -> u64 {
         walk_bytes(&self.packs_dir())
     }
+
+    /// The temporary files in `packs` and `snapshots`: left by crashed
+    /// runs, or being written by running ones. gc removes them all while it
+    /// holds the repository exclusively.
+    pub fn leftovers(&self) -> Vec<Leftover> {
+        let now = SystemTime::now();
+        let mut found = Vec::new();
+        for dir in [self.packs_dir(), self.snapshots_dir()] {
+            let Ok(listing) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in listing.flatten() {
+                if !atomic::is_temp(&entry.file_name()) {
+                    continue;
+                }
+                let meta = entry.metadata().ok();
+                let age = meta
+                    .as_ref()
+                    .and_then(|meta| meta.modified().ok())
+                    .and_then(|modified| now.duration_since(modified).ok())
+                    .unwrap_or_default();
+                found.push(Leftover {
+                    path: entry.path(),
+                    is_file: meta.as_ref().is_some_and(fs::Metadata::is_file),
+                    bytes: meta.map_or(0, |meta| meta.len()),
+                    age,
+                });
+            }
+        }
+        found
+    }
+}
+
+/// A temporary file in the repository (see [`Repo::leftovers`]).
+#[derive(Clone, Debug)]
+pub struct Leftover {
+    pub path: PathBuf,
+    /// A plain file (not a symlink or directory, and still there).
+    pub is_file: bool,
+    pub bytes: u64,
+    /// Since it was last written; zero when unknown.
+    pub age: Duration,
+}
+
+/// The `snapshot` record of a manifest; `repo` becomes absolute, so the
+/// record works from any directory.
+pub fn record(repo: &Path, id: &str, manifest: &Manifest) -> Snapshot {
+    let mut extra = serde_json::Map::new();
+    extra.insert("host".into(), manifest.host.clone().into());
+    Snapshot {
+        id: id.to_owned(),
+        name: manifest.name.clone(),
+        time: manifest.time,
+        repo: absolute(repo),
+        paths: manifest.paths.clone(),
+        parent: manifest.parent.clone(),
+        files: manifest.files,
+        bytes: manifest.bytes,
+        added_bytes: manifest.added_bytes,
+        extra,
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_owned();
+    }
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
+}
+
+/// Every snapshot of the repository at `root`, oldest first.
+///
+/// Fails when `root` is not a repository or a manifest is damaged.
+pub fn list(root: &Path) -> Result<Vec<Snapshot>, RepoError> {
+    let repo = Repo::open(root)?;
+    let root = absolute(root);
+    Ok(repo
+        .manifests()?
+        .iter()
+        .map(|(id, manifest)| record(&root, id, manifest))
+        .collect())
+}
+
+/// Removes snapshots (their data stays until gc), holding the repository
+/// exclusively for `tool` while it does.
+///
+/// Fails on the first snapshot that cannot be removed.
+pub fn forget(root: &Path, ids: &[String], wait: Duration, tool: &str) -> Result<(), RepoError> {
+    let repo = Repo::open(root)?;
+    let _lock = repo.lock(Access::Exclusive, wait, tool)?;
+    for id in ids {
+        repo.remove_snapshot(id)?;
+    }
+    Ok(())
 }
 
 /// The temporary files to remove if `root` holds only what an unfinished

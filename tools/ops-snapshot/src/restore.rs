@@ -20,13 +20,15 @@ use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context};
-use crossbeam_channel::bounded;
+use crossbeam_channel::{bounded, Receiver, Sender};
 use filetime::FileTime;
 use ops_shared::owner;
+use ops_shared::record::Snapshot;
 use ops_shared::sparse::SparseWriter;
+use ops_shared::staging::Target;
 
-use crate::reader::ChunkReader;
-use crate::repo::Manifest;
+use crate::reader::{open_reader, ChunkReader};
+use crate::repo::{record, Manifest};
 use crate::tree::{Kind, Node, TreeReader};
 
 /// What a restore wrote.
@@ -34,6 +36,38 @@ use crate::tree::{Kind, Node, TreeReader};
 pub struct Restored {
     pub entries: u64,
     pub bytes: u64,
+}
+
+/// What a restore adds to the snapshot record as `"restore"`.
+pub fn restored_note(to: &Path, restored: Restored) -> ops_shared::record::Restored {
+    ops_shared::record::Restored {
+        ok: true,
+        to: to.to_owned(),
+        entries: restored.entries,
+        bytes: restored.bytes,
+    }
+}
+
+/// Restores snapshot `wanted` of the repository at `root` into `target`.
+///
+/// Fails when the snapshot cannot be found or any of it cannot be restored;
+/// the target is then left as it was.
+pub fn restore_snapshot(
+    root: &Path,
+    wanted: &str,
+    target: &Target,
+    only: Option<&Path>,
+    wait: Duration,
+) -> anyhow::Result<(Snapshot, Restored)> {
+    let (reader, _lock) = open_reader(root, wait, "ops-snapshot restore")?;
+    let (id, manifest) = reader.repo.resolve(wanted)?;
+    let threads = std::thread::available_parallelism().map_or(2, usize::from);
+    let restored = target
+        .fill(manifest.root.as_ref(), |staging| {
+            restore_into(&reader, &manifest, staging, only, threads)
+        })
+        .with_context(|| format!("restore of snapshot {} failed", &id[..8]))?;
+    Ok((record(root, &id, &manifest), restored))
 }
 
 /// Restores `manifest` (or only `only` within it) into the empty
@@ -49,117 +83,191 @@ pub fn restore_into(
     threads: usize,
 ) -> anyhow::Result<Restored> {
     let only = only.map(safe_relative).transpose()?;
-    let as_root = owner::as_root();
-    let failed = AtomicBool::new(false);
-    let first_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
-    let bytes = AtomicU64::new(0);
-    let mut entries = 0u64;
-    let mut dirs = Vec::new();
-    let mut links = Vec::new();
-    let mut symlinks = Vec::new();
-    let (jobs_tx, jobs_rx) = bounded::<(PathBuf, Node)>(threads.max(1) * 16);
-    let walked: anyhow::Result<()> = thread::scope(|scope| {
-        for _ in 0..threads.max(1) {
-            let jobs = jobs_rx.clone();
-            let (failed, first_error, bytes) = (&failed, &first_error, &bytes);
-            scope.spawn(move || {
-                for (dest, node) in jobs {
-                    if failed.load(Ordering::Relaxed) {
-                        continue;
-                    }
-                    match write_file(reader, &dest, &node, as_root) {
-                        Ok(()) => {
-                            bytes.fetch_add(node.size, Ordering::Relaxed);
-                        }
-                        Err(err) => {
-                            failed.store(true, Ordering::Relaxed);
-                            if let Ok(mut slot) = first_error.lock() {
-                                slot.get_or_insert(
-                                    err.context(format!("cannot restore {}", node.path.display())),
-                                );
-                            }
-                        }
-                    }
-                }
-            });
-        }
-        drop(jobs_rx);
-        let jobs_tx = jobs_tx;
-        for node in TreeReader::new(reader, &manifest.tree) {
-            let node = node?;
-            if failed.load(Ordering::Relaxed) {
-                break;
+    let restore = Restore {
+        reader,
+        root,
+        as_root: owner::as_root(),
+        bytes: AtomicU64::new(0),
+    };
+    let later = restore.write_files(manifest, only.as_deref(), threads)?;
+    restore.hard_links(later.links)?;
+    restore.symlinks(later.symlinks)?;
+    restore.finish_dirs(later.dirs)?;
+    Ok(Restored {
+        entries: later.entries,
+        bytes: restore.bytes.into_inner(),
+    })
+}
+
+/// One restore: where it reads and writes, and the bytes written so far.
+struct Restore<'a> {
+    reader: &'a ChunkReader,
+    root: &'a Path,
+    as_root: bool,
+    bytes: AtomicU64,
+}
+
+/// What the walk of the file list leaves until every file is written.
+#[derive(Default)]
+struct Later {
+    entries: u64,
+    dirs: Vec<(PathBuf, Node)>,
+    links: Vec<(PathBuf, PathBuf, Node)>,
+    symlinks: Vec<(PathBuf, Node)>,
+}
+
+/// Whether the entry at `relative` is restored with `--path only`: it is
+/// under `only`, or a directory on the way there.
+fn wanted(only: Option<&Path>, relative: &Path, node: &Node) -> bool {
+    only.is_none_or(|only| {
+        relative.starts_with(only) || (node.kind == Kind::Dir && only.starts_with(relative))
+    })
+}
+
+impl Restore<'_> {
+    /// Walks the file list: makes the directories, has `threads` writers
+    /// write the files, and returns the rest for later.
+    fn write_files(
+        &self,
+        manifest: &Manifest,
+        only: Option<&Path>,
+        threads: usize,
+    ) -> anyhow::Result<Later> {
+        let failed = AtomicBool::new(false);
+        let first_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+        let mut later = Later::default();
+        let (jobs_tx, jobs_rx) = bounded::<(PathBuf, Node)>(threads.max(1) * 16);
+        let walked: anyhow::Result<()> = thread::scope(|scope| {
+            for _ in 0..threads.max(1) {
+                let jobs = jobs_rx.clone();
+                let (failed, first_error) = (&failed, &first_error);
+                scope.spawn(move || self.write_jobs(&jobs, failed, first_error));
             }
-            let relative = safe_relative(&node.path)?;
-            if let Some(only) = &only {
-                let wanted = relative.starts_with(only)
-                    || (node.kind == Kind::Dir && only.starts_with(&relative));
-                if !wanted {
+            drop(jobs_rx);
+            let jobs_tx = jobs_tx;
+            for node in TreeReader::new(self.reader, &manifest.tree) {
+                let node = node?;
+                if failed.load(Ordering::Relaxed) {
+                    break;
+                }
+                let relative = safe_relative(&node.path)?;
+                if !wanted(only, &relative, &node) {
                     continue;
                 }
+                later.entries += 1;
+                self.place(relative, node, &jobs_tx, &mut later)?;
             }
-            entries += 1;
-            let dest = root.join(&relative);
-            match node.kind {
-                Kind::Dir => {
+            Ok(())
+        });
+        walked?;
+        if let Some(err) = first_error.into_inner().ok().flatten() {
+            return Err(err);
+        }
+        Ok(later)
+    }
+
+    /// Writes the files of `jobs` until they run out or one fails; the
+    /// first failure is kept in `first_error`.
+    fn write_jobs(
+        &self,
+        jobs: &Receiver<(PathBuf, Node)>,
+        failed: &AtomicBool,
+        first_error: &Mutex<Option<anyhow::Error>>,
+    ) {
+        for (dest, node) in jobs {
+            if failed.load(Ordering::Relaxed) {
+                continue;
+            }
+            match write_file(self.reader, &dest, &node, self.as_root) {
+                Ok(()) => {
+                    self.bytes.fetch_add(node.size, Ordering::Relaxed);
+                }
+                Err(err) => {
+                    failed.store(true, Ordering::Relaxed);
+                    if let Ok(mut slot) = first_error.lock() {
+                        slot.get_or_insert(
+                            err.context(format!("cannot restore {}", node.path.display())),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Makes a directory, hands a file to the writers, or keeps a link for later.
+    fn place(
+        &self,
+        relative: PathBuf,
+        node: Node,
+        files: &Sender<(PathBuf, Node)>,
+        later: &mut Later,
+    ) -> anyhow::Result<()> {
+        let dest = self.root.join(&relative);
+        match node.kind {
+            Kind::Dir => {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&dest)
+                    .with_context(|| format!("cannot create {}", dest.display()))?;
+                later.dirs.push((dest, node));
+            }
+            Kind::File => {
+                if let Some(parent) = dest.parent() {
                     fs::DirBuilder::new()
                         .recursive(true)
                         .mode(0o700)
-                        .create(&dest)
-                        .with_context(|| format!("cannot create {}", dest.display()))?;
-                    dirs.push((dest, node));
+                        .create(parent)?;
                 }
-                Kind::File => {
-                    if let Some(parent) = dest.parent() {
-                        fs::DirBuilder::new()
-                            .recursive(true)
-                            .mode(0o700)
-                            .create(parent)?;
-                    }
-                    jobs_tx
-                        .send((dest, node))
-                        .map_err(|_| anyhow!("restore threads stopped"))?;
-                }
-                Kind::Hardlink => links.push((dest, safe_relative(&node.target)?, node)),
-                Kind::Symlink => symlinks.push((relative, node)),
+                files
+                    .send((dest, node))
+                    .map_err(|_| anyhow!("restore threads stopped"))?;
             }
+            Kind::Hardlink => later.links.push((dest, safe_relative(&node.target)?, node)),
+            Kind::Symlink => later.symlinks.push((relative, node)),
         }
         Ok(())
-    });
-    walked?;
-    if let Some(err) = first_error.into_inner().ok().flatten() {
-        return Err(err);
     }
-    for (dest, target, node) in links {
-        let source = root.join(&target);
-        if source.symlink_metadata().is_err() {
-            bail!(
-                "{} is a hard link to {}, which is not restored (outside --path?)",
-                node.path.display(),
-                target.display()
-            );
+
+    fn hard_links(&self, links: Vec<(PathBuf, PathBuf, Node)>) -> anyhow::Result<()> {
+        for (dest, target, node) in links {
+            let source = self.root.join(&target);
+            if source.symlink_metadata().is_err() {
+                bail!(
+                    "{} is a hard link to {}, which is not restored (outside --path?)",
+                    node.path.display(),
+                    target.display()
+                );
+            }
+            fs::hard_link(&source, &dest)
+                .with_context(|| format!("cannot link {}", dest.display()))?;
+            self.bytes.fetch_add(node.size, Ordering::Relaxed);
         }
-        fs::hard_link(&source, &dest).with_context(|| format!("cannot link {}", dest.display()))?;
-        bytes.fetch_add(node.size, Ordering::Relaxed);
+        Ok(())
     }
-    for (relative, node) in symlinks {
-        check_parents(root, &relative)?;
-        let dest = root.join(&relative);
-        std::os::unix::fs::symlink(&node.target, &dest)
-            .with_context(|| format!("cannot create symlink {}", dest.display()))?;
-        owner::restore_symlink(&dest, Some(node.uid), Some(node.gid), as_root)?;
-        let time = file_time(node.mtime);
-        filetime::set_symlink_file_times(&dest, time, time)?;
+
+    fn symlinks(&self, symlinks: Vec<(PathBuf, Node)>) -> anyhow::Result<()> {
+        for (relative, node) in symlinks {
+            check_parents(self.root, &relative)?;
+            let dest = self.root.join(&relative);
+            std::os::unix::fs::symlink(&node.target, &dest)
+                .with_context(|| format!("cannot create symlink {}", dest.display()))?;
+            owner::restore_symlink(&dest, Some(node.uid), Some(node.gid), self.as_root)?;
+            let time = file_time(node.mtime);
+            filetime::set_symlink_file_times(&dest, time, time)?;
+        }
+        Ok(())
     }
-    for (dest, node) in dirs.into_iter().rev() {
-        let dir =
-            owner::open_dir(&dest).with_context(|| format!("cannot open {}", dest.display()))?;
-        finish_file(&dir, &node, as_root)?;
+
+    /// The directories' owners, modes and times, deepest first.
+    fn finish_dirs(&self, dirs: Vec<(PathBuf, Node)>) -> anyhow::Result<()> {
+        for (dest, node) in dirs.into_iter().rev() {
+            let dir = owner::open_dir(&dest)
+                .with_context(|| format!("cannot open {}", dest.display()))?;
+            finish_file(&dir, &node, self.as_root)?;
+        }
+        Ok(())
     }
-    Ok(Restored {
-        entries,
-        bytes: bytes.into_inner(),
-    })
 }
 
 fn write_file(reader: &ChunkReader, dest: &Path, node: &Node, as_root: bool) -> anyhow::Result<()> {

@@ -22,9 +22,9 @@ use crate::id::Id;
 use crate::index::Index;
 use ops_shared::zstd_raw::{raw_frame, Probe};
 
+use crate::error::RepoError;
 use crate::pack::{PackWriter, TARGET_BYTES};
 use crate::repo::Repo;
-use crate::RepoError;
 
 /// Chunks shorter than this are compressed by the thread that puts them.
 const PUTTER_COMPRESSES_BELOW: usize = Probe::SHORTEST;

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::chunker::{self, Params};
+use crate::error::RepoError;
 use crate::id::Id;
 use crate::reader::ChunkReader;
 use crate::store::Putter;
-use crate::RepoError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -13,10 +13,13 @@ use std::time::Duration;
 
 use ops_shared::record::Snapshot;
 
+use crate::error::RepoError;
 use crate::id::Id;
-use crate::pack::{self, PackError};
+use crate::index::Index;
+use crate::pack::{self, PackCheck, PackError};
+use crate::reader::{open_reader, ChunkReader};
+use crate::repo::{record, Manifest, Repo};
 use crate::tree::TreeReader;
-use crate::RepoError;
 
 /// How much data to read.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -56,16 +59,37 @@ pub fn verify(
     read: ReadData,
     wait: Duration,
 ) -> Result<RepoCheck, RepoError> {
-    let (reader, _lock) = crate::open_reader(root, wait, "ops-verify")?;
+    let (reader, _lock) = open_reader(root, wait, "ops-verify")?;
     let repo = &reader.repo;
     let index = reader
         .index()
         .ok_or_else(|| RepoError::Index("no index".into()))?;
-    let mut damaged: HashMap<Id, String> = HashMap::new();
-    let mut bad_packs: HashMap<Id, String> = HashMap::new();
-    // Packs whose chunks are intact but whose table is not: the index still
-    // finds the chunks, a rebuilt one would not.
-    let mut damaged_tables: HashMap<Id, String> = HashMap::new();
+    let packs = packs_to_read(repo, read)?;
+    let (packs_read, damage) = if read == ReadData::None {
+        (0, Damage::default())
+    } else {
+        (packs.len(), read_packs(repo, packs))
+    };
+    let mut checker = Checker {
+        index,
+        damage: &damage,
+        affected: HashSet::new(),
+        referenced: HashSet::new(),
+    };
+    let snapshots = snapshot_list(repo, only)?
+        .into_iter()
+        .map(|(id, manifest)| checker.snapshot(&reader, root, id, manifest))
+        .collect();
+    let unused_damage = checker.unused_damage();
+    Ok(RepoCheck {
+        snapshots,
+        unused_damage,
+        packs_read,
+    })
+}
+
+/// Every pack, or with [`ReadData::Subset`] a random share of them.
+fn packs_to_read(repo: &Repo, read: ReadData) -> Result<Vec<Id>, RepoError> {
     let mut packs: Vec<Id> = repo.packs()?.into_iter().collect();
     packs.sort();
     if let ReadData::Subset(percent) = read {
@@ -75,113 +99,108 @@ pub fn verify(
             f64::from(u16::from_le_bytes([roll.0[0], roll.0[1]])) < percent / 100.0 * 65536.0
         });
     }
-    let packs_read = if read == ReadData::None {
-        0
-    } else {
-        packs.len()
-    };
-    if read != ReadData::None {
-        let found = Mutex::new((HashMap::new(), HashMap::new(), HashMap::new()));
-        let queue = Mutex::new(packs.into_iter());
-        let threads = std::thread::available_parallelism().map_or(2, usize::from);
-        std::thread::scope(|scope| {
-            for _ in 0..threads {
-                scope.spawn(|| loop {
-                    let Some(pack) = queue.lock().ok().and_then(|mut q| q.next()) else {
-                        return;
-                    };
-                    let result = pack::check_pack(&repo.pack_path(&pack), &pack);
-                    let Ok(mut found) = found.lock() else { return };
-                    let (damaged, bad_packs, tables) = &mut *found;
-                    match result {
-                        Ok(check) => {
-                            for (entry, err) in check.damaged {
-                                damaged.insert(
-                                    entry.id,
-                                    format!("pack {pack} at offset {}: {err}", entry.offset),
-                                );
-                            }
-                            if !check.whole_ok {
-                                tables.insert(
-                                    pack,
-                                    format!(
-                                        "pack {pack}: its table does not match its name (damaged)"
-                                    ),
-                                );
-                            }
-                        }
-                        Err(PackError::BadTable) => {
-                            bad_packs.insert(pack, format!("pack {pack}: its table is damaged"));
-                        }
-                        Err(PackError::Io(err)) => {
-                            bad_packs.insert(pack, format!("pack {pack}: cannot be read: {err}"));
-                        }
-                    }
-                });
-            }
-        });
-        (damaged, bad_packs, damaged_tables) = found.into_inner().unwrap_or_default();
-    }
+    Ok(packs)
+}
 
-    let mut checks = Vec::new();
-    let mut affected = HashSet::new();
-    let mut referenced = HashSet::new();
-    for (id, manifest) in snapshot_list(repo, only)? {
+/// What reading the packs found.
+#[derive(Default)]
+struct Damage {
+    /// Chunks that do not decompress to their id, and where they are.
+    chunks: HashMap<Id, String>,
+    /// Packs that cannot be read, or whose table cannot.
+    packs: HashMap<Id, String>,
+    /// Packs whose chunks are intact but whose table is not: the index still
+    /// finds the chunks, a rebuilt one would not.
+    tables: HashMap<Id, String>,
+}
+
+impl Damage {
+    fn record(&mut self, pack: Id, result: Result<PackCheck, PackError>) {
+        match result {
+            Ok(check) => {
+                for (entry, err) in check.damaged {
+                    self.chunks.insert(
+                        entry.id,
+                        format!("pack {pack} at offset {}: {err}", entry.offset),
+                    );
+                }
+                if !check.whole_ok {
+                    self.tables.insert(
+                        pack,
+                        format!("pack {pack}: its table does not match its name (damaged)"),
+                    );
+                }
+            }
+            Err(PackError::BadTable) => {
+                self.packs
+                    .insert(pack, format!("pack {pack}: its table is damaged"));
+            }
+            Err(PackError::Io(err)) => {
+                self.packs
+                    .insert(pack, format!("pack {pack}: cannot be read: {err}"));
+            }
+        }
+    }
+}
+
+/// Reads `packs` whole, on every core.
+fn read_packs(repo: &Repo, packs: Vec<Id>) -> Damage {
+    let found = Mutex::new(Damage::default());
+    let queue = Mutex::new(packs.into_iter());
+    let threads = std::thread::available_parallelism().map_or(2, usize::from);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let Some(pack) = queue.lock().ok().and_then(|mut q| q.next()) else {
+                    return;
+                };
+                let result = pack::check_pack(&repo.pack_path(&pack), &pack);
+                let Ok(mut found) = found.lock() else { return };
+                found.record(pack, result);
+            });
+        }
+    });
+    found.into_inner().unwrap_or_default()
+}
+
+/// Checks snapshots against the index and the damage found, remembering
+/// which damage hit them.
+struct Checker<'a> {
+    index: &'a Index,
+    damage: &'a Damage,
+    /// Damaged or missing packs a checked snapshot needs.
+    affected: HashSet<Id>,
+    /// Every chunk a checked snapshot needs.
+    referenced: HashSet<Id>,
+}
+
+impl Checker<'_> {
+    fn snapshot(
+        &mut self,
+        reader: &ChunkReader,
+        root: &Path,
+        id: String,
+        manifest: Result<Manifest, String>,
+    ) -> SnapshotCheck {
         let mut errors = Vec::new();
         let manifest = match manifest {
             Ok(manifest) => manifest,
             Err(why) => {
-                checks.push(SnapshotCheck {
+                return SnapshotCheck {
                     snapshot: unreadable_record(root, &id),
                     errors: vec![why],
-                });
-                continue;
-            }
-        };
-        let mut check = |what: &str, chunk: &Id, errors: &mut Vec<String>| {
-            referenced.insert(*chunk);
-            let problem = match index.location(chunk) {
-                Ok(None) => Some(format!("chunk {} is in no pack", chunk.short())),
-                Err(err) => Some(err.to_string()),
-                Ok(Some(at)) if !index.has_pack(&at.pack) => {
-                    affected.insert(at.pack);
-                    Some(format!(
-                        "chunk {}: pack {} is missing",
-                        chunk.short(),
-                        at.pack
-                    ))
-                }
-                Ok(Some(at)) => {
-                    if let Some(why) = damaged.get(chunk) {
-                        affected.insert(at.pack);
-                        Some(format!("chunk {}: {why}", chunk.short()))
-                    } else if let Some(why) =
-                        bad_packs.get(&at.pack).or(damaged_tables.get(&at.pack))
-                    {
-                        affected.insert(at.pack);
-                        Some(why.clone())
-                    } else {
-                        None
-                    }
-                }
-            };
-            if let Some(problem) = problem {
-                if errors.len() < MAX_ERRORS {
-                    errors.push(format!("{what}: {problem}"));
-                } else if errors.len() == MAX_ERRORS {
-                    errors.push("more errors not shown".into());
                 }
             }
         };
         for chunk in &manifest.tree {
-            check("file list", chunk, &mut errors);
+            self.chunk("file list", chunk, &mut errors);
         }
-        for node in TreeReader::new(&reader, &manifest.tree) {
+        for node in TreeReader::new(reader, &manifest.tree) {
             match node {
                 Ok(node) => {
                     let what = node.path.display().to_string();
                     for chunk in &node.chunks {
-                        check(&what, chunk, &mut errors);
+                        self.chunk(&what, chunk, &mut errors);
                     }
                 }
                 Err(err) => {
@@ -190,48 +209,88 @@ pub fn verify(
                 }
             }
         }
-        checks.push(SnapshotCheck {
-            snapshot: crate::record(root, &id, &manifest),
+        SnapshotCheck {
+            snapshot: record(root, &id, &manifest),
             errors,
-        });
+        }
     }
-    let unused_damage = bad_packs
-        .iter()
-        .filter(|(pack, _)| !affected.contains(*pack))
-        .map(|(_, why)| why.clone())
-        .chain(
-            damaged
-                .iter()
-                .filter(|(chunk, _)| !referenced.contains(*chunk))
-                .map(|(chunk, why)| {
-                    format!(
-                        "chunk {} (used by none of the snapshots checked): {why}",
-                        chunk.short()
-                    )
-                }),
-        )
-        .chain(
-            damaged_tables
-                .iter()
-                .filter(|(pack, _)| !affected.contains(*pack))
-                .map(|(_, why)| why.clone()),
-        )
-        .collect();
-    Ok(RepoCheck {
-        snapshots: checks,
-        unused_damage,
-        packs_read,
-    })
+
+    /// Adds what is wrong with `chunk` (needed by `what`) to `errors`.
+    fn chunk(&mut self, what: &str, chunk: &Id, errors: &mut Vec<String>) {
+        self.referenced.insert(*chunk);
+        if let Some(problem) = self.problem(chunk) {
+            if errors.len() < MAX_ERRORS {
+                errors.push(format!("{what}: {problem}"));
+            } else if errors.len() == MAX_ERRORS {
+                errors.push("more errors not shown".into());
+            }
+        }
+    }
+
+    fn problem(&mut self, chunk: &Id) -> Option<String> {
+        match self.index.location(chunk) {
+            Ok(None) => Some(format!("chunk {} is in no pack", chunk.short())),
+            Err(err) => Some(err.to_string()),
+            Ok(Some(at)) if !self.index.has_pack(&at.pack) => {
+                self.affected.insert(at.pack);
+                Some(format!(
+                    "chunk {}: pack {} is missing",
+                    chunk.short(),
+                    at.pack
+                ))
+            }
+            Ok(Some(at)) => {
+                let damage = self.damage;
+                if let Some(why) = damage.chunks.get(chunk) {
+                    self.affected.insert(at.pack);
+                    Some(format!("chunk {}: {why}", chunk.short()))
+                } else if let Some(why) = damage.packs.get(&at.pack).or(damage.tables.get(&at.pack))
+                {
+                    self.affected.insert(at.pack);
+                    Some(why.clone())
+                } else {
+                    None
+                }
+            }
+        }
+    }
+
+    /// The damage none of the checked snapshots needs.
+    fn unused_damage(&self) -> Vec<String> {
+        let damage = self.damage;
+        damage
+            .packs
+            .iter()
+            .filter(|(pack, _)| !self.affected.contains(*pack))
+            .map(|(_, why)| why.clone())
+            .chain(
+                damage
+                    .chunks
+                    .iter()
+                    .filter(|(chunk, _)| !self.referenced.contains(*chunk))
+                    .map(|(chunk, why)| {
+                        format!(
+                            "chunk {} (used by none of the snapshots checked): {why}",
+                            chunk.short()
+                        )
+                    }),
+            )
+            .chain(
+                damage
+                    .tables
+                    .iter()
+                    .filter(|(pack, _)| !self.affected.contains(*pack))
+                    .map(|(_, why)| why.clone()),
+            )
+            .collect()
+    }
 }
 
 /// The snapshots to check, oldest first, each with its manifest or why it
 /// cannot be read.
-type Listed = (String, Result<crate::repo::Manifest, String>);
+type Listed = (String, Result<Manifest, String>);
 
-fn snapshot_list(
-    repo: &crate::repo::Repo,
-    only: Option<&[String]>,
-) -> Result<Vec<Listed>, RepoError> {
+fn snapshot_list(repo: &Repo, only: Option<&[String]>) -> Result<Vec<Listed>, RepoError> {
     let ids = match only {
         Some(ids) => ids.to_vec(),
         None => repo.snapshot_ids()?,

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::Duration;
 
-use ops_snapshot::verify::{verify, ReadData};
+use ops_snapshot::{verify, ReadData};
 use ops_tests::{assert_same_tree, bin_dir, pseudo_random};
 use tempfile::tempdir;
 
@@ -134,6 +134,7 @@ fn create_and_gc_killed_at_random_moments_leave_every_snapshot_whole() {
                     &repo,
                     std::slice::from_ref(&oldest.id),
                     Duration::from_secs(10),
+                    "ops-prune",
                 )
                 .unwrap();
             }
@@ -188,7 +189,7 @@ fn create_during_gc_keeps_the_chunks_it_reuses() {
             .filter(|s| s.name == "old")
             .map(|s| s.id)
             .collect();
-        ops_snapshot::forget(&repo, &ids, Duration::from_secs(10)).unwrap();
+        ops_snapshot::forget(&repo, &ids, Duration::from_secs(10), "ops-prune").unwrap();
         let gc = spawn(&["gc", "--max-unused", "0%"], &repo);
         sleep(Duration::from_millis(round * 15));
         let create = spawn(&["create", data.to_str().unwrap(), "--name", &name], &repo);

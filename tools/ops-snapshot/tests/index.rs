@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::Duration;
 
-use ops_snapshot::repo::Repo;
+use ops_snapshot::Repo;
 use ops_tests::{assert_same_tree, bin_dir, ops, pseudo_random, test_cache};
 use tempfile::tempdir;
 
@@ -57,10 +57,10 @@ fn a_damaged_index_is_rebuilt_with_a_warning_by_create_verify_and_restore() {
 
     create();
     damage_index(&repo);
-    let checked = ops_snapshot::verify::verify(
+    let checked = ops_snapshot::verify(
         &repo,
         None,
-        ops_snapshot::verify::ReadData::All,
+        ops_snapshot::ReadData::All,
         Duration::from_secs(10),
     )
     .unwrap();

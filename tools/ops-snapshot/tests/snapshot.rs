@@ -312,7 +312,7 @@ fn the_index_is_a_cache_rebuilt_from_the_packs() {
     sample_tree(&data);
     let repo = tmp.path().join("repo");
     snapshot(&data, &repo, &[]);
-    let index = ops_snapshot::repo::Repo::open(&repo).unwrap().index_dir();
+    let index = ops_snapshot::Repo::open(&repo).unwrap().index_dir();
     assert!(
         index.starts_with(ops_tests::test_cache()),
         "{}",
@@ -491,10 +491,7 @@ fn a_full_disk_fails_cleanly_and_records_no_snapshot() {
 fn restore_refuses_entries_that_escape_the_target() {
     // In-process calls and children must use the tests' index cache.
     std::env::set_var("OPS_CACHE_DIR", ops_tests::test_cache());
-    use ops_snapshot::id::Id;
-    use ops_snapshot::index::Index;
-    use ops_snapshot::pack::PackWriter;
-    use ops_snapshot::repo::{Manifest, Repo};
+    use ops_snapshot::{Id, Index, Manifest, PackWriter, Repo};
 
     let tmp = tempdir().unwrap();
     let data = tmp.path().join("data");

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use ops_snapshot::verify::{verify, ReadData};
+use ops_snapshot::{verify, ReadData};
 use ops_tests::{assert_same_tree, ops, pseudo_random};
 use tempfile::tempdir;
 
@@ -132,7 +132,7 @@ fn a_copied_repository_does_not_share_its_index_with_the_original() {
         .take(1)
         .map(|s| s.id)
         .collect();
-    ops_snapshot::forget(&repo1, &ids, Duration::from_secs(10)).unwrap();
+    ops_snapshot::forget(&repo1, &ids, Duration::from_secs(10), "ops-prune").unwrap();
     ops("ops-snapshot")
         .args(["gc", "--max-unused", "0%", "--repo"])
         .arg(&repo1)
@@ -195,8 +195,13 @@ fn forget_refuses_a_snapshot_id_that_is_a_path() {
     fs::write(data.join("a"), "a").unwrap();
     snapshot(&data, &repo, &cache);
     fs::write(tmp.path().join("other"), "keep").unwrap();
-    let err =
-        ops_snapshot::forget(&repo, &["../../other".into()], Duration::from_secs(5)).unwrap_err();
+    let err = ops_snapshot::forget(
+        &repo,
+        &["../../other".into()],
+        Duration::from_secs(5),
+        "ops-prune",
+    )
+    .unwrap_err();
     assert!(err.is_usage(), "{err}");
     assert!(tmp.path().join("other").exists());
     assert_eq!(ops_snapshot::list(&repo).unwrap().len(), 1);

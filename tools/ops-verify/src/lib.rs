@@ -29,7 +29,7 @@ use ops_shared::record::{human_bytes, Snapshot};
 use ops_shared::{
     read_records, Backup, Output, OutputMode, Record, Status, UsageError, Verification,
 };
-use ops_snapshot::verify::ReadData;
+use ops_snapshot::ReadData;
 use snapshots::{Checked, SnapshotDepth};
 
 pub use cli::Cli;

@@ -13,9 +13,7 @@ use jiff::Timestamp;
 use ops_shared::entry::error;
 use ops_shared::record::Snapshot;
 use ops_shared::{Record, Verification};
-use ops_snapshot::repo::Repo;
-use ops_snapshot::verify::{verify, ReadData, RepoCheck};
-use ops_snapshot::RepoError;
+use ops_snapshot::{verify, ReadData, Repo, RepoCheck, RepoError};
 
 /// How thoroughly to check snapshots.
 #[derive(Clone, Copy, Debug)]

@@ -140,7 +140,7 @@ fn expand(arg: &str) -> anyhow::Result<Vec<PathBuf>> {
                 return Err(backup_dir(arg, entry.path()).into());
             }
             if entry.file_type().is_dir() {
-                if ops_snapshot::place::is_repository(entry.path()) {
+                if ops_snapshot::is_repository(entry.path()) {
                     return Err(repository(arg, entry.path()).into());
                 }
                 if sleddb::is_sled_dir(entry.path()) {
@@ -207,7 +207,7 @@ impl Outside {
     fn check(&mut self, arg: &str, path: &Path) -> Result<(), UsageError> {
         let dir = path.parent().unwrap_or(path);
         if path.is_dir() || !self.0.contains(dir) {
-            if let Some(repo) = ops_snapshot::place::repository_of(path) {
+            if let Some(repo) = ops_snapshot::repository_of(path) {
                 return Err(repository(arg, &repo));
             }
             if let Some(db) = sled_of(path) {
