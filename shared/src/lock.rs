@@ -212,8 +212,7 @@ fn write_owner(file: &mut File, tool: &str) -> io::Result<()> {
 
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_owned())
-        .unwrap_or_else(|_| "this host".into())
+        .map_or_else(|_| "this host".into(), |name| name.trim().to_owned())
 }
 
 #[cfg(test)]

@@ -223,7 +223,10 @@ mod tests {
     #[test]
     fn known_records_parse_and_keep_unknown_fields() {
         let records: Vec<_> = read_records(BACKUP.as_bytes()).collect();
-        let record = records[0].as_ref().map_err(|e| e.to_string()).unwrap();
+        let record = records[0]
+            .as_ref()
+            .map_err(std::string::ToString::to_string)
+            .unwrap();
         assert!(record.is::<Backup>());
         let backup: Backup = record.parse().unwrap();
         assert_eq!(

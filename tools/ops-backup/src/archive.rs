@@ -295,7 +295,10 @@ fn walk_tar(
                 break;
             }
         };
-        let path = item.path().map(|p| p.into_owned()).unwrap_or_default();
+        let path = item
+            .path()
+            .map(std::borrow::Cow::into_owned)
+            .unwrap_or_default();
         let expected = if manifest_done {
             None
         } else {
@@ -406,7 +409,11 @@ fn compare_header<R: Read>(expected: &mut Entry, path: &Path, item: &tar::Entry<
         mismatches.push("modification time differs from the manifest".into());
     }
     if matches!(expected.kind, Kind::Symlink | Kind::Hardlink) {
-        let target = item.link_name().ok().flatten().map(|t| t.into_owned());
+        let target = item
+            .link_name()
+            .ok()
+            .flatten()
+            .map(std::borrow::Cow::into_owned);
         if target != expected.target {
             mismatches.push("link target differs from the manifest".into());
         }

@@ -299,21 +299,18 @@ pub fn source_key(source: &Source) -> String {
         .map_or(source.location.as_str(), |(_, rest)| rest);
     let rest = rest.split_once('@').map_or(rest, |(_, host)| host);
     // `/DB?host=/SOCKET&port=N` (a local socket) or `HOST:PORT/DB`.
-    let (host, port, db) = match rest.strip_prefix('/') {
-        Some(socket) => {
-            let (db, query) = socket.split_once('?').unwrap_or((socket, ""));
-            let port = query
-                .split('&')
-                .find_map(|kv| kv.strip_prefix("port="))
-                .unwrap_or_default();
-            ("localhost", port, db)
-        }
-        None => {
-            let (endpoint, db) = rest.split_once('/').unwrap_or((rest, ""));
-            let (host, port) = endpoint.rsplit_once(':').unwrap_or((endpoint, ""));
-            let local = matches!(host, "localhost" | "127.0.0.1" | "::1" | "[::1]");
-            (if local { "localhost" } else { host }, port, db)
-        }
+    let (host, port, db) = if let Some(socket) = rest.strip_prefix('/') {
+        let (db, query) = socket.split_once('?').unwrap_or((socket, ""));
+        let port = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("port="))
+            .unwrap_or_default();
+        ("localhost", port, db)
+    } else {
+        let (endpoint, db) = rest.split_once('/').unwrap_or((rest, ""));
+        let (host, port) = endpoint.rsplit_once(':').unwrap_or((endpoint, ""));
+        let local = matches!(host, "localhost" | "127.0.0.1" | "::1" | "[::1]");
+        (if local { "localhost" } else { host }, port, db)
     };
     format!("postgres:{host}:{port}/{db}")
 }
@@ -647,7 +644,7 @@ pub fn remove(backup: &Backup) -> Result<u64, Error> {
     let artifact = dir.join(&header.artifact);
     let mut freed = 0;
     let mut delete = |path: &Path| -> Result<(), Error> {
-        let size = fs::symlink_metadata(path).map(|m| m.len()).unwrap_or(0);
+        let size = fs::symlink_metadata(path).map_or(0, |m| m.len());
         match fs::remove_file(path) {
             Ok(()) => {
                 freed += size;

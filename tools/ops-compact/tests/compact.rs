@@ -275,7 +275,7 @@ fn a_disk_that_fills_up_during_the_rebuild_fails_cleanly_leaving_nothing_behind(
             .success()
             .record();
         let live = plan["live_bytes"].as_u64().unwrap();
-        small.fill_until(live + (extra_mib * 1048576.0) as u64);
+        small.fill_until(live + (extra_mib * 1_048_576.0) as u64);
         let free = small.free();
         let (code, stderr) = compact_within_a_minute(&db);
         assert!(code == 0 || code == 1, "{extra_mib}: {stderr}");

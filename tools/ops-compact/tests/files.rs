@@ -2,6 +2,8 @@
 //! mode and times; recent, compressed, hard-linked and open files are left
 //! alone; bad input is refused with a clear message.
 #![allow(clippy::unwrap_used, clippy::panic)]
+// A test that tells one story end to end reads better whole.
+#![allow(clippy::too_many_lines)]
 
 use std::fs::{self, FileTimes};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

@@ -18,7 +18,8 @@ fn compact(args: &[&str]) -> ops_tests::Outcome {
 /// keep VACUUM in another from removing dead tuples.
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    TURN.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Waits until the statistics show the dead tuples of `table`: a session's

@@ -226,7 +226,7 @@ fn run_all(jobs: Vec<Job>, timeout: Duration) -> Vec<Check> {
                 &target,
                 Level::Unknown,
                 format!("the check failed unexpectedly: {panic}"),
-                Default::default(),
+                std::collections::BTreeMap::default(),
             )),
             Err(_) => checks.push(level::record(
                 check,
@@ -236,7 +236,7 @@ fn run_all(jobs: Vec<Job>, timeout: Duration) -> Vec<Check> {
                     "did not finish within {}; raise --timeout or see why {target} is slow",
                     humantime::format_duration(timeout)
                 ),
-                Default::default(),
+                std::collections::BTreeMap::default(),
             )),
         }
     }

@@ -256,8 +256,7 @@ impl Session<'_> {
             self.location,
             level,
             format!(
-                "standby, replaying {:.0} s behind the primary (warn at {LAG_WARN:.0} s, crit at {LAG_CRIT:.0} s)",
-                lag
+                "standby, replaying {lag:.0} s behind the primary (warn at {LAG_WARN:.0} s, crit at {LAG_CRIT:.0} s)"
             ),
             metrics([("replay_lag_seconds", round(lag))]),
         ))

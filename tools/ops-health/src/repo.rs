@@ -164,7 +164,7 @@ fn check_series(target: &str, snapshots: &[Snapshot], max_age: Duration) -> Vec<
 /// The chunk index: opened as ops-snapshot opens it (which brings it up to
 /// date with the packs, or builds it when it is missing), without waiting.
 fn check_index(repo: &Repo, target: &str) -> Check {
-    let packs = repo.packs().map(|p| p.len()).unwrap_or(0) as f64;
+    let packs = repo.packs().map_or(0, |p| p.len()) as f64;
     match Index::open_unrepaired(repo, Duration::ZERO, TOOL) {
         Ok(index) if !index.missing.is_empty() => record(
             "repo",

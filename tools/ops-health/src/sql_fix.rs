@@ -173,24 +173,33 @@ fn run_batches(
             ),
             &[("batch", at), ("rows", changed as f64), ("value", after)],
         ));
-        if let Some(stop) = stop_after(name, changed, value, after) {
-            records.extend(stop);
-            break;
+        match after_batch(name, changed, value, after) {
+            Next::Continue => {}
+            Next::Stop(why) => {
+                records.extend(why);
+                break;
+            }
         }
         value = after;
     }
     records
 }
 
-/// Whether to stop after a batch that changed `changed` rows and took the
-/// check from `before` to `after`, with the record that says why (none
-/// when the check reached 0).
-fn stop_after(name: &str, changed: u64, before: f64, after: f64) -> Option<Option<Check>> {
+/// What comes after a batch.
+enum Next {
+    Continue,
+    /// With the record that says why, unless the check reached 0.
+    Stop(Option<Check>),
+}
+
+/// Whether to go on after a batch that changed `changed` rows and took the
+/// check from `before` to `after`.
+fn after_batch(name: &str, changed: u64, before: f64, after: f64) -> Next {
     if after == 0.0 {
-        return Some(None);
+        return Next::Stop(None);
     }
     if changed == 0 {
-        return Some(Some(say(
+        return Next::Stop(Some(say(
             name,
             Level::Warn,
             format!(
@@ -201,7 +210,7 @@ fn stop_after(name: &str, changed: u64, before: f64, after: f64) -> Option<Optio
         )));
     }
     if after >= before {
-        return Some(Some(say(
+        return Next::Stop(Some(say(
             name,
             Level::Crit,
             format!(
@@ -211,7 +220,7 @@ fn stop_after(name: &str, changed: u64, before: f64, after: f64) -> Option<Optio
             &[("value", after)],
         )));
     }
-    None
+    Next::Continue
 }
 
 /// A `fix` record for the repair of check `name`.

@@ -421,7 +421,7 @@ fn prometheus_output_passes_promtool_and_is_written_atomically() {
             );
         }
         Err(_) => {
-            eprintln!("promtool not installed (apt-get install prometheus); skipped its check")
+            eprintln!("promtool not installed (apt-get install prometheus); skipped its check");
         }
     }
 }

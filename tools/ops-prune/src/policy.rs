@@ -453,8 +453,7 @@ impl Tally {
 fn back_from(time: Timestamp, window: &Window, zone: &TimeZone) -> Timestamp {
     time.to_zoned(zone.clone())
         .checked_sub(window.span)
-        .map(|zoned| zoned.timestamp())
-        .unwrap_or(Timestamp::MIN)
+        .map_or(Timestamp::MIN, |zoned| zoned.timestamp())
 }
 
 /// `time` minus a window's exact length.

@@ -641,7 +641,7 @@ fn two_prunes_at_once_remove_each_backup_exactly_once() {
     holder.wait().unwrap();
     let mut removed: Vec<String> = outcomes
         .iter()
-        .flat_map(|o| o.records())
+        .flat_map(ops_tests::Outcome::records)
         .filter(|r| r["prune"]["action"] == "remove" && r["prune"]["done"] == true)
         .map(|r| r["id"].as_str().unwrap().to_owned())
         .collect();

@@ -91,12 +91,11 @@ fn list(args: &RepoArgs) -> anyhow::Result<Status> {
 
 fn restore(args: RestoreArgs) -> anyhow::Result<Status> {
     let mut out = Output::stdout(args.output.mode());
-    let (repo_path, wanted) = match args.snapshot {
-        Some(wanted) => (args.repo.path()?.to_owned(), wanted),
-        None => {
-            let snapshot = one_snapshot_from_stdin(&mut out)?;
-            (snapshot.repo, snapshot.id)
-        }
+    let (repo_path, wanted) = if let Some(wanted) = args.snapshot {
+        (args.repo.path()?.to_owned(), wanted)
+    } else {
+        let snapshot = one_snapshot_from_stdin(&mut out)?;
+        (snapshot.repo, snapshot.id)
     };
     let target = Target::plan(&args.to, args.force)?;
     progress::start(

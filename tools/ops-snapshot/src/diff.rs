@@ -13,6 +13,7 @@ use crate::tree::{Node, TreeReader};
 
 /// One changed path: `{"type":"diff", ...}`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[allow(clippy::struct_field_names)] // `change` is the record's field name
 pub struct Change {
     /// added, removed, modified (content or kind) or metadata (mode, owner, mtime).
     pub change: String,

@@ -154,7 +154,7 @@ pub fn read_table(path: &Path) -> Result<Vec<PackEntry>, PackError> {
     if &tail[4..] != MAGIC {
         return Err(PackError::BadTable);
     }
-    let count = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as u64;
+    let count = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
     let table_len = count * ENTRY_BYTES as u64;
     if table_len + 12 > len {
         return Err(PackError::BadTable);
@@ -227,7 +227,7 @@ pub fn check_pack(path: &Path, id: &Id) -> Result<PackCheck, PackError> {
         return Err(PackError::BadTable);
     }
     let tail = &bytes[bytes.len() - 12..];
-    let count = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as u64;
+    let count = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
     let table_len = count * ENTRY_BYTES as u64;
     if table_len + 12 > len {
         return Err(PackError::BadTable);

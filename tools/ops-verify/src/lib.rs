@@ -113,7 +113,7 @@ impl Plan {
         };
         let jobs = cli
             .jobs
-            .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()))
+            .unwrap_or_else(|| thread::available_parallelism().map_or(1, std::num::NonZero::get))
             .max(1);
         let snapshot_depth = SnapshotDepth {
             read: match (cli.read_data, cli.read_data_subset) {

@@ -353,17 +353,16 @@ impl PgTarget {
 
 /// The error text PostgreSQL gave, without the crate's prefixes.
 pub fn describe(err: &postgres::Error) -> String {
-    match err.as_db_error() {
-        Some(db) => db.message().to_owned(),
-        None => {
-            let mut text = err.to_string();
-            let mut source = std::error::Error::source(err);
-            while let Some(cause) = source {
-                text = format!("{text}: {cause}");
-                source = cause.source();
-            }
-            text
+    if let Some(db) = err.as_db_error() {
+        db.message().to_owned()
+    } else {
+        let mut text = err.to_string();
+        let mut source = std::error::Error::source(err);
+        while let Some(cause) = source {
+            text = format!("{text}: {cause}");
+            source = cause.source();
         }
+        text
     }
 }
 

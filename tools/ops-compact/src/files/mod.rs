@@ -79,7 +79,10 @@ pub fn run(args: &[String], options: &Options, out: &mut Output) -> anyhow::Resu
     let helpers = options.jobs.clamp(1, work.len().max(1)) - 1;
     let mut emit_from = 0;
     let mut emit = |last: bool, out: &mut Output| -> anyhow::Result<()> {
-        let mut finished = pool.finished.lock().unwrap_or_else(|p| p.into_inner());
+        let mut finished = pool
+            .finished
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         while emit_from < candidates.len() {
             let candidate = &candidates[emit_from];
             let record = match (&candidate.skip, finished.remove(&emit_from)) {
@@ -144,7 +147,7 @@ impl Pool<'_> {
             let outcome = codec.compress(&self.candidates[index]);
             self.finished
                 .lock()
-                .unwrap_or_else(|p| p.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .insert(index, outcome);
             if let Err(err) = between() {
                 self.stop.store(true, Ordering::Relaxed);

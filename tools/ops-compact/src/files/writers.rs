@@ -97,9 +97,7 @@ fn writable(fdinfo: &Path) -> bool {
 }
 
 fn command(proc_dir: &Path) -> String {
-    fs::read_to_string(proc_dir.join("comm"))
-        .map(|c| c.trim().to_owned())
-        .unwrap_or_else(|_| "?".into())
+    fs::read_to_string(proc_dir.join("comm")).map_or_else(|_| "?".into(), |c| c.trim().to_owned())
 }
 
 #[cfg(test)]

@@ -112,6 +112,9 @@ impl Session<'_> {
         ));
     }
 
+    /// Long, as one table's decision read top to bottom: size, bloat,
+    /// locks, the action and the words that explain it.
+    #[allow(clippy::too_many_lines)]
     fn table(&mut self, table: &Table) -> (Compact, Action) {
         let name = table.qualified();
         let measured = match measure::table(self.client, table, self.method) {
@@ -202,6 +205,8 @@ impl Session<'_> {
         (record, action)
     }
 
+    /// Long for the same reason as [`Self::table`].
+    #[allow(clippy::too_many_lines)]
     fn index(
         &mut self,
         index: &Index,

@@ -73,7 +73,10 @@ impl Watch {
     }
 
     fn halt(&mut self) {
-        *self.watching.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        *self
+            .watching
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = false;
         if let Some(thread) = self.thread.take() {
             thread.thread().unpark();
             let _ = thread.join();
@@ -90,7 +93,9 @@ impl Drop for Watch {
 fn watch(watching: &Mutex<bool>, db: &Path, copy: &PathBuf, dir: &Path, owners: &Owners) {
     loop {
         std::thread::park_timeout(Duration::from_millis(100));
-        let still = watching.lock().unwrap_or_else(|p| p.into_inner());
+        let still = watching
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !*still {
             return;
         }
