@@ -69,12 +69,10 @@ pub enum Error {
         manifest: PathBuf,
         artifact: PathBuf,
     },
-    #[error("{what}")]
-    Io {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// Shown with its cause, also where it is formatted on its own
+    /// (ops-health's messages) rather than as an error chain.
+    #[error("{what}: {error}")]
+    Io { what: String, error: std::io::Error },
     #[error("restore of {id} failed")]
     Restore {
         id: String,
@@ -85,8 +83,8 @@ pub enum Error {
 
 impl Error {
     /// An I/O error, with what was being done (`cannot read backup directory X`).
-    pub fn io(what: String, source: std::io::Error) -> Self {
-        Error::Io { what, source }
+    pub fn io(what: String, error: std::io::Error) -> Self {
+        Error::Io { what, error }
     }
 }
 
@@ -105,5 +103,22 @@ impl Classify for Error {
             Error::Unrestorable { .. } | Error::MixedSeries(_) => ErrorKind::Usage,
             _ => ErrorKind::Failed,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_error_says_what_was_done_and_why_it_failed() {
+        let err = Error::io(
+            "cannot read backup directory /srv/b".into(),
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        );
+        assert_eq!(
+            err.to_string(),
+            "cannot read backup directory /srv/b: entity not found"
+        );
     }
 }
