@@ -10,6 +10,7 @@ pub mod atomic;
 pub mod duration;
 pub mod entry;
 pub mod exclude;
+pub mod files_arg;
 pub mod ids;
 pub mod interrupt;
 pub mod lock;

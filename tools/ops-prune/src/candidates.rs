@@ -9,13 +9,12 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use jiff::Timestamp;
 use ops_backup::catalog;
 use ops_shared::entry::warn;
+use ops_shared::files_arg::FileRules;
 use ops_shared::record::{File, Snapshot};
 use ops_shared::{Backup, InputRecord, UsageError};
-use walkdir::WalkDir;
 
 use crate::cli::GroupBy;
 use crate::item::{Candidate, Item, Subject};
@@ -440,63 +439,55 @@ pub fn mtime(meta: &fs::Metadata) -> Timestamp {
 /// of runs in progress are never candidates, and a backup directory is
 /// refused: its backups must go whole, manifest first.
 fn expand(arg: &str) -> anyhow::Result<Vec<PathBuf>> {
-    let path = Path::new(arg);
-    if path.is_dir() {
-        if let Some(repo) = ops_snapshot::repository_of(path) {
+    ops_shared::files_arg::expand(arg, &mut PlainFiles)
+}
+
+/// `--files`: plain files that are not ours, never inside a repository, a
+/// sled database or a backup directory.
+struct PlainFiles;
+
+impl FileRules for PlainFiles {
+    const WHAT: &'static str = "plain file";
+
+    fn directory(&mut self, arg: &str, dir: &Path) -> anyhow::Result<()> {
+        if let Some(repo) = ops_snapshot::repository_of(dir) {
             anyhow::bail!(repository(&format!("--files {arg}"), &repo));
         }
-        let mut files = Vec::new();
-        for entry in WalkDir::new(path).sort_by_file_name() {
-            let entry = entry.with_context(|| format!("cannot read --files {arg}"))?;
-            if entry.file_type().is_dir() {
-                if ops_snapshot::is_repository(entry.path()) {
-                    anyhow::bail!(repository(&format!("--files {arg}"), entry.path()));
-                }
-                if ops_backup::sleddb::is_sled_dir(entry.path()) {
-                    anyhow::bail!(sled_db(&format!("--files {arg}"), entry.path()));
-                }
+        Ok(())
+    }
+
+    fn walked(&mut self, arg: &str, entry: &walkdir::DirEntry) -> anyhow::Result<bool> {
+        if entry.file_type().is_dir() {
+            if ops_snapshot::is_repository(entry.path()) {
+                anyhow::bail!(repository(&format!("--files {arg}"), entry.path()));
             }
-            let name = entry.file_name();
-            if name
-                .to_string_lossy()
-                .ends_with(ops_backup::manifest::SUFFIX)
-            {
-                anyhow::bail!(UsageError(format!(
-                    "--files {arg}: {} holds backups; give it as a backup directory \
-                     (ops-prune --keep-last 7 {}) so each backup is removed whole",
-                    catalog::parent_dir(entry.path()).display(),
-                    catalog::parent_dir(entry.path()).display()
-                )));
-            }
-            if entry.file_type().is_file() && !is_ours(name) {
-                files.push(entry.into_path());
+            if ops_backup::sleddb::is_sled_dir(entry.path()) {
+                anyhow::bail!(sled_db(&format!("--files {arg}"), entry.path()));
             }
         }
-        return Ok(files);
-    }
-    let is_glob = arg.contains(['*', '?', '[']);
-    if !is_glob {
-        if fs::symlink_metadata(path).is_err() {
+        let name = entry.file_name();
+        if name
+            .to_string_lossy()
+            .ends_with(ops_backup::manifest::SUFFIX)
+        {
             anyhow::bail!(UsageError(format!(
-                "--files {arg}: no such file or directory"
+                "--files {arg}: {} holds backups; give it as a backup directory \
+                 (ops-prune --keep-last 7 {}) so each backup is removed whole",
+                catalog::parent_dir(entry.path()).display(),
+                catalog::parent_dir(entry.path()).display()
             )));
         }
-        return Ok(vec![path.to_owned()]);
+        Ok(entry.file_type().is_file() && !is_ours(name))
     }
-    let matches =
-        glob::glob(arg).map_err(|err| UsageError(format!("--files {arg}: bad glob: {err}")))?;
-    let mut files = Vec::new();
-    for found in matches {
-        let found = found.with_context(|| format!("cannot read --files {arg}"))?;
-        let ours = found.file_name().is_some_and(is_ours);
-        if fs::symlink_metadata(&found).is_ok_and(|m| m.is_file()) && !ours {
-            files.push(found);
-        }
+
+    fn named(&mut self, _arg: &str, _path: &Path) -> anyhow::Result<bool> {
+        Ok(true)
     }
-    if files.is_empty() {
-        warn(format!("--files {arg} matches no plain file"));
+
+    fn matched(&mut self, _arg: &str, path: &Path) -> anyhow::Result<bool> {
+        let ours = path.file_name().is_some_and(is_ours);
+        Ok(fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) && !ours)
     }
-    Ok(files)
 }
 
 /// The refusal of `what`, a snapshot repository `repo` or inside one.

@@ -10,9 +10,9 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use ops_backup::sleddb;
 use ops_shared::atomic::{is_temp, with_suffix};
+use ops_shared::files_arg::FileRules;
 use ops_shared::lock::LOCK_FILE;
 use ops_shared::UsageError;
-use walkdir::WalkDir;
 
 use super::writers::{FileId, OpenForWriting};
 
@@ -129,58 +129,47 @@ fn ignored(path: &Path) -> bool {
 /// The files an argument names: every file under a directory (symlinks not
 /// followed), or what a glob matches, or the one file.
 fn expand(arg: &str) -> anyhow::Result<Vec<PathBuf>> {
-    let path = Path::new(arg);
-    let mut outside = Outside::default();
-    if path.is_dir() {
-        outside.check(arg, path)?;
-        let mut files = Vec::new();
-        for entry in WalkDir::new(path).sort_by_file_name() {
-            let entry = entry.with_context(|| format!("cannot read --files {arg}"))?;
-            if is_backup_manifest(entry.path()) {
-                return Err(backup_dir(arg, entry.path()).into());
+    ops_shared::files_arg::expand(arg, &mut Compressible(Outside::default()))
+}
+
+/// `--files`: files to compress, never a backup directory's, nor inside a
+/// repository or a sled database.
+struct Compressible(Outside);
+
+impl FileRules for Compressible {
+    const WHAT: &'static str = "file to compress";
+
+    fn directory(&mut self, arg: &str, dir: &Path) -> anyhow::Result<()> {
+        Ok(self.0.check(arg, dir)?)
+    }
+
+    fn walked(&mut self, arg: &str, entry: &walkdir::DirEntry) -> anyhow::Result<bool> {
+        if is_backup_manifest(entry.path()) {
+            return Err(backup_dir(arg, entry.path()).into());
+        }
+        if entry.file_type().is_dir() {
+            if ops_snapshot::is_repository(entry.path()) {
+                return Err(repository(arg, entry.path()).into());
             }
-            if entry.file_type().is_dir() {
-                if ops_snapshot::is_repository(entry.path()) {
-                    return Err(repository(arg, entry.path()).into());
-                }
-                if sleddb::is_sled_dir(entry.path()) {
-                    return Err(sled_db(arg, entry.path()).into());
-                }
-            }
-            if entry.file_type().is_file() && !ignored(entry.path()) {
-                files.push(entry.into_path());
+            if sleddb::is_sled_dir(entry.path()) {
+                return Err(sled_db(arg, entry.path()).into());
             }
         }
-        return Ok(files);
+        Ok(entry.file_type().is_file() && !ignored(entry.path()))
     }
-    if !arg.contains(['*', '?', '[']) {
-        if fs::symlink_metadata(path).is_err() {
-            return Err(UsageError(format!("--files {arg}: no such file or directory")).into());
+
+    fn named(&mut self, arg: &str, path: &Path) -> anyhow::Result<bool> {
+        self.0.check(arg, path)?;
+        Ok(!ignored(path))
+    }
+
+    fn matched(&mut self, arg: &str, path: &Path) -> anyhow::Result<bool> {
+        if is_backup_manifest(path) {
+            return Err(backup_dir(arg, path).into());
         }
-        outside.check(arg, path)?;
-        return Ok(if ignored(path) {
-            Vec::new()
-        } else {
-            vec![path.to_owned()]
-        });
+        self.0.check(arg, path)?;
+        Ok(!path.is_dir() && !ignored(path))
     }
-    let matches =
-        glob::glob(arg).map_err(|err| UsageError(format!("--files {arg}: bad glob: {err}")))?;
-    let mut files = Vec::new();
-    for found in matches {
-        let found = found.with_context(|| format!("cannot read --files {arg}"))?;
-        if is_backup_manifest(&found) {
-            return Err(backup_dir(arg, &found).into());
-        }
-        outside.check(arg, &found)?;
-        if !found.is_dir() && !ignored(&found) {
-            files.push(found);
-        }
-    }
-    if files.is_empty() {
-        ops_shared::entry::warn(format!("--files {arg} matches no file to compress"));
-    }
-    Ok(files)
 }
 
 fn is_backup_manifest(path: &Path) -> bool {
