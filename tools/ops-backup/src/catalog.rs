@@ -49,15 +49,6 @@ fn refused(what: String) -> Refused {
     Refused { what }
 }
 
-/// Why a manifest of a directory is not listed.
-#[derive(Debug, thiserror::Error)]
-pub enum ManifestProblem {
-    #[error(transparent)]
-    Damaged(#[from] ManifestError),
-    #[error(transparent)]
-    Refused(#[from] Refused),
-}
-
 /// Checks that `id` has the shape of a backup id,
 /// `<name>_<YYYYMMDD>_<HHMMSS>` with an optional `_<N>`, where the name is
 /// letters, digits, `.`, `_` and `-` and does not start with `.`.
@@ -146,11 +137,11 @@ pub fn check_record(backup: &Backup) -> Result<(), Refused> {
 /// and the file named after the id.
 ///
 /// Fails if the manifest cannot be read, is damaged, or is refused.
-pub fn read_manifest(path: &Path) -> Result<(Header, Summary), ManifestProblem> {
+pub fn read_manifest(path: &Path) -> Result<(Header, Summary), Error> {
     let shown = path.display();
     let (header, summary) = manifest::read_outline(path).map_err(|err| match err {
         ManifestError::Io { source, .. } if source.kind() == io::ErrorKind::InvalidData => {
-            ManifestProblem::Refused(refused(format!("manifest {shown}: {source}")))
+            Error::Refused(refused(format!("manifest {shown}: {source}")))
         }
         err => err.into(),
     })?;
@@ -495,7 +486,7 @@ pub fn list(dir: &Path) -> Result<(Vec<Backup>, Leftovers), Error> {
                 claimed.insert(backup.path.clone());
                 backups.push(backup);
             }
-            Err(ManifestProblem::Refused(err)) => leftovers.refused.push(err.to_string()),
+            Err(Error::Refused(err)) => leftovers.refused.push(err.to_string()),
             Err(err) => leftovers.warnings.push(err.to_string()),
         }
     }

@@ -88,15 +88,6 @@ impl Error {
     }
 }
 
-impl From<crate::catalog::ManifestProblem> for Error {
-    fn from(problem: crate::catalog::ManifestProblem) -> Self {
-        match problem {
-            crate::catalog::ManifestProblem::Damaged(err) => Error::Manifest(err),
-            crate::catalog::ManifestProblem::Refused(refused) => Error::Refused(refused),
-        }
-    }
-}
-
 impl Classify for Error {
     fn kind(&self) -> ErrorKind {
         match self {

@@ -71,16 +71,17 @@ fn repair(
     statement: &str,
     batches: &Batches,
 ) -> Vec<Check> {
+    let not_repaired = |why: String| {
+        vec![say(
+            name,
+            Level::Unknown,
+            format!("not repaired: {why}"),
+            &[],
+        )]
+    };
     let value = match session.value(query) {
         Ok(value) => value,
-        Err(why) => {
-            return vec![say(
-                name,
-                Level::Unknown,
-                format!("not repaired: {why}"),
-                &[],
-            )]
-        }
+        Err(why) => return not_repaired(why),
     };
     if value == 0.0 {
         return vec![say(
@@ -92,14 +93,7 @@ fn repair(
     }
     let prepared = match prepare(session.client, statement) {
         Ok(prepared) => prepared,
-        Err(why) => {
-            return vec![say(
-                name,
-                Level::Unknown,
-                format!("not repaired: {why}"),
-                &[],
-            )]
-        }
+        Err(why) => return not_repaired(why),
     };
     if batches.dry_run {
         let count = (value / batches.rows as f64).ceil();

@@ -195,14 +195,7 @@ fn restore_snapshot(snapshot: &Snapshot, cli: &Cli) -> anyhow::Result<Snapshot> 
     let (_, restored) =
         ops_snapshot::restore_snapshot(&snapshot.repo, &snapshot.id, &target, None, cli.lock_wait)?;
     let mut snapshot = snapshot.clone();
-    progress::finish(format!(
-        "restored snapshot {}: {} entries, {} to {}",
-        ops_shared::ids::short(&snapshot.id),
-        restored.entries,
-        human_bytes(restored.bytes),
-        cli.to.display()
-    ));
-    snapshot.annotate("restore", ops_snapshot::restored_note(&cli.to, restored));
+    ops_snapshot::report_restored(&mut snapshot, &cli.to, restored);
     Ok(snapshot)
 }
 

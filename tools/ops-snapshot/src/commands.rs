@@ -109,14 +109,7 @@ fn restore(args: RestoreArgs) -> anyhow::Result<Status> {
         args.path.as_deref(),
         args.repo.lock_wait,
     )?;
-    progress::finish(format!(
-        "restored snapshot {}: {} entries, {} to {}",
-        ops_shared::ids::short(&snapshot.id),
-        restored.entries,
-        human_bytes(restored.bytes),
-        args.to.display()
-    ));
-    snapshot.annotate("restore", crate::restore::restored_note(&args.to, restored));
+    crate::restore::report_restored(&mut snapshot, &args.to, restored);
     out.record(&snapshot)?;
     out.finish()?;
     Ok(Status::Success)

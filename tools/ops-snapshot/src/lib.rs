@@ -38,7 +38,7 @@ pub use index::Index;
 pub use pack::PackWriter;
 pub use place::{is_repository, repository_of};
 pub use repo::{forget, list, record, Leftover, Manifest, Repo};
-pub use restore::{restore_snapshot, restored_note};
+pub use restore::{report_restored, restore_snapshot};
 pub use verify::{verify, ReadData, RepoCheck};
 
 /// ops-snapshot as a process: the standard exit statuses.

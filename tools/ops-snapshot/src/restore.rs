@@ -38,14 +38,23 @@ pub struct Restored {
     pub bytes: u64,
 }
 
-/// What a restore adds to the snapshot record as `"restore"`.
-pub fn restored_note(to: &Path, restored: Restored) -> ops_shared::record::Restored {
-    ops_shared::record::Restored {
+/// Says what a restore into `to` did (the summary line) and adds it to the
+/// snapshot record as `"restore"`.
+pub fn report_restored(snapshot: &mut Snapshot, to: &Path, restored: Restored) {
+    ops_shared::progress::finish(format!(
+        "restored snapshot {}: {} entries, {} to {}",
+        ops_shared::ids::short(&snapshot.id),
+        restored.entries,
+        ops_shared::record::human_bytes(restored.bytes),
+        to.display()
+    ));
+    let note = ops_shared::record::Restored {
         ok: true,
         to: to.to_owned(),
         entries: restored.entries,
         bytes: restored.bytes,
-    }
+    };
+    ops_shared::Record::annotate(snapshot, "restore", note);
 }
 
 /// Restores snapshot `wanted` of the repository at `root` into `target`.
