@@ -17,6 +17,9 @@ TYPE       ?= all
 BATCH      ?= 1000
 # backups-snapshot-volume: where the archive of the whole backup directory goes.
 VOLUME_DIR ?= $(BACKUP_DIR)-volumes
+# health: how full the filesystem of . may be before it warns or goes critical.
+DISK_WARN  ?= 80%
+DISK_CRIT  ?= 90%
 # OPS_BIN=DIR runs the tools found there instead of building them (the tests do).
 ifdef OPS_BIN
 BIN        := $(OPS_BIN)
@@ -94,7 +97,7 @@ backups-snapshot-volume: $(BUILD)
 
 ## health: disk, backups in $(BACKUP_DIR) (and $(DATABASE_URL) if set), as a table
 health: $(BUILD)
-	@$(BIN)/ops-health --disk . --backups $(BACKUP_DIR) $(if $(DATABASE_URL),--postgres "$(DATABASE_URL)") --human
+	@$(BIN)/ops-health --disk . --disk-warn $(DISK_WARN) --disk-crit $(DISK_CRIT) --backups $(BACKUP_DIR) $(if $(DATABASE_URL),--postgres "$(DATABASE_URL)") --human
 
 ## verify: verify every backup in $(BACKUP_DIR)
 verify: $(BUILD)
