@@ -17,6 +17,9 @@ TYPE       ?= all
 BATCH      ?= 1000
 # backups-snapshot-volume: where the archive of the whole backup directory goes.
 VOLUME_DIR ?= $(BACKUP_DIR)-volumes
+# backups-download-latest: where backups are fetched from (a directory or s3://BUCKET/PREFIX) and to.
+OFFSITE    ?=
+DOWNLOAD_DIR ?= downloads
 # health: how full the filesystem of . may be before it warns or goes critical.
 DISK_WARN  ?= 80%
 DISK_CRIT  ?= 90%
@@ -31,7 +34,7 @@ endif
 
 TOOLS := ops-backup ops-verify ops-restore ops-prune ops-snapshot ops-compact ops-health
 
-.PHONY: all build demo test test-deps lint man bench soak install backup-now backups-ls backups-tidy \
+.PHONY: all build demo test test-deps lint man bench soak install backup-now backups-ls backups-tidy backups-download-latest \
 	backups-snapshot-volume verify restore-test integrity-check \
 	integrity-clean-dry-run integrity-clean integrity-stats integrity-bloat health maintenance clean
 
@@ -68,6 +71,7 @@ bench: build
 	OPS_BIN=$(BIN) scripts/bench-health.sh
 	OPS_BIN=$(BIN) scripts/bench-compact.sh
 	OPS_BIN=$(BIN) scripts/bench-snapshot.sh
+	OPS_BIN=$(BIN) scripts/bench-s3.sh
 	OPS_BIN=$(BIN) scripts/bench-progress.sh
 
 ## soak: the tests' crash and race loops (kill -9 at random moments, concurrent first runs), REPEAT times over (10)
@@ -90,6 +94,13 @@ backups-ls: $(BUILD)
 ## backups-tidy: keep the newest $(KEEP) backups of every series in $(BACKUP_DIR)
 backups-tidy: $(BUILD)
 	$(BIN)/ops-prune --keep-last $(KEEP) $(BACKUP_DIR) --human
+
+## backups-download-latest: copy the newest backup in $(OFFSITE) (or $(BACKUP_DIR)) to $(DOWNLOAD_DIR), checked on arrival
+backups-download-latest: $(BUILD)
+	@set -o pipefail; from="$(or $(OFFSITE),$(BACKUP_DIR))"; \
+	newest=$$($(BIN)/ops-backup list "$$from" --json | tail -n 1); \
+	[[ -n $$newest ]] || { echo "make backups-download-latest: no backups in $$from" >&2; exit 1; }; \
+	printf '%s\n' "$$newest" | $(BIN)/ops-backup copy --to $(DOWNLOAD_DIR) --human
 
 ## backups-snapshot-volume: one portable, verified archive of all of $(BACKUP_DIR) in $(VOLUME_DIR) (tar --zstd -xf reads it)
 backups-snapshot-volume: $(BUILD)

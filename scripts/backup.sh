@@ -11,6 +11,9 @@
 #                 (two entries of one base name, svcA/data svcB/data, must be named)
 #   BACKUP_DIR    where backups go                                   (/var/backups/ops)
 #   KEEP          backups kept per series                            (7)
+#   OFFSITE       a second place each new verified backup is copied to, e.g.
+#                 s3://bucket/web01 (with the AWS_* variables) or a mounted disk;
+#                 pruned with the same KEEP and checked by health     (none)
 #   MAX_AGE       health: the newest backup of a series may be this old (26h)
 #   DISK_WARN     health: warn when BACKUP_DIR's filesystem is this full (80%)
 #   DISK_CRIT     health: critical when it is this full               (90%)
@@ -31,6 +34,7 @@ MAX_AGE=${MAX_AGE:-26h}
 DISK_WARN=${DISK_WARN:-80%}
 DISK_CRIT=${DISK_CRIT:-90%}
 PROM_FILE=${PROM_FILE:-}
+OFFSITE=${OFFSITE:-}
 RECORDS=${RECORDS:-}
 [[ -z ${OPS_BIN:-} ]] || PATH="$OPS_BIN:$PATH"
 
@@ -74,7 +78,7 @@ fi
 
 mkdir -p "$BACKUP_DIR"
 made=$(mktemp "${TMPDIR:-/tmp}/backup.sh.XXXXXX")
-trap 'rm -f "$made"' EXIT
+trap 'rm -f "$made" "$made.offsite"' EXIT
 failed=0
 log "start: ${#sources[@]} source(s) into $BACKUP_DIR, keeping $KEEP per series"
 
@@ -103,9 +107,22 @@ else
   failed=1
 fi
 
+if [[ -n $OFFSITE ]]; then
+  log "copying the new verified backups to $OFFSITE"
+  if ops-backup copy --to "$OFFSITE" --json <"$made" >"$made.offsite" &&
+    ops-prune --keep-last "$KEEP" "$OFFSITE" --json <"$made.offsite" >&3; then
+    log "copied to $OFFSITE and pruned there"
+  else
+    log "error: copying to or pruning $OFFSITE failed (see above)"
+    failed=1
+  fi
+  rm -f "$made.offsite"
+fi
+
 health=(--backups "$BACKUP_DIR" --max-age "$MAX_AGE"
   --disk "$BACKUP_DIR" --disk-warn "$DISK_WARN" --disk-crit "$DISK_CRIT")
 [[ -z $DATABASE_URL ]] || health+=(--postgres "$DATABASE_URL")
+[[ -z $OFFSITE ]] || health+=(--backups "$OFFSITE")
 status=0
 if [[ -n $PROM_FILE ]]; then
   ops-health "${health[@]}" --format prometheus --prometheus-file "$PROM_FILE" || status=$?

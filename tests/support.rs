@@ -15,6 +15,8 @@ use serde_json::Value;
 
 #[path = "support/pg.rs"]
 pub mod pg;
+#[path = "support/s3.rs"]
+pub mod s3;
 #[path = "support/sled_db.rs"]
 pub mod sled_db;
 
@@ -213,6 +215,16 @@ impl Run {
 
     pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Self {
         self.command.env(key, value);
+        self
+    }
+
+    /// Points the run at an S3 server: its endpoint, credentials and region
+    /// in the AWS_* variables, the user's own AWS setup left out.
+    pub fn s3(mut self, server: &s3::S3Server) -> Self {
+        for key in s3::FOREIGN_AWS_ENV {
+            self.command.env_remove(key);
+        }
+        self.command.envs(server.env());
         self
     }
 

@@ -28,6 +28,7 @@ complete -c ops-backup -n "__fish_ops_backup_needs_command" -s h -l help -d 'Pri
 complete -c ops-backup -n "__fish_ops_backup_needs_command" -s V -l version -d 'Print version'
 complete -c ops-backup -n "__fish_ops_backup_needs_command" -f -a "create" -d 'Back up a directory or a file into a backup directory'
 complete -c ops-backup -n "__fish_ops_backup_needs_command" -f -a "list" -d 'List the backups in directories, oldest first, rebuilt from the directories alone'
+complete -c ops-backup -n "__fish_ops_backup_needs_command" -f -a "copy" -d 'Copy the backups whose records arrive on stdin to another directory or bucket, each checked by its checksum on arrival; those already there are skipped'
 complete -c ops-backup -n "__fish_ops_backup_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ops-backup -n "__fish_ops_backup_using_subcommand create" -l to -d 'The backup directory to write into (created, owner-only, if missing; its parent must exist)' -r -F
 complete -c ops-backup -n "__fish_ops_backup_using_subcommand create" -l name -d 'The series name used in the artifact name [default: the source\'s base name]. A series holds one source: a second source of the same base name (svcA/data after svcB/data) is refused until it gets a name of its own' -r
@@ -43,6 +44,11 @@ complete -c ops-backup -n "__fish_ops_backup_using_subcommand create" -s h -l he
 complete -c ops-backup -n "__fish_ops_backup_using_subcommand list" -l json -d 'Write JSON-lines records even when stdout is a terminal'
 complete -c ops-backup -n "__fish_ops_backup_using_subcommand list" -l human -d 'Write a human table even when stdout is not a terminal'
 complete -c ops-backup -n "__fish_ops_backup_using_subcommand list" -s h -l help -d 'Print help'
-complete -c ops-backup -n "__fish_ops_backup_using_subcommand help; and not __fish_seen_subcommand_from create list help" -f -a "create" -d 'Back up a directory or a file into a backup directory'
-complete -c ops-backup -n "__fish_ops_backup_using_subcommand help; and not __fish_seen_subcommand_from create list help" -f -a "list" -d 'List the backups in directories, oldest first, rebuilt from the directories alone'
-complete -c ops-backup -n "__fish_ops_backup_using_subcommand help; and not __fish_seen_subcommand_from create list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ops-backup -n "__fish_ops_backup_using_subcommand copy" -l to -d 'The directory or s3://BUCKET/PREFIX to copy into (a directory is created, owner-only, if missing; a bucket must exist)' -r -F
+complete -c ops-backup -n "__fish_ops_backup_using_subcommand copy" -l json -d 'Write JSON-lines records even when stdout is a terminal'
+complete -c ops-backup -n "__fish_ops_backup_using_subcommand copy" -l human -d 'Write a human table even when stdout is not a terminal'
+complete -c ops-backup -n "__fish_ops_backup_using_subcommand copy" -s h -l help -d 'Print help'
+complete -c ops-backup -n "__fish_ops_backup_using_subcommand help; and not __fish_seen_subcommand_from create list copy help" -f -a "create" -d 'Back up a directory or a file into a backup directory'
+complete -c ops-backup -n "__fish_ops_backup_using_subcommand help; and not __fish_seen_subcommand_from create list copy help" -f -a "list" -d 'List the backups in directories, oldest first, rebuilt from the directories alone'
+complete -c ops-backup -n "__fish_ops_backup_using_subcommand help; and not __fish_seen_subcommand_from create list copy help" -f -a "copy" -d 'Copy the backups whose records arrive on stdin to another directory or bucket, each checked by its checksum on arrival; those already there are skipped'
+complete -c ops-backup -n "__fish_ops_backup_using_subcommand help; and not __fish_seen_subcommand_from create list copy help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -16,7 +16,6 @@
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::fs::File;
 use std::hash::BuildHasher;
 use std::io::{self, BufReader, Read};
 use std::os::unix::ffi::OsStrExt;
@@ -73,7 +72,7 @@ fn check_artifact(
             return Ok(findings.close());
         }
     };
-    let file = match File::open(artifact) {
+    let file = match ops_storage::open(artifact) {
         Ok(file) => file,
         Err(err) => {
             findings.fail(format!(
@@ -126,13 +125,13 @@ fn check_names(
 
 /// Reads the artifact, counting (and, unless told not to, hashing) it.
 struct ArtifactReader {
-    file: File,
+    file: Box<dyn Read + Send>,
     hasher: Option<Sha256>,
     bytes: u64,
 }
 
 impl ArtifactReader {
-    fn new(file: File, hash: bool) -> Self {
+    fn new(file: Box<dyn Read + Send>, hash: bool) -> Self {
         ArtifactReader {
             file,
             hasher: hash.then(Sha256::new),

@@ -1,5 +1,5 @@
 //! Where an artifact's bytes go: compressed (or not), hashed and written to
-//! its temporary file, the way `zstd -T` works but without the pipe.
+//! its upload (a temporary file, or parts of an S3 object), the way `zstd -T` works but without the pipe.
 //!
 //! The producer (tar framing, pg_dump's output, a sled export) fills 4 MiB
 //! jobs, reading files straight into a job's buffer. Worker threads turn
@@ -14,7 +14,6 @@
 //! not compress is stored as a raw frame (see `ops_shared::zstd_raw`).
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, Read, Write};
 use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe};
@@ -22,8 +21,8 @@ use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 
-use ops_shared::atomic::AtomicFile;
 use ops_shared::zstd_raw::{append_raw_frame, Probe};
+use ops_storage::Upload;
 use sha2::{Digest, Sha256};
 use zstd::zstd_safe::{self, CCtx, CParameter, InBuffer, OutBuffer};
 
@@ -34,10 +33,9 @@ pub const CHUNK: usize = 1 << 20;
 /// The bytes of one job, compressed into frames of their own.
 const JOB: usize = 4 << 20;
 
-/// Writes an artifact; [`ArtifactWriter::finish`] returns the file to
+/// Writes an artifact; [`ArtifactWriter::finish`] returns the upload to
 /// commit with its SHA-256 and size.
 pub struct ArtifactWriter {
-    file: AtomicFile,
     job: Job,
     /// How written bytes are treated (read ones are judged).
     written: Treatment,
@@ -75,32 +73,23 @@ struct Job {
 }
 
 /// What the writer thread wrote: jobs, SHA-256, bytes.
-type Written = (u64, String, u64);
+type Written = (u64, String, u64, Box<dyn Upload>);
 
 impl ArtifactWriter {
     /// zstd at `level` on `threads` workers (at least one, beside the
     /// producer).
-    ///
-    /// Fails if the file cannot be shared with the writer thread.
-    pub fn compressed(file: AtomicFile, level: i32, threads: u32) -> io::Result<Self> {
+    pub fn compressed(file: Box<dyn Upload>, level: i32, threads: u32) -> Self {
         let workers = usize::try_from(threads.max(1)).unwrap_or(1);
         Self::start(file, workers, Treatment::Compress, level)
     }
 
     /// Stored as it comes (already compressed data such as pg_dump -Fc).
-    ///
-    /// Fails if the file cannot be shared with the writer thread.
-    pub fn plain(file: AtomicFile) -> io::Result<Self> {
+    pub fn plain(file: Box<dyn Upload>) -> Self {
         Self::start(file, 1, Treatment::Verbatim, 0)
     }
 
-    fn start(
-        mut file: AtomicFile,
-        workers: usize,
-        written: Treatment,
-        level: i32,
-    ) -> io::Result<Self> {
-        let out = HashedFile::new(file.file().try_clone()?);
+    fn start(file: Box<dyn Upload>, workers: usize, written: Treatment, level: i32) -> Self {
+        let out = HashedFile::new(file);
         // One being filled, one per worker, one waiting for each worker,
         // one being written.
         let limit = 2 * workers + 2;
@@ -116,8 +105,7 @@ impl ArtifactWriter {
             .collect();
         drop(done);
         let writer = thread::spawn(move || write_in_order(&finished, &recycle, out));
-        Ok(ArtifactWriter {
-            file,
+        ArtifactWriter {
             job: Job::new(),
             written,
             shipped: 0,
@@ -127,7 +115,7 @@ impl ArtifactWriter {
             jobs: Some(jobs),
             workers,
             writer: Some(writer),
-        })
+        }
     }
 
     /// Reads at most `max` bytes of `source` straight into the artifact,
@@ -159,7 +147,7 @@ impl ArtifactWriter {
     /// Ends the stream: the artifact (to commit), its SHA-256 and size.
     ///
     /// Fails with the first error of any thread.
-    pub fn finish(mut self) -> io::Result<(AtomicFile, String, u64)> {
+    pub fn finish(mut self) -> io::Result<(Box<dyn Upload>, String, u64)> {
         if self.shipped == 0 && self.job.filled == 0 {
             // An empty stream is still one (empty) zstd frame.
             self.job.pieces.push((0, self.written));
@@ -169,13 +157,13 @@ impl ArtifactWriter {
         }
         self.jobs = None;
         let lost = self.workers.drain(..).any(|w| w.join().is_err());
-        let (jobs, sha256, bytes) = self.join_writer()?;
+        let (jobs, sha256, bytes, file) = self.join_writer()?;
         if lost || jobs != self.shipped {
             return Err(io::Error::other(
                 "a compression thread failed; the artifact is incomplete",
             ));
         }
-        Ok((self.file, sha256, bytes))
+        Ok((file, sha256, bytes))
     }
 
     /// Sends the job being filled on its way and starts the next.
@@ -217,6 +205,19 @@ impl ArtifactWriter {
             Some(Ok(result)) => result,
             _ => Err(io::Error::other("the artifact writer thread failed")),
         }
+    }
+}
+
+/// An artifact abandoned before `finish` is discarded before the drop
+/// returns: the writer thread holds the upload, and a process that exits
+/// right after must not leave it behind.
+impl Drop for ArtifactWriter {
+    fn drop(&mut self) {
+        self.jobs = None;
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+        let _ = self.join_writer();
     }
 }
 
@@ -401,19 +402,19 @@ fn write_in_order(
             let _ = recycle.send(job);
         }
     }
-    let (sha256, bytes) = out.end();
-    Ok((next, sha256, bytes))
+    let (sha256, bytes, file) = out.end();
+    Ok((next, sha256, bytes, file))
 }
 
 /// Hashes and writes what reaches it; ends with the SHA-256 and size.
 struct HashedFile {
-    file: File,
+    file: Box<dyn Upload>,
     hasher: Sha256,
     bytes: u64,
 }
 
 impl HashedFile {
-    fn new(file: File) -> Self {
+    fn new(file: Box<dyn Upload>) -> Self {
         HashedFile {
             file,
             hasher: Sha256::new(),
@@ -427,8 +428,8 @@ impl HashedFile {
         self.file.write_all(chunk)
     }
 
-    fn end(self) -> (String, u64) {
-        (hex(self.hasher), self.bytes)
+    fn end(self) -> (String, u64, Box<dyn Upload>) {
+        (hex(self.hasher), self.bytes, self.file)
     }
 }
 

@@ -19,7 +19,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ffi::OsStr;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -231,7 +230,7 @@ pub fn manifest_of(artifact: &Path) -> Result<PathBuf, Error> {
     let mut id = name;
     while let Some((stem, _ext)) = id.rsplit_once('.') {
         let candidate = manifest_path(dir, stem);
-        if check_id(stem).is_ok() && candidate.is_file() {
+        if check_id(stem).is_ok() && is_object(&candidate) {
             let (header, _) = read_manifest(&candidate)?;
             if header.artifact != name {
                 return Err(refused(format!(
@@ -430,13 +429,18 @@ impl Emptiness {
 
 /// Tells a backup directory that holds no backups from an empty or foreign one.
 pub fn emptiness(dir: &Path) -> Emptiness {
-    if dir.join(ops_shared::lock::LOCK_FILE).is_file() {
+    if is_object(&dir.join(ops_shared::lock::LOCK_FILE)) {
         return Emptiness::BackupDirectory;
     }
-    match fs::read_dir(dir).map(Iterator::count) {
+    match ops_storage::list(dir).map(|objects| objects.len()) {
         Ok(0) | Err(_) => Emptiness::Empty,
         Ok(n) => Emptiness::Foreign(n),
     }
+}
+
+/// Whether a regular file or object is at `path`.
+fn is_object(path: &Path) -> bool {
+    matches!(ops_storage::stat(path), Ok(Some(object)) if object.regular)
 }
 
 /// The backups in `dir`, oldest first, each with its last verification.
@@ -446,16 +450,17 @@ pub fn emptiness(dir: &Path) -> Emptiness {
 pub fn list(dir: &Path) -> Result<(Vec<Backup>, Leftovers), Error> {
     let mut leftovers = Leftovers::default();
     let mut backups = Vec::new();
-    let mut names: Vec<PathBuf> = fs::read_dir(dir)
+    let names: Vec<PathBuf> = ops_storage::list(dir)
         .map_err(|source| {
             Error::io(
                 format!("cannot read backup directory {}", dir.display()),
                 source,
             )
         })?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .into_iter()
+        .map(|object| dir.join(object.name))
         .collect();
-    names.sort();
+    let present: HashSet<&PathBuf> = names.iter().collect();
     let mut claimed = HashSet::new();
     for path in &names {
         let name = path.file_name().unwrap_or_default();
@@ -473,7 +478,7 @@ pub fn list(dir: &Path) -> Result<(Vec<Backup>, Leftovers), Error> {
         match read_manifest(path) {
             Ok((header, summary)) => {
                 let mut backup = record(dir, &header, &summary);
-                if !backup.path.exists() {
+                if !present.contains(&backup.path) {
                     leftovers.warnings.push(format!(
                         "{}: manifest without its artifact {}",
                         path.display(),
@@ -521,9 +526,7 @@ struct StoredVerification {
 impl StoredVerification {
     /// The stored results of this very artifact, if any.
     fn of(backup: &Backup) -> Option<Self> {
-        let file = ops_shared::open::regular_file(&verification_path(backup)).ok()?;
-        let mut bytes = Vec::new();
-        io::Read::read_to_end(&mut io::Read::take(file, 1 << 20), &mut bytes).ok()?;
+        let bytes = ops_storage::read_small(&verification_path(backup), 1 << 20).ok()?;
         let mut stored: StoredVerification = serde_json::from_slice(&bytes).ok()?;
         if stored.levels.is_empty() {
             let latest = stored.verify.clone();
@@ -549,7 +552,7 @@ pub fn checksum_file_problem(artifact: &Path, sha256: &str) -> Option<String> {
         path.display()
     );
     let mut text = Vec::new();
-    let read = ops_shared::open::regular_file(&path)
+    let read = ops_storage::open(&path)
         .and_then(|file| io::Read::read_to_end(&mut io::Read::take(file, 4096), &mut text));
     if let Err(err) = read {
         return Some(format!(
@@ -593,6 +596,13 @@ pub fn save_verification(backup: &Backup, verification: &Verification) -> io::Re
         levels,
     };
     let json = serde_json::to_vec(&stored)?;
+    if ops_storage::is_remote(&backup.path) {
+        return ops_storage::write(
+            &verification_path(backup),
+            ops_storage::Mode::Replace,
+            &json,
+        );
+    }
     let mut file = atomic::AtomicFile::replace(&verification_path(backup))?;
     io::Write::write_all(file.file(), &json)?;
     let like = manifest.file_name().unwrap_or_default();
@@ -634,25 +644,29 @@ pub fn remove(backup: &Backup) -> Result<u64, Error> {
     }
     let artifact = dir.join(&header.artifact);
     let mut freed = 0;
+    let remote = ops_storage::is_remote(dir);
     let mut delete = |path: &Path| -> Result<(), Error> {
-        let size = fs::symlink_metadata(path).map_or(0, |m| m.len());
-        match fs::remove_file(path) {
-            Ok(()) => {
-                freed += size;
-                Ok(())
-            }
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(err) => Err(Error::io(format!("cannot remove {}", path.display()), err)),
+        let cannot = |err| Error::io(format!("cannot remove {}", path.display()), err);
+        let size = ops_storage::stat(path)
+            .map_err(cannot)?
+            .map_or(0, |o| o.size);
+        ops_storage::delete(path).map_err(cannot)?;
+        freed += size;
+        Ok(())
+    };
+    let sync = || {
+        if remote {
+            return Ok(());
         }
+        atomic::sync_dir(&manifest)
+            .map_err(|err| Error::io(format!("cannot sync {}", dir.display()), err))
     };
     delete(&manifest)?;
-    atomic::sync_dir(&manifest)
-        .map_err(|err| Error::io(format!("cannot sync {}", dir.display()), err))?;
+    sync()?;
     delete(&artifact)?;
     delete(&checksum_path(&artifact))?;
     delete(&verification_path(backup))?;
-    atomic::sync_dir(&manifest)
-        .map_err(|err| Error::io(format!("cannot sync {}", dir.display()), err))?;
+    sync()?;
     Ok(freed)
 }
 

@@ -28,6 +28,10 @@ pub enum Command {
     Create(CreateArgs),
     /// List the backups in directories, oldest first, rebuilt from the directories alone.
     List(ListArgs),
+    /// Copy the backups whose records arrive on stdin to another directory
+    /// or bucket, each checked by its checksum on arrival; those already
+    /// there are skipped.
+    Copy(CopyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -62,6 +66,16 @@ pub struct CreateArgs {
     /// custom format stored as is (.dump, for pg_restore -j).
     #[arg(long, value_enum)]
     pub format: Option<FormatArg>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The directory or s3://BUCKET/PREFIX to copy into (a directory is
+    /// created, owner-only, if missing; a bucket must exist).
+    #[arg(long, value_name = "PLACE")]
+    pub to: PathBuf,
     #[command(flatten)]
     pub output: OutputArgs,
 }

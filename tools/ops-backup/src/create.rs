@@ -87,8 +87,7 @@ pub fn create(request: &Request) -> anyhow::Result<Backup> {
             .is_dir()
             .then(|| ops_shared::owner::Recorded::of(&meta)),
     })?;
-    let mut archive = TarWriter::new(artifact, request.level, request.threads)
-        .map_err(|e| pending.write_error(e))?;
+    let mut archive = TarWriter::new(artifact, request.level, request.threads);
     let tally = archive_tree(
         &mut archive,
         &source,

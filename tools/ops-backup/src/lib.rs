@@ -16,6 +16,7 @@ mod artifact;
 pub mod catalog;
 mod check;
 mod cli;
+mod copy;
 mod create;
 mod error;
 mod format;
@@ -93,7 +94,50 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
             out.finish()?;
             Ok(Status::problem_if(failed))
         }
+        cli::Command::Copy(args) => copy_from_stdin(&args),
     }
+}
+
+/// Copies every backup record on stdin to `--to`; other records pass
+/// through. A backup that cannot be copied is an error and the rest go on.
+fn copy_from_stdin(args: &cli::CopyArgs) -> anyhow::Result<Status> {
+    let mut out = Output::stdout(args.output.mode());
+    let (mut copied, mut present, mut failed, mut bytes) = (0, 0, 0, 0);
+    for record in ops_shared::read_records(std::io::stdin().lock()) {
+        let record = record?;
+        if !record.is::<Backup>() {
+            out.raw(record.raw())?;
+            continue;
+        }
+        let backup: Backup = record.parse()?;
+        match copy::copy(&backup, &args.to) {
+            Ok(copy::Copied::Written(backup)) => {
+                copied += 1;
+                bytes += backup.bytes;
+                out.record(&backup)?;
+            }
+            Ok(copy::Copied::Present(backup)) => {
+                present += 1;
+                out.record(&backup)?;
+            }
+            Err(err) => {
+                failed += 1;
+                ops_shared::entry::error(format!("{}: {err:#}", backup.id));
+            }
+        }
+    }
+    out.finish()?;
+    ops_shared::entry::note(format!(
+        "copied {copied} backup(s), {} to {}; {present} already there{}",
+        human_bytes(bytes),
+        args.to.display(),
+        if failed > 0 {
+            format!(", {failed} failed")
+        } else {
+            String::new()
+        }
+    ));
+    Ok(Status::problem_if(failed > 0))
 }
 
 fn dump_database(source: &str, args: cli::CreateArgs) -> anyhow::Result<Backup> {

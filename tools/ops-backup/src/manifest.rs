@@ -15,12 +15,10 @@
 //! artifact is caught by the manifest; the seal makes any change to the
 //! manifest itself detectable.
 
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
-use ops_shared::atomic::AtomicFile;
 use ops_shared::Source;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -168,10 +166,10 @@ enum Line {
     Seal { sha256: String },
 }
 
-/// Writes a manifest under a temporary name; [`ManifestWriter::finish`]
-/// hands back the file to commit.
+/// Writes a manifest under a temporary name (or as an S3 upload);
+/// [`ManifestWriter::finish`] hands back the upload to commit.
 pub struct ManifestWriter {
-    file: AtomicFile,
+    file: Box<dyn ops_storage::Upload>,
     buffer: Vec<u8>,
     hasher: Sha256,
 }
@@ -181,7 +179,7 @@ impl ManifestWriter {
     ///
     /// Fails if the path is taken or cannot be written.
     pub fn create(path: &Path, header: &Header) -> io::Result<Self> {
-        let file = AtomicFile::create_new(path)?;
+        let file = ops_storage::create(path, ops_storage::Mode::New)?;
         let mut writer = ManifestWriter {
             file,
             buffer: Vec::with_capacity(1 << 16),
@@ -202,14 +200,14 @@ impl ManifestWriter {
     }
 
     /// Writes the summary and the seal; the caller commits the file.
-    pub fn finish(mut self, summary: &Summary) -> io::Result<AtomicFile> {
+    pub fn finish(mut self, summary: &Summary) -> io::Result<Box<dyn ops_storage::Upload>> {
         self.line(&Line::Summary(summary.clone()))?;
         let seal = Line::Seal {
             sha256: hex(self.hasher.clone()),
         };
         serde_json::to_writer(&mut self.buffer, &seal)?;
         self.buffer.push(b'\n');
-        self.file.file().write_all(&self.buffer)?;
+        self.file.write_all(&self.buffer)?;
         Ok(self.file)
     }
 
@@ -219,7 +217,7 @@ impl ManifestWriter {
         self.buffer.push(b'\n');
         self.hasher.update(&self.buffer[start..]);
         if self.buffer.len() >= 1 << 16 {
-            self.file.file().write_all(&self.buffer)?;
+            self.file.write_all(&self.buffer)?;
             self.buffer.clear();
         }
         Ok(())
@@ -242,7 +240,7 @@ pub enum ManifestError {
 /// Reads a manifest front to back, checking its seal at the end.
 pub struct ManifestReader {
     path: PathBuf,
-    input: BufReader<File>,
+    input: BufReader<Box<dyn Read + Send>>,
     hasher: Sha256,
     line: u64,
     pub header: Header,
@@ -254,7 +252,7 @@ impl ManifestReader {
     ///
     /// Fails if the file cannot be read or does not start with a header.
     pub fn open(path: &Path) -> Result<Self, ManifestError> {
-        let file = ops_shared::open::regular_file(path).map_err(|source| ManifestError::Io {
+        let file = ops_storage::open(path).map_err(|source| ManifestError::Io {
             path: path.display().to_string(),
             source,
         })?;
@@ -383,20 +381,12 @@ pub fn read_outline(path: &Path) -> Result<(Header, Summary), ManifestError> {
         path: path.display().to_string(),
         source,
     };
-    let mut file = ops_shared::open::regular_file(path).map_err(io_err)?;
-    let mut first = String::new();
-    BufReader::new((&mut file).take(MAX_HEADER_LINE))
-        .read_line(&mut first)
-        .map_err(io_err)?;
-    let Ok(Line::Manifest(header)) = serde_json::from_str(&first) else {
+    let (head, tail) = ops_storage::read_ends(path, MAX_HEADER_LINE, 4096).map_err(io_err)?;
+    let first = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let Ok(Line::Manifest(header)) = serde_json::from_slice(first) else {
         return Err(fail(1, "does not start with a manifest header"));
     };
     let header = *header;
-    let len = file.metadata().map_err(io_err)?.len();
-    let tail_len = len.min(4096);
-    file.seek(SeekFrom::Start(len - tail_len)).map_err(io_err)?;
-    let mut tail = Vec::new();
-    file.take(tail_len).read_to_end(&mut tail).map_err(io_err)?;
     let summary = tail
         .split(|b| *b == b'\n')
         .filter_map(|line| serde_json::from_slice::<Line>(line).ok())

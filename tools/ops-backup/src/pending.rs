@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use jiff::Timestamp;
-use ops_shared::atomic::AtomicFile;
 use ops_shared::lock::{Access, DirLock, LockError};
 use ops_shared::{Backup, Source};
+use ops_storage::{Mode, Upload};
 
 use crate::catalog;
 use crate::manifest::{DatabaseInfo, Header, ManifestWriter, SledInfo, Summary};
@@ -40,7 +40,7 @@ pub struct PendingBackup {
     to: PathBuf,
     artifact_path: PathBuf,
     pub manifest: ManifestWriter,
-    _lock: DirLock,
+    _lock: Option<DirLock>,
     _interrupted: ops_shared::interrupt::Guard,
 }
 
@@ -49,18 +49,13 @@ impl PendingBackup {
     /// this series and second.
     ///
     /// Fails if the directory cannot be created or written.
-    pub fn start(plan: Plan) -> anyhow::Result<(Self, AtomicFile)> {
+    pub fn start(plan: Plan) -> anyhow::Result<(Self, Box<dyn Upload>)> {
         prepare_target(plan.to)?;
-        let lock =
-            DirLock::acquire(plan.to, Access::Shared, LOCK_WAIT, "ops-backup").map_err(|err| {
-                match err {
-                    LockError::Io { .. } => anyhow::anyhow!(
-                        "cannot write to backup directory {}: {err}",
-                        plan.to.display()
-                    ),
-                    held => held.into(),
-                }
-            })?;
+        let lock = if ops_storage::is_remote(plan.to) {
+            None
+        } else {
+            Some(lock(plan.to)?)
+        };
         catalog::check_series_source(plan.to, plan.name, &plan.source)?;
         let time =
             Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH);
@@ -110,21 +105,16 @@ impl PendingBackup {
     ///
     /// Fails on write errors; nothing is then left under a final name
     /// except, at worst, an artifact without a manifest.
-    pub fn commit(self, artifact: AtomicFile, summary: Summary) -> anyhow::Result<Backup> {
+    pub fn commit(self, artifact: Box<dyn Upload>, summary: Summary) -> anyhow::Result<Backup> {
         let manifest = self
             .manifest
             .finish(&summary)
             .map_err(|e| write_error(&self.artifact_path, e))?;
         let fail = |err| write_error(&self.artifact_path, err);
         let mut checksum =
-            AtomicFile::replace(&catalog::checksum_path(&self.artifact_path)).map_err(fail)?;
-        writeln!(
-            checksum.file(),
-            "{}  {}",
-            summary.sha256,
-            self.header.artifact
-        )
-        .map_err(fail)?;
+            ops_storage::create(&catalog::checksum_path(&self.artifact_path), Mode::Replace)
+                .map_err(fail)?;
+        writeln!(checksum, "{}  {}", summary.sha256, self.header.artifact).map_err(fail)?;
         artifact.commit().map_err(fail)?;
         checksum.commit().map_err(fail)?;
         manifest.commit().map_err(fail)?;
@@ -142,9 +132,24 @@ fn write_error(artifact: &Path, err: io::Error) -> anyhow::Error {
     anyhow::anyhow!("writing backup {} failed: {err}{hint}", artifact.display())
 }
 
+/// Holds the directory shared: backups run side by side, ops-prune waits.
+/// A bucket has no such lock; see ops(7), CONCURRENCY.
+pub fn lock(to: &Path) -> anyhow::Result<DirLock> {
+    DirLock::acquire(to, Access::Shared, LOCK_WAIT, "ops-backup").map_err(|err| match err {
+        LockError::Io { .. } => {
+            anyhow::anyhow!("cannot write to backup directory {}: {err}", to.display())
+        }
+        held => held.into(),
+    })
+}
+
 /// Creates the backup directory if missing; a run that creates it at the
-/// same moment is no failure.
+/// same moment is no failure. A bucket must exist.
 fn prepare_target(to: &Path) -> anyhow::Result<()> {
+    if ops_storage::is_remote(to) {
+        return ops_storage::prepare(to)
+            .with_context(|| format!("cannot write backups to {}", to.display()));
+    }
     let created = fs::DirBuilder::new().mode(0o700).create(to);
     match (created, fs::metadata(to)) {
         (_, Ok(meta)) if meta.is_dir() => Ok(()),
@@ -170,13 +175,15 @@ fn reserve(
     name: &str,
     format: &str,
     time: Timestamp,
-) -> anyhow::Result<(String, AtomicFile)> {
+) -> anyhow::Result<(String, Box<dyn Upload>)> {
     for attempt in 1..1000 {
         let id = catalog::backup_id(name, time, attempt);
-        if catalog::manifest_path(to, &id).exists() {
+        let taken = ops_storage::stat(&catalog::manifest_path(to, &id))
+            .with_context(|| format!("cannot read backup directory {}", to.display()))?;
+        if taken.is_some() {
             continue;
         }
-        match AtomicFile::create_new(&to.join(format!("{id}.{format}"))) {
+        match ops_storage::create(&to.join(format!("{id}.{format}")), Mode::New) {
             Ok(file) => return Ok((id, file)),
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(err) => {

@@ -12,8 +12,8 @@ use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use ops_shared::atomic::AtomicFile;
 use ops_shared::entry::warn;
+use ops_storage::Upload;
 use sha2::{Digest, Sha256};
 
 use crate::artifact::{ArtifactWriter, CHUNK};
@@ -35,15 +35,12 @@ pub struct TarWriter {
 }
 
 impl TarWriter {
-    /// Starts the archive in `file` (a reserved temporary file).
-    ///
-    /// Fails if zstd rejects the level or thread count.
-    pub fn new(file: AtomicFile, level: i32, threads: u32) -> io::Result<Self> {
-        let out = ArtifactWriter::compressed(file, level, threads)?;
-        Ok(TarWriter {
-            tar: tar::Builder::new(out),
+    /// Starts the archive in `file` (a reserved upload).
+    pub fn new(file: Box<dyn Upload>, level: i32, threads: u32) -> Self {
+        TarWriter {
+            tar: tar::Builder::new(ArtifactWriter::compressed(file, level, threads)),
             hard_links: HashMap::new(),
-        })
+        }
     }
 
     /// Appends one filesystem object; `None` for what tar should not hold
@@ -170,7 +167,7 @@ impl TarWriter {
 
     /// Ends the stream; returns the artifact (to commit), its SHA-256 and
     /// size.
-    pub fn finish(self) -> io::Result<(AtomicFile, String, u64)> {
+    pub fn finish(self) -> io::Result<(Box<dyn Upload>, String, u64)> {
         self.tar.into_inner()?.finish()
     }
 }

@@ -29,11 +29,12 @@ pub fn check(dir: &Path, max_age: Duration, max_restore: Option<Duration>) -> Ve
     let (backups, leftovers) = match catalog::list(dir) {
         Ok(found) => found,
         Err(err) => {
-            let level = if dir.exists() {
-                Level::Unknown
-            } else {
-                Level::Crit
+            let missing = match &err {
+                _ if !ops_storage::is_remote(dir) => !dir.exists(),
+                ops_backup::Error::Io { error, .. } => error.kind() == std::io::ErrorKind::NotFound,
+                _ => false,
             };
+            let level = if missing { Level::Crit } else { Level::Unknown };
             return vec![record(
                 "backups",
                 &target,

@@ -368,14 +368,21 @@ fn backup_item(backup: Backup, path: PathBuf, group_by: GroupBy) -> Item {
         GroupBy::Name => format!("series {} in {dir}", backup.name),
         GroupBy::None => format!("backups in {dir}"),
     };
-    let failed = match fs::metadata(&path) {
-        Err(_) => Some(format!("its artifact {} is missing", path.display())),
-        Ok(meta) if meta.len() != backup.bytes => Some(format!(
-            "its artifact is {} bytes, its record says {}",
-            meta.len(),
+    let size = if ops_storage::is_remote(&path) {
+        ops_storage::stat(&path)
+            .ok()
+            .flatten()
+            .map(|object| object.size)
+    } else {
+        fs::metadata(&path).ok().map(|meta| meta.len())
+    };
+    let failed = match size {
+        None => Some(format!("its artifact {} is missing", path.display())),
+        Some(size) if size != backup.bytes => Some(format!(
+            "its artifact is {size} bytes, its record says {}",
             backup.bytes
         )),
-        Ok(_) => backup.verification().filter(|v| !v.ok).map(|v| {
+        Some(_) => backup.verification().filter(|v| !v.ok).map(|v| {
             let first = v.errors.first().cloned().unwrap_or_default();
             format!("verification failed at {}: {first}", v.time)
         }),

@@ -61,7 +61,7 @@ fn check_arguments(config: &Config, stdin_is_terminal: bool) -> Result<(), Usage
         ));
     }
     for dir in &config.dirs {
-        if !dir.is_dir() {
+        if !ops_storage::is_place(dir) {
             let hint = if dir.is_file() {
                 "; to prune plain files use --files (quote a glob: --files 'backups/*.sql')"
             } else {
@@ -188,14 +188,18 @@ fn lock_backup_dirs(
     wait: std::time::Duration,
 ) -> anyhow::Result<Vec<DirLock>> {
     let mut all = BTreeSet::new();
-    for dir in dirs {
+    // A bucket has no lock: see ops(7), CONCURRENCY.
+    for dir in dirs.iter().filter(|dir| !ops_storage::is_remote(dir)) {
         all.insert(fs::canonicalize(dir).with_context(|| format!("cannot use {}", dir.display()))?);
     }
     // A series halted by a failed verification upstream loses nothing, so
     // its records lock nothing either.
     for item in &candidates.items {
         if let (Subject::Backup(_), false) = (&item.subject, item.candidate.failed_upstream) {
-            all.insert(catalog::parent_dir(&item.path).to_owned());
+            let dir = catalog::parent_dir(&item.path);
+            if !ops_storage::is_remote(dir) {
+                all.insert(dir.to_owned());
+            }
         }
     }
     all.iter()

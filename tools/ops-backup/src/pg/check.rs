@@ -3,7 +3,6 @@
 //! ops-restore) with row counts compared against the manifest.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
 
@@ -61,7 +60,7 @@ pub fn verify(artifact: &Path, level: Level) -> Findings {
         }
     };
     let format = DumpFormat::of(&manifest.header.format).unwrap_or(DumpFormat::Plain);
-    let file = match File::open(artifact) {
+    let file = match ops_storage::open(artifact) {
         Ok(file) => file,
         Err(err) => {
             findings.fail(format!(
@@ -130,13 +129,16 @@ fn decompressed_tail(input: &mut impl Read) -> io::Result<(u64, Vec<u8>)> {
 /// of every table in the manifest.
 fn check_table_of_contents(artifact: &Path, tables: &[Table]) -> anyhow::Result<()> {
     let mut command = std::process::Command::new("pg_restore");
-    command.arg("--list").arg(artifact);
-    let mut running = tools::spawn(&mut command, "pg_restore")?;
+    command.arg("--list");
+    let (mut running, fed) = pg_restore_on(&mut command, artifact)?;
     let mut listing = String::new();
     running.stdout()?.read_to_string(&mut listing)?;
     running
         .wait_with_status_text()
         .map_err(|e| anyhow::anyhow!("pg_restore cannot read the dump: {e}"))?;
+    fed.join()
+        .map_err(|_| anyhow::anyhow!("feeding pg_restore failed"))?
+        .with_context(|| format!("reading {} failed", artifact.display()))?;
     let missing: Vec<String> = tables
         .iter()
         .filter(|t| t.kind == "table")
@@ -197,18 +199,48 @@ pub fn restore_into(
             command
                 .args(["--exit-on-error", "--no-password"])
                 .arg(format!("--dbname={}", target.dbname));
-            if options.jobs > 1 && !options.single_transaction {
+            let local = !ops_storage::is_remote(artifact);
+            if options.jobs > 1 && !options.single_transaction && local {
                 command.arg(format!("--jobs={}", options.jobs));
             } else {
                 command.arg("--single-transaction");
             }
-            command.arg(artifact);
-            let mut restore = tools::spawn(&mut command, "pg_restore")?;
+            let (mut restore, fed) = pg_restore_on(&mut command, artifact)?;
             let status = restore.wait_with_status_text();
             ops_shared::interrupt::stop_if_interrupted();
-            status.map_err(|failure| anyhow::anyhow!("restore failed: {failure}"))
+            status.map_err(|failure| anyhow::anyhow!("restore failed: {failure}"))?;
+            fed.join()
+                .map_err(|_| anyhow::anyhow!("feeding pg_restore failed"))?
+                .with_context(|| format!("reading {} failed", artifact.display()))
         }
     }
+}
+
+/// Starts pg_restore on a custom dump: a local one by its path (which
+/// `--jobs` needs), one in a bucket streamed to its stdin by a thread.
+fn pg_restore_on(
+    command: &mut std::process::Command,
+    artifact: &Path,
+) -> anyhow::Result<(tools::Running, std::thread::JoinHandle<io::Result<()>>)> {
+    if !ops_storage::is_remote(artifact) {
+        command.arg(artifact);
+        let running = tools::spawn(command, "pg_restore")?;
+        return Ok((running, std::thread::spawn(|| Ok(()))));
+    }
+    let mut running = tools::spawn_with(command, "pg_restore", true)?;
+    let stdin = running.stdin();
+    let artifact = artifact.to_owned();
+    let fed = std::thread::spawn(move || {
+        let (Some(mut stdin), mut dump) = (stdin, ops_storage::open(&artifact)?) else {
+            return Ok(());
+        };
+        match io::copy(&mut dump, &mut stdin) {
+            // pg_restore --list stops reading after the table of contents.
+            Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            done => done.map(drop),
+        }
+    });
+    Ok((running, fed))
 }
 
 /// Decompresses the dump into psql's stdin.
@@ -216,7 +248,7 @@ fn feed(artifact: &Path, stdin: Option<std::process::ChildStdin>) -> io::Result<
     let Some(mut stdin) = stdin else {
         return Ok(());
     };
-    let file = File::open(artifact)?;
+    let file = ops_storage::open(artifact)?;
     let mut decoder =
         zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(CHUNK, Counting(file)))?;
     let mut buffer = vec![0; CHUNK];

