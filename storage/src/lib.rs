@@ -136,32 +136,31 @@ pub fn stat(path: &Path) -> io::Result<Option<Object>> {
 
 /// Whether something (a file, directory or object) is at `path`; local
 /// paths follow links, as `Path::exists` does.
-pub fn exists(path: &Path) -> bool {
-    match Place::of(path) {
-        Ok(Place::Local(path)) => path.exists(),
-        Ok(Place::S3(place)) => matches!(s3::stat(&place), Ok(Some(_))),
-        Err(_) => false,
-    }
+///
+/// Fails when the place cannot be asked (a bad `s3://` path, no server).
+pub fn exists(path: &Path) -> io::Result<bool> {
+    Ok(match Place::of(path)? {
+        Place::Local(path) => path.exists(),
+        Place::S3(place) => s3::stat(&place)?.is_some(),
+    })
 }
 
 /// Whether a file (local paths follow links, as `Path::is_file` does) or an
 /// object is at `path`.
-pub fn is_object(path: &Path) -> bool {
-    match Place::of(path) {
-        Ok(Place::Local(path)) => path.is_file(),
-        Ok(Place::S3(place)) => matches!(s3::stat(&place), Ok(Some(object)) if object.regular),
-        Err(_) => false,
-    }
+pub fn is_object(path: &Path) -> io::Result<bool> {
+    Ok(match Place::of(path)? {
+        Place::Local(path) => path.is_file(),
+        Place::S3(place) => s3::stat(&place)?.is_some_and(|object| object.regular),
+    })
 }
 
 /// Whether `path` names a place that holds objects rather than one object:
 /// a local directory, or an S3 key where no object is (a prefix).
-pub fn is_place(path: &Path) -> bool {
-    match Place::of(path) {
-        Ok(Place::Local(path)) => path.is_dir(),
-        Ok(Place::S3(place)) => place.key.is_empty() || matches!(s3::stat(&place), Ok(None)),
-        Err(_) => false,
-    }
+pub fn is_place(path: &Path) -> io::Result<bool> {
+    Ok(match Place::of(path)? {
+        Place::Local(path) => path.is_dir(),
+        Place::S3(place) => place.key.is_empty() || s3::stat(&place)?.is_none(),
+    })
 }
 
 /// Makes the place `dir` ready to be written: a local directory is created

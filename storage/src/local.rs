@@ -18,7 +18,11 @@ pub fn list(dir: &Path) -> io::Result<Vec<Object>> {
         let Ok(name) = entry.file_name().into_string() else {
             continue;
         };
-        let meta = entry.metadata()?;
+        // A run beside us may rename or remove its file meanwhile.
+        let meta = match entry.metadata() {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+            meta => meta?,
+        };
         objects.push(Object {
             name,
             size: meta.len(),

@@ -31,8 +31,11 @@ use tokio::task::JoinHandle;
 use crate::place::ObjectPath;
 use crate::{Mode, Object, Upload};
 
-/// Bytes per uploaded part and per ranged read.
-pub const PART: usize = 8 << 20;
+/// Bytes per uploaded part: S3 allows 10,000 parts, so an object may be up
+/// to 156 GiB.
+pub const PART: usize = 16 << 20;
+/// Bytes per ranged read.
+pub const RANGE: usize = 8 << 20;
 /// Parts uploading at once behind a writer.
 pub const PARTS_IN_FLIGHT: usize = 4;
 
@@ -82,8 +85,8 @@ fn bucket(name: &str) -> io::Result<Arc<Bucket>> {
         })?
         .layer(
             TimeoutLayer::new()
-                .with_timeout(Duration::from_secs(60))
-                .with_io_timeout(Duration::from_secs(30)),
+                .with_timeout(Duration::from_secs(300))
+                .with_io_timeout(Duration::from_secs(120)),
         )
         .layer(
             RetryLayer::new()
@@ -197,7 +200,7 @@ pub fn open(place: &ObjectPath) -> io::Result<Box<dyn Read + Send>> {
     Ok(Box::new(reader))
 }
 
-/// Reads an object in ranges of [`PART`] bytes, one range ahead of the
+/// Reads an object in ranges of [`RANGE`] bytes, one range ahead of the
 /// reader, and checks each range has the length it asked for.
 struct Download {
     bucket: Arc<Bucket>,
@@ -213,7 +216,7 @@ impl Download {
         if self.next >= self.size {
             return Ok(());
         }
-        let end = (self.next + PART as u64).min(self.size);
+        let end = (self.next + RANGE as u64).min(self.size);
         let op = self.bucket.op.clone();
         let key = self.place.key.clone();
         let start = self.next;
@@ -295,9 +298,14 @@ impl S3Upload {
             &mut self.pending,
             Vec::with_capacity(PART),
         ));
-        runtime()?
-            .block_on(writer.write(part))
-            .map_err(|err| say(&err, &self.place, &self.bucket, false))
+        let sent = runtime()?.block_on(writer.write(part));
+        sent.map_err(|err| {
+            // A lost part must not let later writes and a commit go on.
+            if let Some(mut writer) = self.writer.take() {
+                let _ = runtime().map(|runtime| runtime.block_on(writer.abort()));
+            }
+            say(&err, &self.place, &self.bucket, false)
+        })
     }
 }
 
@@ -324,10 +332,11 @@ impl Upload for S3Upload {
         let Some(mut writer) = self.writer.take() else {
             return Err(io::Error::other("upload already ended"));
         };
-        runtime()?
-            .block_on(writer.close())
-            .map(drop)
-            .map_err(|err| say(&err, &self.place, &self.bucket, false))
+        let runtime = runtime()?;
+        runtime.block_on(writer.close()).map(drop).map_err(|err| {
+            let _ = runtime.block_on(writer.abort());
+            say(&err, &self.place, &self.bucket, false)
+        })
     }
 }
 
@@ -377,12 +386,26 @@ fn say(err: &opendal::Error, place: &ObjectPath, bucket: &Bucket, listing: bool)
     io::Error::new(kind, text)
 }
 
+/// The endpoint as configured, without any `user:password@`.
 fn endpoint() -> String {
-    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "the default AWS endpoint".into())
+    match std::env::var("AWS_ENDPOINT_URL") {
+        Ok(url) => without_userinfo(url),
+        Err(_) => "the default AWS endpoint".into(),
+    }
+}
+
+fn without_userinfo(url: String) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url;
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    format!("{scheme}://{host}{path}")
 }
 
 /// The error's message and its innermost cause, without the request
-/// context opendal appends.
+/// context opendal appends, cut to a line: a body that is not S3's XML is
+/// the server's own text, and a proxy may echo a request's headers in it.
 fn brief(err: &opendal::Error) -> String {
     let mut cause = std::error::Error::source(err);
     let mut last = None;
@@ -390,8 +413,37 @@ fn brief(err: &opendal::Error) -> String {
         last = Some(inner.to_string());
         cause = inner.source();
     }
-    match last {
+    let text = match last {
         Some(last) => format!("{}: {last}", err.message()),
         None => err.message().to_owned(),
+    };
+    let line: String = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect();
+    if line.trim().is_empty() {
+        "the server gave no reason; check the bucket name and AWS_REGION".into()
+    } else {
+        line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_shown_without_credentials() {
+        let shown = |url: &str| without_userinfo(url.to_owned());
+        assert_eq!(shown("http://127.0.0.1:8333"), "http://127.0.0.1:8333");
+        assert_eq!(
+            shown("https://key:secret@s3.example/x"),
+            "https://s3.example/x"
+        );
+        assert_eq!(shown("http://a@b@host:1"), "http://host:1");
+        assert_eq!(shown("host:1"), "host:1");
     }
 }

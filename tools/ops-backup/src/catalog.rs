@@ -450,17 +450,21 @@ fn is_object(path: &Path) -> bool {
 pub fn list(dir: &Path) -> Result<(Vec<Backup>, Leftovers), Error> {
     let mut leftovers = Leftovers::default();
     let mut backups = Vec::new();
-    let names: Vec<PathBuf> = ops_storage::list(dir)
-        .map_err(|source| {
-            Error::io(
-                format!("cannot read backup directory {}", dir.display()),
-                source,
-            )
-        })?
+    let objects = ops_storage::list(dir).map_err(|source| {
+        Error::io(
+            format!("cannot read backup directory {}", dir.display()),
+            source,
+        )
+    })?;
+    let present: HashSet<PathBuf> = objects
+        .iter()
+        .filter(|object| object.regular)
+        .map(|object| dir.join(&object.name))
+        .collect();
+    let names: Vec<PathBuf> = objects
         .into_iter()
         .map(|object| dir.join(object.name))
         .collect();
-    let present: HashSet<&PathBuf> = names.iter().collect();
     let mut claimed = HashSet::new();
     for path in &names {
         let name = path.file_name().unwrap_or_default();

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::catalog;
 use crate::hashing::hex;
+use crate::manifest::ManifestReader;
 
 /// What became of one record.
 pub enum Copied {
@@ -86,6 +87,15 @@ pub fn copy(backup: &Backup, to: &Path) -> anyhow::Result<Copied> {
     manifest_copy
         .commit()
         .with_context(|| cannot_write(&target_manifest))?;
+    // The manifest was read twice; the copy that now exists is the one
+    // checked, and withdrawn (manifest first, as a prune does) if it differs.
+    if let Err(err) = sealed(&target_manifest, &summary.sha256) {
+        let _ = ops_storage::delete(&target_manifest);
+        bail!(
+            "the manifest copied from {} {err}; the copy was withdrawn",
+            manifest.display()
+        );
+    }
     Ok(Copied::Written(catalog::record_of(&artifact)?))
 }
 
@@ -121,6 +131,15 @@ fn transfer(from: &Path, to: &Path, sha256: &str) -> anyhow::Result<Box<dyn ops_
         );
     }
     Ok(upload)
+}
+
+/// Checks a manifest's seal and that it records `sha256`.
+fn sealed(manifest: &Path, sha256: &str) -> anyhow::Result<()> {
+    let summary = ManifestReader::open(manifest)?.finish()?;
+    if summary.sha256 != sha256 {
+        bail!("records another artifact (SHA-256 {})", summary.sha256);
+    }
+    Ok(())
 }
 
 fn cannot_write(path: &Path) -> String {

@@ -61,7 +61,8 @@ fn check_arguments(config: &Config, stdin_is_terminal: bool) -> Result<(), Usage
         ));
     }
     for dir in &config.dirs {
-        if !ops_storage::is_place(dir) {
+        // A bucket's errors are said when it is listed.
+        if !ops_storage::is_remote(dir) && !dir.is_dir() {
             let hint = if dir.is_file() {
                 "; to prune plain files use --files (quote a glob: --files 'backups/*.sql')"
             } else {

@@ -200,7 +200,7 @@ fn restore_snapshot(snapshot: &Snapshot, cli: &Cli) -> anyhow::Result<Snapshot> 
 }
 
 fn backup_at(path: &Path) -> anyhow::Result<Backup> {
-    if !ops_storage::is_object(path) {
+    if !ops_storage::is_object(path)? {
         bail!("{}: no such artifact", path.display());
     }
     Ok(catalog::record_of(path)?)

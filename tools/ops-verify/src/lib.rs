@@ -324,13 +324,13 @@ fn read_input() -> Result<Vec<Input>, UsageError> {
 /// The backups a path argument names: one artifact, or a directory's
 /// catalog; and whether the directory holds manifests that were refused.
 fn backups_at(path: &Path) -> anyhow::Result<(Vec<Backup>, bool)> {
-    if ops_storage::is_place(path) {
+    if ops_storage::is_place(path)? {
         let (backups, leftovers) = catalog::list(path)?;
         leftovers.warnings.iter().for_each(warn);
         leftovers.refused.iter().for_each(error);
         return Ok((backups, !leftovers.refused.is_empty()));
     }
-    if !ops_storage::exists(path) {
+    if !ops_storage::exists(path)? {
         anyhow::bail!("{}: no such artifact or directory", path.display());
     }
     Ok((vec![catalog::record_of(path)?], false))
@@ -484,14 +484,18 @@ pub fn verify(backup: &Backup, depth: &Depth) -> Verification {
         level: depth.level.name().into(),
         ..Verification::default()
     };
+    let present = ops_storage::exists(&backup.path);
     match Format::of(&backup.format) {
         None => verification.errors.push(format!(
             "format {:?} is not one this version of ops-verify checks",
             backup.format
         )),
-        Some(_) if !ops_storage::exists(&backup.path) => verification
-            .errors
-            .push(format!("artifact {} is missing", backup.path.display())),
+        Some(_) if !present.as_ref().is_ok_and(|there| *there) => {
+            verification.errors.push(match &present {
+                Err(err) => format!("cannot read artifact {}: {err}", backup.path.display()),
+                Ok(_) => format!("artifact {} is missing", backup.path.display()),
+            });
+        }
         Some(format) => check(format, backup, depth, &mut verification),
     }
     Verification {
