@@ -37,7 +37,7 @@ pub const PART: usize = 16 << 20;
 /// Bytes per ranged read.
 pub const RANGE: usize = 8 << 20;
 /// Parts uploading at once behind a writer.
-pub const PARTS_IN_FLIGHT: usize = 4;
+pub const PARTS_IN_FLIGHT: usize = 3;
 
 struct Bucket {
     name: String,
