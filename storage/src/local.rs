@@ -23,15 +23,7 @@ pub fn list(dir: &Path) -> io::Result<Vec<Object>> {
             Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
             meta => meta?,
         };
-        objects.push(Object {
-            name,
-            size: meta.len(),
-            modified: meta
-                .modified()
-                .ok()
-                .and_then(|t| Timestamp::try_from(t).ok()),
-            regular: meta.is_file(),
-        });
+        objects.push(object(name, &meta));
     }
     Ok(objects)
 }
@@ -42,18 +34,23 @@ pub fn stat(path: &Path) -> io::Result<Option<Object>> {
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(err) => return Err(err),
     };
-    Ok(Some(Object {
-        name: path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(Some(object(name, &meta)))
+}
+
+fn object(name: String, meta: &fs::Metadata) -> Object {
+    Object {
+        name,
         size: meta.len(),
         modified: meta
             .modified()
             .ok()
             .and_then(|t| Timestamp::try_from(t).ok()),
         regular: meta.is_file(),
-    }))
+    }
 }
 
 pub fn read_ends(path: &Path, head: u64, tail: u64) -> io::Result<(Vec<u8>, Vec<u8>)> {
