@@ -45,6 +45,19 @@ pub struct Owner {
     pub since: Timestamp,
 }
 
+impl Owner {
+    /// This process, running `tool`, from this second.
+    pub fn now(tool: &str) -> Owner {
+        Owner {
+            tool: tool.to_owned(),
+            pid: std::process::id(),
+            host: hostname(),
+            since: Timestamp::from_second(Timestamp::now().as_second())
+                .unwrap_or(Timestamp::UNIX_EPOCH),
+        }
+    }
+}
+
 impl std::fmt::Display for Owner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -196,21 +209,15 @@ fn read_owner(file: &mut File) -> Option<Owner> {
 }
 
 fn write_owner(file: &mut File, tool: &str) -> io::Result<()> {
-    let owner = Owner {
-        tool: tool.to_owned(),
-        pid: std::process::id(),
-        host: hostname(),
-        since: Timestamp::from_second(Timestamp::now().as_second())
-            .unwrap_or(Timestamp::UNIX_EPOCH),
-    };
-    let mut line = serde_json::to_vec(&owner)?;
+    let mut line = serde_json::to_vec(&Owner::now(tool))?;
     line.push(b'\n');
     file.set_len(0)?;
     file.rewind()?;
     file.write_all(&line)
 }
 
-fn hostname() -> String {
+/// This machine's name, as the kernel has it.
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map_or_else(|_| "this host".into(), |name| name.trim().to_owned())
 }

@@ -13,6 +13,7 @@
 //! are renamed into place after an fsync (`ops_shared::atomic`).
 
 mod local;
+mod lock;
 mod place;
 mod s3;
 
@@ -21,6 +22,7 @@ use std::path::Path;
 
 use jiff::Timestamp;
 
+pub use lock::{lock, PlaceLock, STALE_AFTER};
 pub use place::{ObjectPath, Place};
 
 /// One entry of a listing.
@@ -69,6 +71,20 @@ pub fn list(dir: &Path) -> io::Result<Vec<Object>> {
     Ok(objects)
 }
 
+/// Every object below the place `dir`, at any depth, sorted by name; names
+/// are relative to `dir` with `/` between segments. Locally, links are
+/// listed (not followed) and directories are not listed.
+///
+/// Fails if the place does not exist or cannot be read.
+pub fn list_deep(dir: &Path) -> io::Result<Vec<Object>> {
+    let mut objects = match Place::of(dir)? {
+        Place::Local(path) => local::list_deep(&path)?,
+        Place::S3(place) => s3::list_deep(&place)?,
+    };
+    objects.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(objects)
+}
+
 /// Reads the object or regular file at `path` as a stream.
 pub fn open(path: &Path) -> io::Result<Box<dyn Read + Send>> {
     match Place::of(path)? {
@@ -99,6 +115,26 @@ pub fn read_ends(path: &Path, head: u64, tail: u64) -> io::Result<(Vec<u8>, Vec<
     }
 }
 
+/// Exactly `len` bytes of the object at `path` from `offset`; fewer there
+/// is an `UnexpectedEof` error.
+pub fn read_range(path: &Path, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+    let bytes = match Place::of(path)? {
+        Place::Local(path) => local::read_range(&path, offset, len)?,
+        Place::S3(place) => s3::read_range(&place, offset, len)?,
+    };
+    if bytes.len() as u64 != len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "{}: {} of {len} bytes at offset {offset} (cut short)",
+                path.display(),
+                bytes.len()
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Starts writing `path`; nothing appears under its name before commit.
 pub fn create(path: &Path, mode: Mode) -> io::Result<Box<dyn Upload>> {
     match Place::of(path)? {
@@ -114,13 +150,14 @@ pub fn write(path: &Path, mode: Mode, bytes: &[u8]) -> io::Result<()> {
     upload.commit()
 }
 
-/// Removes the object or file at `path` (never a directory); nothing there
-/// is no failure.
+/// Removes the object or file at `path` (never a directory), durably;
+/// nothing there is no failure.
 pub fn delete(path: &Path) -> io::Result<()> {
     match Place::of(path)? {
-        Place::Local(path) => match std::fs::remove_file(path) {
+        Place::Local(path) => match std::fs::remove_file(&path) {
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
-            done => done,
+            Err(err) => Err(err),
+            Ok(()) => ops_shared::atomic::sync_dir(&path),
         },
         Place::S3(place) => s3::delete(&place),
     }

@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt};
 use std::path::Path;
 
 use jiff::Timestamp;
@@ -24,6 +24,40 @@ pub fn list(dir: &Path) -> io::Result<Vec<Object>> {
             meta => meta?,
         };
         objects.push(object(name, &meta));
+    }
+    Ok(objects)
+}
+
+pub fn list_deep(dir: &Path) -> io::Result<Vec<Object>> {
+    let mut objects = Vec::new();
+    for entry in walkdir::WalkDir::new(dir).min_depth(1) {
+        let entry = match entry {
+            Err(err)
+                if err
+                    .io_error()
+                    .is_some_and(|e| e.kind() == io::ErrorKind::NotFound) =>
+            {
+                continue
+            }
+            entry => entry.map_err(io::Error::from)?,
+        };
+        if entry.file_type().is_dir() {
+            continue;
+        }
+        let Some(name) = entry.path().strip_prefix(dir).ok().and_then(Path::to_str) else {
+            continue;
+        };
+        let meta = match entry.metadata() {
+            Err(err)
+                if err
+                    .io_error()
+                    .is_some_and(|e| e.kind() == io::ErrorKind::NotFound) =>
+            {
+                continue
+            }
+            meta => meta.map_err(io::Error::from)?,
+        };
+        objects.push(object(name.to_owned(), &meta));
     }
     Ok(objects)
 }
@@ -63,6 +97,22 @@ pub fn read_ends(path: &Path, head: u64, tail: u64) -> io::Result<(Vec<u8>, Vec<
     let mut last = Vec::new();
     file.take(tail).read_to_end(&mut last)?;
     Ok((first, last))
+}
+
+pub fn read_range(path: &Path, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+    let mut bytes = vec![0; usize::try_from(len).map_err(io::Error::other)?];
+    let file = ops_shared::open::regular_file(path)?;
+    let mut read = 0;
+    while read < bytes.len() {
+        match file.read_at(&mut bytes[read..], offset + read as u64) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    bytes.truncate(read);
+    Ok(bytes)
 }
 
 pub fn create(path: &Path, mode: Mode) -> io::Result<Box<dyn Upload>> {

@@ -134,6 +134,51 @@ pub fn list(place: &ObjectPath) -> io::Result<Vec<Object>> {
     Ok(objects)
 }
 
+pub fn list_deep(place: &ObjectPath) -> io::Result<Vec<Object>> {
+    let bucket = bucket(&place.bucket)?;
+    let prefix = if place.key.is_empty() {
+        String::new()
+    } else {
+        format!("{}/", place.key)
+    };
+    let entries = runtime()?
+        .block_on(bucket.op.list_with(&prefix).recursive(true).into_future())
+        .map_err(|err| say(&err, place, &bucket, true))?;
+    Ok(entries
+        .into_iter()
+        .filter_map(|entry| {
+            let name = entry.path().strip_prefix(&prefix)?;
+            if name.is_empty() || name.ends_with('/') {
+                return None;
+            }
+            let meta = entry.metadata();
+            Some(Object {
+                name: name.to_owned(),
+                size: meta.content_length(),
+                modified: meta.last_modified().map(Timestamp::from),
+                regular: true,
+            })
+        })
+        .collect())
+}
+
+pub fn read_range(place: &ObjectPath, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    let bucket = bucket(&place.bucket)?;
+    let got = runtime()?
+        .block_on(
+            bucket
+                .op
+                .read_with(&place.key)
+                .range(offset..offset + len)
+                .into_future(),
+        )
+        .map_err(|err| say(&err, place, &bucket, false))?;
+    Ok(got.to_vec())
+}
+
 pub fn stat(place: &ObjectPath) -> io::Result<Option<Object>> {
     let bucket = bucket(&place.bucket)?;
     match runtime()?.block_on(bucket.op.stat(&place.key)) {

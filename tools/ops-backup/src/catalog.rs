@@ -648,7 +648,6 @@ pub fn remove(backup: &Backup) -> Result<u64, Error> {
     }
     let artifact = dir.join(&header.artifact);
     let mut freed = 0;
-    let remote = ops_storage::is_remote(dir);
     let mut delete = |path: &Path| -> Result<(), Error> {
         let cannot = |err| Error::io(format!("cannot remove {}", path.display()), err);
         let size = ops_storage::stat(path)
@@ -658,19 +657,12 @@ pub fn remove(backup: &Backup) -> Result<u64, Error> {
         freed += size;
         Ok(())
     };
-    let sync = || {
-        if remote {
-            return Ok(());
-        }
-        atomic::sync_dir(&manifest)
-            .map_err(|err| Error::io(format!("cannot sync {}", dir.display()), err))
-    };
+    // The manifest goes first (durably, as every delete): a backup is gone
+    // before its artifact is.
     delete(&manifest)?;
-    sync()?;
     delete(&artifact)?;
     delete(&checksum_path(&artifact))?;
     delete(&verification_path(backup))?;
-    sync()?;
     Ok(freed)
 }
 

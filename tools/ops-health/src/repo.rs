@@ -5,19 +5,20 @@
 //! index and removes old temporary files while nothing else uses the
 //! repository.
 //!
-//! Locks need no check: they are flock(2) locks, which the kernel drops
-//! when their holder dies.
+//! Locks need no check: on disk they are flock(2) locks, which the kernel
+//! drops when their holder dies; in a bucket, lock objects go stale by
+//! themselves (see `ops_storage::lock`).
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use ops_shared::lock::{Access, DirLock, LockError};
+use ops_shared::lock::{Access, LockError};
 use ops_shared::record::{human_bytes, Check, Snapshot};
 use ops_shared::Record;
 use ops_snapshot::{Index, Repo, RepoError};
+use ops_storage::PlaceLock;
 
 use crate::level::{metrics, record, Level};
 
@@ -321,7 +322,7 @@ fn planned(repo: &Repo, target: &str) -> Vec<Check> {
 }
 
 /// The repository's lock, at once; a record saying why not otherwise.
-fn lock(repo: &Repo, access: Access, target: &str, what: &str) -> Result<DirLock, Box<Check>> {
+fn lock(repo: &Repo, access: Access, target: &str, what: &str) -> Result<PlaceLock, Box<Check>> {
     repo.lock(access, Duration::ZERO, "ops-health --fix")
         .map_err(|err| {
             let (level, why) = match err {
@@ -340,7 +341,7 @@ fn lock(repo: &Repo, access: Access, target: &str, what: &str) -> Result<DirLock
 
 fn remove_temp(path: &Path, bytes: u64) -> Check {
     let shown = path.display().to_string();
-    match fs::remove_file(path) {
+    match ops_storage::delete(path) {
         Ok(()) => record(
             "fix",
             &shown,

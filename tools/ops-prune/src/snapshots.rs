@@ -16,10 +16,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ops_shared::lock::{Access, DirLock};
+use ops_shared::lock::Access;
 use ops_shared::record::Snapshot;
 use ops_shared::{UsageError, Verification};
 use ops_snapshot::Repo;
+use ops_storage::PlaceLock;
 
 use crate::cli::GroupBy;
 use crate::item::{Candidate, Item, Subject};
@@ -79,7 +80,7 @@ struct Opened {
 #[derive(Default)]
 pub struct Repos {
     open: BTreeMap<PathBuf, Opened>,
-    locks: Vec<DirLock>,
+    locks: Vec<PlaceLock>,
 }
 
 impl Repos {

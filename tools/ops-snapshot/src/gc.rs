@@ -15,7 +15,6 @@
 //! chunks are either unused or already durable elsewhere and indexed.
 
 use std::collections::{HashMap, HashSet};
-use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -158,7 +157,7 @@ fn repack(
     let mut written = Vec::new();
     let mut writer: Option<PackWriter> = None;
     for pack in &plan.repack {
-        let file = fs::File::open(repo.pack_path(pack)).map_err(io_error)?;
+        let source = pack::PackSource::open(&repo.pack_path(pack)).map_err(io_error)?;
         for entry in &packs.tables[pack] {
             let chosen = packs
                 .locations
@@ -167,7 +166,9 @@ fn repack(
             if !chosen || !used.contains(&entry.id) {
                 continue;
             }
-            let stored = pack::read_stored(&file, entry.offset, entry.stored).map_err(io_error)?;
+            let stored = source
+                .read_stored(entry.offset, entry.stored)
+                .map_err(io_error)?;
             // A damaged chunk is not copied as if it were good.
             pack::decode(&entry.id, &stored, entry.raw).map_err(|err| {
                 RepoError::Damaged(format!(
@@ -177,18 +178,20 @@ fn repack(
             })?;
             let out = match writer.as_mut() {
                 Some(out) => out,
-                None => writer.insert(PackWriter::new(repo).map_err(io_error)?),
+                None => writer.insert(PackWriter::default()),
             };
             out.add(entry.id, &stored, entry.raw).map_err(io_error)?;
             if out.len() >= TARGET_BYTES {
                 if let Some(full) = writer.take() {
-                    written.push(full.finish(repo).map_err(io_error)?);
+                    let sealed = full.finish(repo).map_err(io_error)?;
+                    written.push((sealed.id, sealed.entries));
                 }
             }
         }
     }
     if let Some(last) = writer.take().filter(|w| !w.is_empty()) {
-        written.push(last.finish(repo).map_err(io_error)?);
+        let sealed = last.finish(repo).map_err(io_error)?;
+        written.push((sealed.id, sealed.entries));
     }
     Ok(written)
 }
@@ -344,8 +347,7 @@ fn update_index(
 fn delete_packs(repo: &Repo, removing: &HashSet<Id>) -> Result<(), RepoError> {
     for pack in removing {
         let path = repo.pack_path(pack);
-        fs::remove_file(&path).map_err(|err| RepoError::io(path.clone(), err))?;
-        let _ = ops_shared::atomic::sync_dir(&path);
+        ops_storage::delete(&path).map_err(|err| RepoError::io(path, err))?;
     }
     Ok(())
 }
@@ -355,7 +357,7 @@ fn delete_packs(repo: &Repo, removing: &HashSet<Id>) -> Result<(), RepoError> {
 fn remove_leftovers(repo: &Repo) -> u64 {
     let mut removed = 0;
     for leftover in repo.leftovers() {
-        if fs::remove_file(&leftover.path).is_ok() {
+        if leftover.is_file && ops_storage::delete(&leftover.path).is_ok() {
             removed += 1;
         }
     }

@@ -10,20 +10,28 @@
 //! SHA-256 of its table; each chunk is checked against its own id when it
 //! is read, so every byte of a pack is covered without hashing it twice.
 //! The table alone rebuilds the index.
+//!
+//! A pack's name is known only once it is complete, so it is built in
+//! memory (a few tens of MiB at most) and stored in one write: a local
+//! file renamed into place, or one object in a bucket, never half there.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
 
-use ops_shared::atomic::{self, TEMP_SUFFIX};
+use ops_shared::atomic;
+use ops_storage::Mode;
 
 use crate::id::Id;
 use crate::repo::{make_dir, Repo};
 
 /// A pack is closed once it holds this much.
 pub const TARGET_BYTES: u64 = 16 << 20;
+/// The largest pack read (its offsets are 32-bit).
+const MAX_BYTES: u64 = 4 << 30;
+/// How much of a pack's end one read fetches, hoping the table fits.
+const TAIL_GUESS: u64 = 256 << 10;
 const MAGIC: &[u8; 8] = b"OPSPACK1";
 const ENTRY_BYTES: usize = 40;
 
@@ -36,67 +44,54 @@ pub struct PackEntry {
     pub raw: u32,
 }
 
-/// A pack being written under a temporary name.
+/// A pack being built.
 pub struct PackWriter {
-    out: BufWriter<File>,
-    temp: PathBuf,
+    out: Vec<u8>,
     entries: Vec<PackEntry>,
-    len: u64,
+}
+
+/// A stored pack.
+pub struct Sealed {
+    pub id: Id,
+    pub entries: Vec<PackEntry>,
+    /// Its size, table included.
+    pub bytes: u64,
+}
+
+impl Default for PackWriter {
+    fn default() -> PackWriter {
+        PackWriter {
+            out: Vec::with_capacity(TARGET_BYTES as usize + (1 << 20)),
+            entries: Vec::new(),
+        }
+    }
 }
 
 impl PackWriter {
-    /// Starts a pack in `repo`.
-    pub fn new(repo: &Repo) -> io::Result<PackWriter> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let name = format!(
-            "pack-{}-{}-{}{TEMP_SUFFIX}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed),
-            jiff::Timestamp::now().as_nanosecond()
-        );
-        let temp = repo.packs_dir().join(name);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)?;
-        Ok(PackWriter {
-            out: BufWriter::with_capacity(1 << 20, file),
-            temp,
-            entries: Vec::new(),
-            len: 0,
-        })
-    }
 
     /// Appends one compressed chunk.
     pub fn add(&mut self, id: Id, stored: &[u8], raw: u32) -> io::Result<()> {
         let too_big = || io::Error::other("pack grew past 4 GiB");
         self.entries.push(PackEntry {
             id,
-            offset: u32::try_from(self.len).map_err(|_| too_big())?,
+            offset: u32::try_from(self.out.len()).map_err(|_| too_big())?,
             stored: u32::try_from(stored.len()).map_err(|_| too_big())?,
             raw,
         });
-        self.write(stored)
+        self.out.extend_from_slice(stored);
+        Ok(())
     }
 
     pub fn len(&self) -> u64 {
-        self.len
+        self.out.len() as u64
     }
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
-    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.out.write_all(bytes)?;
-        self.len += bytes.len() as u64;
-        Ok(())
-    }
-
-    /// Writes the table, makes the pack durable under its final name, and
-    /// returns its id and chunks.
-    pub fn finish(mut self, repo: &Repo) -> io::Result<(Id, Vec<PackEntry>)> {
+    /// Adds the table and stores the pack durably under its name.
+    pub fn finish(mut self, repo: &Repo) -> io::Result<Sealed> {
         let mut table = Vec::with_capacity(self.entries.len() * ENTRY_BYTES + 12);
         for entry in &self.entries {
             table.extend_from_slice(&entry.id.0);
@@ -106,29 +101,23 @@ impl PackWriter {
         let count = u32::try_from(self.entries.len()).map_err(io::Error::other)?;
         table.extend_from_slice(&count.to_le_bytes());
         table.extend_from_slice(MAGIC);
-        self.write(&table)?;
-        self.out.flush()?;
-        self.out.get_ref().sync_all()?;
         let id = Id::of(&table[..table.len() - 12]);
+        self.out.extend_from_slice(&table);
         let target = repo.pack_path(&id);
-        if let Some(dir) = target.parent() {
-            if !dir.is_dir() {
+        match target.parent() {
+            Some(dir) if !repo.is_remote() && !dir.is_dir() => {
                 make_dir(dir)?;
                 atomic::sync_dir(dir)?;
             }
+            _ => {}
         }
-        fs::rename(&self.temp, &target)?;
-        atomic::sync_dir(&target)?;
-        self.temp = PathBuf::new();
-        Ok((id, std::mem::take(&mut self.entries)))
-    }
-}
-
-impl Drop for PackWriter {
-    fn drop(&mut self) {
-        if !self.temp.as_os_str().is_empty() {
-            let _ = fs::remove_file(&self.temp);
-        }
+        // The same name holds the same table, so the same chunks.
+        ops_storage::write(&target, Mode::Replace, &self.out)?;
+        Ok(Sealed {
+            id,
+            entries: self.entries,
+            bytes: self.out.len() as u64,
+        })
     }
 }
 
@@ -141,29 +130,30 @@ pub enum PackError {
     BadTable,
 }
 
-/// Reads the chunk table at the end of the pack at `path`.
+/// Reads the chunk table at the end of the pack at `path`, in one read of
+/// its end when the table is not large.
 pub fn read_table(path: &Path) -> Result<Vec<PackEntry>, PackError> {
-    let mut file = File::open(path)?;
-    let len = file.metadata()?.len();
+    let not_found = || io::Error::new(io::ErrorKind::NotFound, "no such pack");
+    let len = ops_storage::stat(path)?.ok_or_else(not_found)?.size;
     if len < 12 {
         return Err(PackError::BadTable);
     }
-    let mut tail = [0; 12];
-    file.seek(SeekFrom::Start(len - 12))?;
-    file.read_exact(&mut tail)?;
-    if &tail[4..] != MAGIC {
+    let guess = len.min(TAIL_GUESS);
+    let mut tail = ops_storage::read_range(path, len - guess, guess)?;
+    let end = &tail[tail.len() - 12..];
+    if &end[4..] != MAGIC {
         return Err(PackError::BadTable);
     }
-    let count = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+    let count = u64::from(u32::from_le_bytes([end[0], end[1], end[2], end[3]]));
     let table_len = count * ENTRY_BYTES as u64;
     if table_len + 12 > len {
         return Err(PackError::BadTable);
     }
-    let data_len = len - 12 - table_len;
-    let mut table = vec![0; table_len as usize];
-    file.seek(SeekFrom::Start(data_len))?;
-    file.read_exact(&mut table)?;
-    parse_table(&table, data_len)
+    if table_len + 12 > guess {
+        tail = ops_storage::read_range(path, len - 12 - table_len, table_len + 12)?;
+    }
+    let table = &tail[tail.len() - 12 - table_len as usize..tail.len() - 12];
+    parse_table(table, len - 12 - table_len)
 }
 
 fn parse_table(table: &[u8], data_len: u64) -> Result<Vec<PackEntry>, PackError> {
@@ -199,11 +189,37 @@ pub enum ChunkError {
     Mismatch,
 }
 
-/// Reads the stored bytes of `entry` from an open pack.
-pub fn read_stored(pack: &File, offset: u32, stored: u32) -> io::Result<Vec<u8>> {
-    let mut bytes = vec![0; stored as usize];
-    pack.read_exact_at(&mut bytes, u64::from(offset))?;
-    Ok(bytes)
+/// A pack opened to read chunks from: a local file is read in place, a
+/// remote pack is fetched whole (one request instead of one per chunk).
+pub enum PackSource {
+    File(File),
+    Fetched(Vec<u8>),
+}
+
+impl PackSource {
+    pub fn open(path: &Path) -> io::Result<PackSource> {
+        if ops_storage::is_remote(path) {
+            ops_storage::read_small(path, MAX_BYTES).map(PackSource::Fetched)
+        } else {
+            ops_shared::open::regular_file(path).map(PackSource::File)
+        }
+    }
+
+    /// The stored bytes of the chunk at `offset`.
+    pub fn read_stored(&self, offset: u32, stored: u32) -> io::Result<Vec<u8>> {
+        let start = offset as usize;
+        match self {
+            PackSource::File(file) => {
+                let mut bytes = vec![0; stored as usize];
+                file.read_exact_at(&mut bytes, u64::from(offset))?;
+                Ok(bytes)
+            }
+            PackSource::Fetched(all) => all
+                .get(start..start + stored as usize)
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "past the pack's end")),
+        }
+    }
 }
 
 /// Decompresses stored bytes and checks them against the chunk's id.
@@ -221,7 +237,7 @@ pub fn decode(id: &Id, stored: &[u8], raw: u32) -> Result<Vec<u8>, ChunkError> {
 ///
 /// Fails only when the file cannot be read or its table is unusable.
 pub fn check_pack(path: &Path, id: &Id) -> Result<PackCheck, PackError> {
-    let bytes = fs::read(path)?;
+    let bytes = ops_storage::read_small(path, MAX_BYTES)?;
     let len = bytes.len() as u64;
     if len < 12 || &bytes[bytes.len() - 8..] != MAGIC {
         return Err(PackError::BadTable);

@@ -1,17 +1,17 @@
 //! Reading chunks back: index → pack → decompress → check against the id.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use ops_shared::lock::{Access, DirLock};
+use ops_shared::lock::Access;
+use ops_storage::PlaceLock;
 
 use crate::error::RepoError;
 use crate::id::Id;
 use crate::index::{Index, Location};
-use crate::pack;
+use crate::pack::{self, PackSource};
 use crate::repo::Repo;
 
 /// Opens a repository for reading chunks: its lock shared, its index.
@@ -19,7 +19,7 @@ pub fn open_reader(
     root: &Path,
     wait: Duration,
     tool: &str,
-) -> Result<(ChunkReader, DirLock), RepoError> {
+) -> Result<(ChunkReader, PlaceLock), RepoError> {
     let repo = Arc::new(Repo::open(root)?);
     let lock = repo.lock(Access::Shared, wait, tool)?;
     let index = Arc::new(Index::open(&repo, wait, tool)?);
@@ -30,8 +30,14 @@ pub fn open_reader(
 pub struct ChunkReader {
     pub repo: Arc<Repo>,
     locations: Locations,
-    open: Mutex<HashMap<Id, Arc<File>>>,
+    open: Mutex<Vec<(Id, Arc<Slot>)>>,
+    /// How many packs `open` keeps, most recently used first.
+    keep: usize,
 }
+
+/// A pack being opened or open; threads wanting the same pack wait for
+/// one fetch of it.
+type Slot = OnceLock<Result<Arc<PackSource>, String>>;
 
 /// Where the reader looks chunks up: the index, or (for gc, which must not
 /// hold the index while it plans) a map built from the packs' tables.
@@ -40,24 +46,36 @@ enum Locations {
     Map(HashMap<Id, Location>),
 }
 
-/// Open pack files kept at once.
+/// Local pack files kept open at once.
 const OPEN_PACKS: usize = 64;
+/// Remote packs kept in memory at once (each is up to a few tens of MiB).
+const FETCHED_PACKS: usize = 4;
 
 impl ChunkReader {
     pub fn new(repo: Arc<Repo>, index: Arc<Index>) -> ChunkReader {
         ChunkReader {
-            repo,
             locations: Locations::Index(index),
-            open: Mutex::new(HashMap::new()),
+            keep: if repo.is_remote() {
+                FETCHED_PACKS
+            } else {
+                OPEN_PACKS
+            },
+            repo,
+            open: Mutex::new(Vec::new()),
         }
     }
 
     /// A reader that finds chunks in `map` (every location in it exists).
     pub fn with_map(repo: Arc<Repo>, map: HashMap<Id, Location>) -> ChunkReader {
         ChunkReader {
-            repo,
             locations: Locations::Map(map),
-            open: Mutex::new(HashMap::new()),
+            keep: if repo.is_remote() {
+                FETCHED_PACKS
+            } else {
+                OPEN_PACKS
+            },
+            repo,
+            open: Mutex::new(Vec::new()),
         }
     }
 
@@ -104,7 +122,7 @@ impl ChunkReader {
     /// Fails when the chunk is missing, unreadable or damaged, saying where.
     pub fn read(&self, id: &Id) -> Result<Vec<u8>, RepoError> {
         let at = self.locate(id)?;
-        let file = self.pack_file(&at.pack)?;
+        let source = self.pack(&at.pack)?;
         let damaged = |why: String| {
             RepoError::Damaged(format!(
                 "chunk {} in pack {} at offset {}: {why}",
@@ -113,27 +131,40 @@ impl ChunkReader {
                 at.offset
             ))
         };
-        let stored = pack::read_stored(&file, at.offset, at.stored)
+        let stored = source
+            .read_stored(at.offset, at.stored)
             .map_err(|err| damaged(err.to_string()))?;
         let data = pack::decode(id, &stored, at.raw).map_err(|err| damaged(err.to_string()))?;
         ops_shared::progress::add_bytes(data.len() as u64);
         Ok(data)
     }
 
-    fn pack_file(&self, pack: &Id) -> Result<Arc<File>, RepoError> {
-        let mut open = self
-            .open
-            .lock()
-            .map_err(|_| RepoError::Index("poisoned".into()))?;
-        if let Some(file) = open.get(pack) {
-            return Ok(Arc::clone(file));
-        }
-        if open.len() >= OPEN_PACKS {
-            open.clear();
-        }
+    fn pack(&self, pack: &Id) -> Result<Arc<PackSource>, RepoError> {
+        let poisoned = || RepoError::Index("poisoned".into());
+        let slot = {
+            let mut open = self.open.lock().map_err(|_| poisoned())?;
+            let slot = match open.iter().position(|(id, _)| id == pack) {
+                Some(at) => open.remove(at).1,
+                None => Arc::default(),
+            };
+            open.insert(0, (*pack, Arc::clone(&slot)));
+            open.truncate(self.keep);
+            slot
+        };
         let path = self.repo.pack_path(pack);
-        let file = Arc::new(File::open(&path).map_err(|err| RepoError::io(path, err))?);
-        open.insert(*pack, Arc::clone(&file));
-        Ok(file)
+        let opened = slot.get_or_init(|| {
+            PackSource::open(&path)
+                .map(Arc::new)
+                .map_err(|err| err.to_string())
+        });
+        match opened {
+            Ok(source) => Ok(Arc::clone(source)),
+            Err(why) => {
+                if let Ok(mut open) = self.open.lock() {
+                    open.retain(|(_, kept)| !Arc::ptr_eq(kept, &slot));
+                }
+                Err(RepoError::io(path, std::io::Error::other(why.clone())))
+            }
+        }
     }
 }

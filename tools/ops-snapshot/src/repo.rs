@@ -21,23 +21,32 @@
 //!
 //! Everything is written under a temporary name, fsynced and renamed, and
 //! the repository is owner-only: the directories are 0700, files 0600.
+//!
+//! A repository may also be an `s3://BUCKET/PREFIX` (see `ops_storage`):
+//! the same names as keys, objects visible only once complete, and lock
+//! objects in `REPO/.ops-lock/` instead of the flock.
 
 use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use jiff::Timestamp;
-use ops_shared::atomic::{self, AtomicFile};
+use ops_shared::atomic;
 use ops_shared::lock::{Access, DirLock};
 use ops_shared::record::Snapshot;
+use ops_storage::{Mode, PlaceLock};
 use serde::{Deserialize, Serialize};
 
 use crate::chunker::Params;
 use crate::error::RepoError;
 use crate::id::Id;
+
+/// The largest snapshot manifest read (the file list is in chunks; this
+/// is a few hundred bytes plus the list's chunk ids).
+const MAX_MANIFEST: u64 = 64 << 20;
 
 /// The repository format this version writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -58,6 +67,20 @@ pub struct Config {
     pub tree_chunks: Params,
     /// zstd level of stored chunks.
     pub level: i32,
+}
+
+impl Config {
+    fn new(level: i32) -> Config {
+        Config {
+            format: FORMAT_NAME.into(),
+            version: FORMAT_VERSION,
+            id: random_id(),
+            created: Timestamp::now(),
+            data_chunks: Params::DATA,
+            tree_chunks: Params::TREE,
+            level,
+        }
+    }
 }
 
 /// One snapshot's manifest, `REPO/snapshots/<id>`.
@@ -93,7 +116,7 @@ impl Repo {
     ///
     /// Fails when `root` is not a repository, or is one of a newer format.
     pub fn open(root: &Path) -> Result<Repo, RepoError> {
-        let text = match fs::read(root.join("config")) {
+        let text = match ops_storage::read_small(&root.join("config"), 1 << 20) {
             Ok(text) => text,
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
                 return Err(RepoError::NotARepo(root.to_owned()))
@@ -147,6 +170,9 @@ impl Repo {
     /// next creation recognises as its own and finishes. Anything else in
     /// `root` makes it not a repository, and nothing there is touched.
     fn init(root: &Path, level: i32, wait: Duration, tool: &str) -> Result<Repo, RepoError> {
+        if ops_storage::is_remote(root) {
+            return Repo::init_remote(root, level);
+        }
         let parent = root.parent().filter(|p| !p.as_os_str().is_empty());
         if let Some(parent) = parent {
             if !parent.is_dir() {
@@ -179,15 +205,7 @@ impl Repo {
         for temp in leftovers {
             fs::remove_file(&temp).map_err(|err| RepoError::io(temp.clone(), err))?;
         }
-        let config = Config {
-            format: FORMAT_NAME.into(),
-            version: FORMAT_VERSION,
-            id: random_id(),
-            created: Timestamp::now(),
-            data_chunks: Params::DATA,
-            tree_chunks: Params::TREE,
-            level,
-        };
+        let config = Config::new(level);
         for dir in [root.join("snapshots"), root.join("packs")] {
             make_dir(&dir).map_err(|err| RepoError::io(dir.clone(), err))?;
         }
@@ -198,9 +216,28 @@ impl Repo {
         Repo::open(root)
     }
 
+    /// Creates a repository in a bucket: only where nothing is yet (an
+    /// earlier creator's lock objects aside), the config alone. Two
+    /// creators at once both succeed and share the repository; the config
+    /// written last names it.
+    fn init_remote(root: &Path, level: i32) -> Result<Repo, RepoError> {
+        let io_error = |err| RepoError::io(root.to_owned(), err);
+        ops_storage::prepare(root).map_err(io_error)?;
+        let present = ops_storage::list(root).map_err(io_error)?;
+        if present.iter().any(|object| object.name != ".ops-lock") {
+            return Err(RepoError::NotARepo(root.to_owned()));
+        }
+        let text = serde_json::to_vec_pretty(&Config::new(level)).unwrap_or_default();
+        match ops_storage::write(&root.join("config"), Mode::New, &text) {
+            Err(err) if err.kind() != io::ErrorKind::AlreadyExists => return Err(io_error(err)),
+            _ => {}
+        }
+        Repo::open(root)
+    }
+
     /// Locks the repository; see the module docs for who holds it how.
-    pub fn lock(&self, access: Access, wait: Duration, tool: &str) -> Result<DirLock, RepoError> {
-        DirLock::acquire(&self.root, access, wait, tool).map_err(RepoError::Lock)
+    pub fn lock(&self, access: Access, wait: Duration, tool: &str) -> Result<PlaceLock, RepoError> {
+        ops_storage::lock(&self.root, access, wait, tool).map_err(RepoError::Lock)
     }
 
     pub fn packs_dir(&self) -> PathBuf {
@@ -232,6 +269,11 @@ impl Repo {
             .or_else(|| env("XDG_CACHE_HOME").map(|dir| dir.join("ops-snapshot")))
             .or_else(|| env("HOME").map(|home| home.join(".cache/ops-snapshot")));
         match cache {
+            _ if ops_storage::is_remote(&self.root) => {
+                let place = Id::of(self.root.as_os_str().as_encoded_bytes()).to_hex();
+                let cache = cache.unwrap_or_else(|| std::env::temp_dir().join("ops-snapshot"));
+                cache.join(format!("{}-{}", self.config.id, &place[..16]))
+            }
             Some(cache) if !self.config.id.is_empty() => {
                 let place = fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone());
                 let place = Id::of(place.as_os_str().as_encoded_bytes()).to_hex();
@@ -243,39 +285,36 @@ impl Repo {
 
     /// Every pack file in the repository.
     pub fn packs(&self) -> Result<HashSet<Id>, RepoError> {
-        let mut packs = HashSet::new();
+        Ok(self
+            .pack_objects()?
+            .iter()
+            .filter_map(|object| pack_id(&object.name))
+            .collect())
+    }
+
+    /// Everything below `packs`, names relative to it.
+    fn pack_objects(&self) -> Result<Vec<ops_storage::Object>, RepoError> {
         let dir = self.packs_dir();
-        let listing = fs::read_dir(&dir).map_err(|err| RepoError::io(dir.clone(), err))?;
-        for sub in listing {
-            let sub = sub.map_err(|err| RepoError::io(dir.clone(), err))?;
-            if !sub.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
-            }
-            let listing = fs::read_dir(sub.path()).map_err(|err| RepoError::io(sub.path(), err))?;
-            for file in listing {
-                let file = file.map_err(|err| RepoError::io(sub.path(), err))?;
-                if let Some(id) = file.file_name().to_str().and_then(Id::from_hex) {
-                    packs.insert(id);
-                }
-            }
+        match ops_storage::list_deep(&dir) {
+            // An S3 prefix with no objects is not there at all.
+            Err(err) if err.kind() == io::ErrorKind::NotFound && self.is_remote() => Ok(Vec::new()),
+            listed => listed.map_err(|err| RepoError::io(dir, err)),
         }
-        Ok(packs)
+    }
+
+    pub fn is_remote(&self) -> bool {
+        ops_storage::is_remote(&self.root)
     }
 
     /// The ids of all snapshots, in no particular order.
     pub fn snapshot_ids(&self) -> Result<Vec<String>, RepoError> {
         let dir = self.snapshots_dir();
-        let listing = fs::read_dir(&dir).map_err(|err| RepoError::io(dir.clone(), err))?;
-        let mut ids = Vec::new();
-        for entry in listing {
-            let entry = entry.map_err(|err| RepoError::io(dir.clone(), err))?;
-            if let Some(name) = entry.file_name().to_str() {
-                if Id::from_hex(name).is_some() {
-                    ids.push(name.to_owned());
-                }
-            }
-        }
-        Ok(ids)
+        let listing = ops_storage::list(&dir).map_err(|err| RepoError::io(dir.clone(), err))?;
+        Ok(listing
+            .into_iter()
+            .filter(|object| Id::from_hex(&object.name).is_some())
+            .map(|object| object.name)
+            .collect())
     }
 
     /// Reads one snapshot's manifest, checking it against its id.
@@ -287,7 +326,8 @@ impl Repo {
             });
         }
         let path = self.snapshot_path(id);
-        let bytes = fs::read(&path).map_err(|err| RepoError::io(path.clone(), err))?;
+        let bytes = ops_storage::read_small(&path, MAX_MANIFEST)
+            .map_err(|err| RepoError::io(path.clone(), err))?;
         if Id::of(&bytes).to_hex() != id {
             return Err(RepoError::Damaged(format!(
                 "snapshot {id}: its manifest does not match its id (the file was changed or damaged)"
@@ -339,11 +379,7 @@ impl Repo {
         let bytes = serde_json::to_vec(manifest).unwrap_or_default();
         let id = Id::of(&bytes).to_hex();
         let path = self.snapshot_path(&id);
-        let mut file =
-            AtomicFile::create_new(&path).map_err(|err| RepoError::io(path.clone(), err))?;
-        io::Write::write_all(file.file(), &bytes)
-            .and_then(|()| file.commit())
-            .map_err(|err| RepoError::io(path, err))?;
+        ops_storage::write(&path, Mode::New, &bytes).map_err(|err| RepoError::io(path, err))?;
         Ok(id)
     }
 
@@ -356,44 +392,38 @@ impl Repo {
             });
         }
         let path = self.snapshot_path(id);
-        fs::remove_file(&path).map_err(|err| RepoError::io(path.clone(), err))?;
-        atomic::sync_dir(&path).map_err(|err| RepoError::io(path, err))
+        ops_storage::delete(&path).map_err(|err| RepoError::io(path, err))
     }
 
     /// Bytes of all pack files.
     pub fn packs_bytes(&self) -> u64 {
-        walk_bytes(&self.packs_dir())
+        self.pack_objects()
+            .map_or(0, |objects| objects.iter().map(|o| o.size).sum())
     }
 
-    /// The temporary files in `packs` and `snapshots`: left by crashed
-    /// runs, or being written by running ones. gc removes them all while it
-    /// holds the repository exclusively.
+    /// The temporary files in `packs` (at any depth) and `snapshots`: left
+    /// by crashed runs, or being written by running ones. gc removes them
+    /// all while it holds the repository exclusively. A bucket has none:
+    /// an object appears only once complete.
     pub fn leftovers(&self) -> Vec<Leftover> {
-        let now = SystemTime::now();
-        let mut found = Vec::new();
-        for dir in [self.packs_dir(), self.snapshots_dir()] {
-            let Ok(listing) = fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in listing.flatten() {
-                if !atomic::is_temp(&entry.file_name()) {
-                    continue;
-                }
-                let meta = entry.metadata().ok();
-                let age = meta
-                    .as_ref()
-                    .and_then(|meta| meta.modified().ok())
-                    .and_then(|modified| now.duration_since(modified).ok())
-                    .unwrap_or_default();
-                found.push(Leftover {
-                    path: entry.path(),
-                    is_file: meta.as_ref().is_some_and(fs::Metadata::is_file),
-                    bytes: meta.map_or(0, |meta| meta.len()),
-                    age,
-                });
-            }
-        }
-        found
+        let now = Timestamp::now();
+        let packs = self.pack_objects().unwrap_or_default();
+        let snapshots = ops_storage::list(&self.snapshots_dir()).unwrap_or_default();
+        let in_packs = packs.into_iter().map(|o| (self.packs_dir(), o));
+        let in_snapshots = snapshots.into_iter().map(|o| (self.snapshots_dir(), o));
+        in_packs
+            .chain(in_snapshots)
+            .filter(|(_, object)| atomic::is_temp(object.name.as_ref()))
+            .map(|(dir, object)| Leftover {
+                path: dir.join(&object.name),
+                is_file: object.regular,
+                bytes: object.size,
+                age: object
+                    .modified
+                    .and_then(|modified| now.duration_since(modified).try_into().ok())
+                    .unwrap_or_default(),
+            })
+            .collect()
     }
 }
 
@@ -460,6 +490,13 @@ pub fn forget(root: &Path, ids: &[String], wait: Duration, tool: &str) -> Result
     Ok(())
 }
 
+/// The id of the pack named `name` (`aa/<id>`) inside `packs`.
+fn pack_id(name: &str) -> Option<Id> {
+    let (sub, file) = name.split_once('/')?;
+    let id = Id::from_hex(file)?;
+    (sub.len() == 2 && file.starts_with(sub)).then_some(id)
+}
+
 /// The temporary files to remove if `root` holds only what an unfinished
 /// [`Repo::init`] leaves; `None` if it holds anything else.
 fn unfinished_init(root: &Path) -> Result<Option<Vec<PathBuf>>, RepoError> {
@@ -502,16 +539,6 @@ pub fn make_dir(dir: &Path) -> io::Result<()> {
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
         other => other,
     }
-}
-
-fn walk_bytes(dir: &Path) -> u64 {
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter_map(|e| e.metadata().ok())
-        .filter(fs::Metadata::is_file)
-        .map(|m| m.len())
-        .sum()
 }
 
 /// 128 random bits as hex.

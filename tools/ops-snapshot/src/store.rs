@@ -244,7 +244,7 @@ fn write_packs(repo: &Repo, index: &Index, rx: &Receiver<Batch>) -> Result<Added
         for (id, stored, raw) in batch.chunks {
             let writer = match pack.as_mut() {
                 Some(writer) => writer,
-                None => pack.insert(PackWriter::new(repo).map_err(io_error)?),
+                None => pack.insert(PackWriter::default()),
             };
             let bytes = &batch.bytes[at..at + stored as usize];
             at += stored as usize;
@@ -265,11 +265,11 @@ fn write_packs(repo: &Repo, index: &Index, rx: &Receiver<Batch>) -> Result<Added
 }
 
 fn seal(repo: &Repo, index: &Index, pack: PackWriter, added: &mut Added) -> Result<(), RepoError> {
-    let (id, entries) = pack
+    let sealed = pack
         .finish(repo)
         .map_err(|err| RepoError::io(repo.packs_dir(), err))?;
-    added.stored_bytes += std::fs::metadata(repo.pack_path(&id)).map_or(0, |m| m.len());
+    added.stored_bytes += sealed.bytes;
     added.packs += 1;
     // Every chunk in it was checked as not stored before it was queued.
-    index.point_at(id, &entries)
+    index.point_at(sealed.id, &sealed.entries)
 }

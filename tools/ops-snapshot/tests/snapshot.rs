@@ -505,11 +505,11 @@ fn restore_refuses_entries_that_escape_the_target() {
         );
         let id = Id::of(line.as_bytes());
         let stored = zstd::bulk::compress(line.as_bytes(), 3).unwrap();
-        let mut pack = PackWriter::new(&repo).unwrap();
+        let mut pack = PackWriter::default();
         pack.add(id, &stored, line.len() as u32).unwrap();
-        let (pack_id, entries) = pack.finish(&repo).unwrap();
+        let sealed = pack.finish(&repo).unwrap();
         let index = Index::open(&repo, std::time::Duration::from_secs(5), "test").unwrap();
-        index.add_pack(pack_id, &entries).unwrap();
+        index.add_pack(sealed.id, &sealed.entries).unwrap();
         index.flush().unwrap();
         drop(index);
         let mut manifest: Manifest = repo.resolve("latest").unwrap().1;

@@ -1,0 +1,548 @@
+//! Snapshot repositories in a bucket, against a real SeaweedFS on
+//! 127.0.0.1: every tool that takes `--repo` on `s3://BUCKET/PREFIX`, the
+//! objects a snapshot writes, lock objects (held, waited for, stale), gc
+//! racing creates, and a server killed mid-snapshot.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ops_tests::s3::{server, start, S3Server};
+use ops_tests::{assert_same_tree, bin_dir, ops, pseudo_random, sample_tree, test_cache, Outcome};
+
+fn tool(s3: &S3Server, name: &str, args: &[&str]) -> Outcome {
+    ops(name).s3(s3).args(args).run()
+}
+
+fn keys(s3: &S3Server, place: &str) -> Vec<String> {
+    let out = s3.aws(&["s3", "ls", "--recursive", &format!("{place}/")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let prefix = place
+        .split_once("://")
+        .unwrap()
+        .1
+        .split_once('/')
+        .unwrap()
+        .1;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(3))
+        .map(|key| {
+            key.strip_prefix(prefix)
+                .unwrap()
+                .trim_start_matches('/')
+                .to_owned()
+        })
+        .collect()
+}
+
+fn many_small_files(root: &Path, count: usize) {
+    for i in 0..count {
+        let dir = root.join(format!("d{:03}", i / 500));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join(format!("f{i}")),
+            format!("file {i} {}\n", "x".repeat(i % 300)),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn a_repository_in_a_bucket_snapshots_restores_verifies_prunes_and_gcs() {
+    let s3 = server();
+    let repo = format!("s3://{}/web01-snaps", s3.bucket("snaps"));
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    sample_tree(&data);
+    many_small_files(&data.join("many"), 3000);
+    fs::write(data.join("big.bin"), pseudo_random(40 << 20, 3)).unwrap();
+
+    let first = tool(
+        s3,
+        "ops-snapshot",
+        &["create", data.to_str().unwrap(), "--repo", &repo],
+    )
+    .success()
+    .record();
+    assert_eq!(first["repo"], repo.as_str(), "{first}");
+    let stored = keys(s3, &repo);
+    let packs = stored.iter().filter(|k| k.starts_with("packs/")).count();
+    assert!(stored.contains(&"config".to_owned()), "{stored:?}");
+    assert_eq!(
+        stored
+            .iter()
+            .filter(|k| k.starts_with("snapshots/"))
+            .count(),
+        1,
+        "{stored:?}"
+    );
+    // 3000 files and 40 MiB: a handful of 16 MiB packs, not one object per file.
+    assert!((2..=8).contains(&packs), "{packs} packs: {stored:?}");
+    assert!(
+        !stored.iter().any(|k| k.starts_with(".ops-lock/")),
+        "the lock object goes when the run ends: {stored:?}"
+    );
+
+    let again = tool(
+        s3,
+        "ops-snapshot",
+        &["create", data.to_str().unwrap(), "--repo", &repo],
+    )
+    .success()
+    .record();
+    assert_eq!(
+        again["added_bytes"], 0,
+        "an unchanged tree adds nothing: {again}"
+    );
+    assert_eq!(again["parent"], first["id"], "{again}");
+
+    let out = tmp.path().join("restored");
+    tool(
+        s3,
+        "ops-snapshot",
+        &[
+            "restore",
+            "latest",
+            "--repo",
+            &repo,
+            "--to",
+            out.to_str().unwrap(),
+        ],
+    )
+    .success();
+    assert_same_tree(&data, &out);
+
+    let listed = tool(s3, "ops-snapshot", &["list", "--repo", &repo])
+        .success()
+        .records();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let checked = tool(
+        s3,
+        "ops-verify",
+        &["--repo", &repo, "--read-data-subset", "10%"],
+    )
+    .success()
+    .records();
+    assert!(
+        checked.iter().all(|r| r["verify"]["ok"] == true),
+        "{checked:?}"
+    );
+    let full = tool(s3, "ops-verify", &["--repo", &repo, "--read-data"])
+        .success()
+        .records();
+    assert!(full.iter().all(|r| r["verify"]["ok"] == true), "{full:?}");
+
+    // Forget the first, change the tree, gc: the second still restores.
+    fs::remove_file(data.join("big.bin")).unwrap();
+    tool(
+        s3,
+        "ops-snapshot",
+        &["create", data.to_str().unwrap(), "--repo", &repo],
+    )
+    .success();
+    tool(s3, "ops-prune", &["--keep-last", "1", "--repo", &repo]).success();
+    let gc = tool(
+        s3,
+        "ops-snapshot",
+        &["gc", "--repo", &repo, "--max-unused", "0%"],
+    )
+    .success()
+    .record();
+    assert_eq!(gc["action"], "gc", "{gc}");
+    assert!(
+        gc["after_bytes"].as_u64() < gc["before_bytes"].as_u64(),
+        "{gc}"
+    );
+    tool(s3, "ops-compact", &["--repo", &repo]).success();
+    let out = tmp.path().join("after-gc");
+    tool(
+        s3,
+        "ops-snapshot",
+        &[
+            "restore",
+            "latest",
+            "--repo",
+            &repo,
+            "--to",
+            out.to_str().unwrap(),
+        ],
+    )
+    .success();
+    assert_same_tree(&data, &out);
+    tool(s3, "ops-verify", &["--repo", &repo, "--read-data"]).success();
+
+    let health = tool(
+        s3,
+        "ops-health",
+        &[
+            "--repo",
+            &repo,
+            "--max-age",
+            "26h",
+            "--format",
+            "prometheus",
+        ],
+    )
+    .success();
+    health.stdout_contains("ops_check_status{check=\"repo\"");
+    health.stdout_contains(&repo);
+    assert!(
+        !keys(s3, &repo).iter().any(|k| k.starts_with(".ops-lock/")),
+        "no lock object is left behind"
+    );
+}
+
+#[test]
+fn a_bucket_prefix_that_holds_something_else_is_not_made_a_repository() {
+    let s3 = server();
+    let bucket = s3.bucket("notrepo");
+    let tmp = tempfile::tempdir().unwrap();
+    let other = tmp.path().join("notes.txt");
+    fs::write(&other, "not ours").unwrap();
+    let put = s3.aws(&[
+        "s3",
+        "cp",
+        other.to_str().unwrap(),
+        &format!("s3://{bucket}/x/notes.txt"),
+    ]);
+    assert!(put.status.success());
+    let data = tmp.path().join("data");
+    sample_tree(&data);
+    let repo = format!("s3://{bucket}/x");
+    tool(
+        s3,
+        "ops-snapshot",
+        &["create", data.to_str().unwrap(), "--repo", &repo],
+    )
+    .fails_with(2)
+    .stderr_contains("not an ops-snapshot repository");
+    assert_eq!(keys(s3, &repo), ["notes.txt"], "nothing was written there");
+
+    let missing = "s3://no-such-bucket-here/snaps";
+    tool(
+        s3,
+        "ops-snapshot",
+        &["create", data.to_str().unwrap(), "--repo", missing],
+    )
+    .fails_with(1)
+    .stderr_contains("we never create buckets");
+}
+
+/// Plants a lock object as another host's `ops-snapshot gc` would write it.
+fn plant_lock(s3: &S3Server, repo: &str, exclusive: bool) {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("lock");
+    let holder = serde_json::json!({
+        "tool": "ops-snapshot gc (deleting)", "pid": 4242, "host": "elsewhere",
+        "since": "2026-12-01T00:00:00Z", "exclusive": exclusive,
+    });
+    fs::write(&file, holder.to_string()).unwrap();
+    let put = s3.aws(&[
+        "s3",
+        "cp",
+        file.to_str().unwrap(),
+        &format!("{repo}/.ops-lock/4242-1"),
+    ]);
+    assert!(put.status.success());
+}
+
+#[test]
+fn a_lock_object_keeps_others_waiting_until_it_goes_stale() {
+    let s3 = server();
+    let repo = format!("s3://{}/locked", s3.bucket("locks"));
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    sample_tree(&data);
+    tool(
+        s3,
+        "ops-snapshot",
+        &["create", data.to_str().unwrap(), "--repo", &repo],
+    )
+    .success();
+
+    plant_lock(s3, &repo, true);
+    let waited = tool(
+        s3,
+        "ops-snapshot",
+        &[
+            "create",
+            data.to_str().unwrap(),
+            "--repo",
+            &repo,
+            "--lock-wait",
+            "2s",
+        ],
+    )
+    .fails_with(1);
+    waited.stderr_contains("is locked by ops-snapshot gc (deleting) (pid 4242 on elsewhere");
+    let listed = tool(s3, "ops-snapshot", &["list", "--repo", &repo])
+        .success()
+        .records();
+    assert_eq!(listed.len(), 1, "the waiting create stored no snapshot");
+
+    // A shared holder (another host's create) does not keep a create out,
+    // but keeps gc out.
+    s3.aws(&["s3", "rm", "--recursive", &format!("{repo}/.ops-lock/")]);
+    plant_lock(s3, &repo, false);
+    tool(
+        s3,
+        "ops-snapshot",
+        &["create", data.to_str().unwrap(), "--repo", &repo],
+    )
+    .success();
+    tool(
+        s3,
+        "ops-snapshot",
+        &["gc", "--repo", &repo, "--lock-wait", "1s"],
+    )
+    .fails_with(1)
+    .stderr_contains("is locked by");
+
+    // Not refreshed for longer than OPS_LOCK_STALE: ignored, said, removed by gc.
+    std::thread::sleep(Duration::from_secs(3));
+    let gc = ops("ops-snapshot")
+        .s3(s3)
+        .env("OPS_LOCK_STALE", "2")
+        .args(["gc", "--repo", &repo, "--lock-wait", "1s"])
+        .run()
+        .success();
+    gc.stderr_contains("ignoring the stale lock");
+    gc.stderr_contains("removing it");
+    assert!(!keys(s3, &repo).iter().any(|k| k.starts_with(".ops-lock/")));
+}
+
+#[test]
+fn a_long_run_keeps_its_lock_fresh() {
+    let s3 = server();
+    let repo = format!("s3://{}/fresh", s3.bucket("fresh"));
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    fs::create_dir_all(&data).unwrap();
+    fs::write(data.join("big.bin"), pseudo_random(8 << 20, 9)).unwrap();
+    tool(
+        s3,
+        "ops-snapshot",
+        &["create", data.to_str().unwrap(), "--repo", &repo],
+    )
+    .success();
+    // An export into a pipe nobody reads yet holds its lock as long as we
+    // like: many times the stale time of 2 s.
+    let mut export = Command::new(bin_dir().join("ops-snapshot"))
+        .env("OPS_CACHE_DIR", test_cache())
+        .env("OPS_LOCK_STALE", "2")
+        .envs(s3.env())
+        .args(["export", "latest", "--repo", &repo])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !keys(s3, &repo).iter().any(|k| k.starts_with(".ops-lock/")) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no lock object appeared"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        export.try_wait().unwrap().is_none(),
+        "the export waits for its reader"
+    );
+    ops("ops-snapshot")
+        .s3(s3)
+        .env("OPS_LOCK_STALE", "2")
+        .args(["gc", "--repo", &repo, "--lock-wait", "0s"])
+        .run()
+        .fails_with(1)
+        .stderr_contains("is locked by ops-snapshot");
+    let mut tar = Vec::new();
+    std::io::Read::read_to_end(&mut export.stdout.take().unwrap(), &mut tar).unwrap();
+    assert!(export.wait().unwrap().success());
+    assert!(
+        tar.len() > 100_000,
+        "the export went on: {} bytes",
+        tar.len()
+    );
+}
+
+#[test]
+fn gc_while_snapshots_are_created_loses_nothing() {
+    let s3 = server();
+    let repo = format!("s3://{}/race", s3.bucket("race"));
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    many_small_files(&data, 400);
+    tool(
+        s3,
+        "ops-snapshot",
+        &["create", data.to_str().unwrap(), "--repo", &repo],
+    )
+    .success();
+
+    let spawn = |args: &[&str]| {
+        Command::new(bin_dir().join("ops-snapshot"))
+            .env("OPS_CACHE_DIR", test_cache())
+            .envs(s3.env())
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    for round in 0..6 {
+        // Each round rewrites a quarter of the files, so old packs empty out.
+        for i in (round % 4..400).step_by(4) {
+            let file = data.join(format!("d000/f{i}"));
+            fs::write(&file, format!("round {round} file {i} {}", "y".repeat(i))).unwrap();
+        }
+        let create = spawn(&["create", data.to_str().unwrap(), "--repo", &repo]);
+        tool(s3, "ops-prune", &["--keep-last", "2", "--repo", &repo]).success();
+        let gc = spawn(&["gc", "--repo", &repo, "--max-unused", "0%"]);
+        for child in [create, gc] {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let checked = tool(s3, "ops-verify", &["--repo", &repo, "--read-data"])
+        .success()
+        .records();
+    assert!(
+        checked.iter().all(|r| r["verify"]["ok"] == true),
+        "{checked:?}"
+    );
+    let out = tmp.path().join("out");
+    tool(
+        s3,
+        "ops-snapshot",
+        &[
+            "restore",
+            "latest",
+            "--repo",
+            &repo,
+            "--to",
+            out.to_str().unwrap(),
+        ],
+    )
+    .success();
+    assert_same_tree(&data, &out);
+}
+
+#[test]
+fn a_server_killed_mid_snapshot_leaves_no_snapshot_and_the_next_run_works() {
+    let mut s3 = start();
+    let repo = format!("s3://{}/killed", s3.bucket("killed"));
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    fs::create_dir_all(&data).unwrap();
+    fs::write(data.join("big.bin"), pseudo_random(200 << 20, 5)).unwrap();
+    let create = Command::new(bin_dir().join("ops-snapshot"))
+        .env("OPS_CACHE_DIR", test_cache())
+        .envs(s3.env())
+        .args(["create", data.to_str().unwrap(), "--repo", &repo])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !keys(&s3, &repo).iter().any(|k| k.starts_with("packs/")) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no pack was stored"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    s3.kill();
+    let out = create.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "no snapshot record");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did not answer"));
+
+    s3.restart();
+    let listed = tool(&s3, "ops-snapshot", &["list", "--repo", &repo])
+        .success()
+        .records();
+    assert!(listed.is_empty(), "{listed:?}");
+    tool(
+        &s3,
+        "ops-snapshot",
+        &["create", data.to_str().unwrap(), "--repo", &repo],
+    )
+    .success();
+    tool(&s3, "ops-verify", &["--repo", &repo, "--read-data"]).success();
+}
+
+#[test]
+fn a_tampered_pack_in_the_bucket_is_found_and_restores_nothing_outside() {
+    let s3 = server();
+    let repo = format!("s3://{}/tampered", s3.bucket("tamper"));
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    sample_tree(&data);
+    tool(
+        s3,
+        "ops-snapshot",
+        &["create", data.to_str().unwrap(), "--repo", &repo],
+    )
+    .success();
+    let pack = keys(s3, &repo)
+        .into_iter()
+        .find(|k| k.starts_with("packs/"))
+        .unwrap();
+    let local = tmp.path().join("pack");
+    let url = format!("{repo}/{pack}");
+    assert!(s3
+        .aws(&["s3", "cp", &url, local.to_str().unwrap()])
+        .status
+        .success());
+    let mut bytes = fs::read(&local).unwrap();
+    bytes[10] ^= 0xff;
+    fs::write(&local, bytes).unwrap();
+    assert!(s3
+        .aws(&["s3", "cp", local.to_str().unwrap(), &url])
+        .status
+        .success());
+
+    let checked = tool(s3, "ops-verify", &["--repo", &repo, "--read-data"]).fails_with(1);
+    checked.stdout_contains("\"ok\":false");
+    let out = tmp.path().join("out");
+    tool(
+        s3,
+        "ops-snapshot",
+        &[
+            "restore",
+            "latest",
+            "--repo",
+            &repo,
+            "--to",
+            out.to_str().unwrap(),
+        ],
+    )
+    .fails_with(1);
+    assert!(!out.exists(), "a failed restore leaves no target");
+    let names: Vec<_> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names.len(),
+        2,
+        "nothing beside the target either: {names:?}"
+    );
+}
