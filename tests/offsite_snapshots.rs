@@ -546,3 +546,132 @@ fn a_tampered_pack_in_the_bucket_is_found_and_restores_nothing_outside() {
         "nothing beside the target either: {names:?}"
     );
 }
+
+#[test]
+fn snapshots_copied_between_a_directory_and_a_bucket_move_only_what_is_missing() {
+    let s3 = server();
+    let remote = format!("s3://{}/copies", s3.bucket("copy"));
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("repo");
+    let data = tmp.path().join("data");
+    sample_tree(&data);
+    fs::write(data.join("big.bin"), pseudo_random(10 << 20, 11)).unwrap();
+    let snap = |repo: &Path| {
+        tool(
+            s3,
+            "ops-snapshot",
+            &[
+                "create",
+                data.to_str().unwrap(),
+                "--repo",
+                repo.to_str().unwrap(),
+            ],
+        )
+        .success()
+        .record()
+    };
+    let first = snap(&local);
+
+    let copied = tool(
+        s3,
+        "ops-snapshot",
+        &[
+            "copy",
+            "latest",
+            "--repo",
+            local.to_str().unwrap(),
+            "--to",
+            &remote,
+        ],
+    )
+    .success()
+    .record();
+    assert_eq!(copied["id"], first["id"], "the copy keeps the id: {copied}");
+    assert_eq!(copied["repo"], remote.as_str(), "{copied}");
+    assert_eq!(copied["copied"], true, "{copied}");
+    assert!(
+        copied["copied_bytes"].as_u64().unwrap() > 10 << 20,
+        "{copied}"
+    );
+    let stored = keys(s3, &remote);
+
+    let again = tool(
+        s3,
+        "ops-snapshot",
+        &[
+            "copy",
+            "latest",
+            "--repo",
+            local.to_str().unwrap(),
+            "--to",
+            &remote,
+        ],
+    )
+    .success();
+    again.stderr_contains("already; skipped");
+    assert_eq!(again.record()["copied"], false);
+    assert_eq!(keys(s3, &remote), stored, "a second copy writes nothing");
+
+    fs::write(data.join("new.txt"), "one more file").unwrap();
+    let second = snap(&local);
+    let piped = ops("ops-snapshot")
+        .s3(s3)
+        .args(["list", "--repo", local.to_str().unwrap()])
+        .run()
+        .success();
+    let both = ops("ops-snapshot")
+        .s3(s3)
+        .args(["copy", "--to", &remote])
+        .stdin(piped.stdout)
+        .run()
+        .success()
+        .records();
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert_eq!(both[0]["copied"], false, "{both:?}");
+    assert_eq!(both[1]["id"], second["id"], "{both:?}");
+    assert!(
+        both[1]["copied_bytes"].as_u64().unwrap() < 1 << 20,
+        "only the new chunks travel: {both:?}"
+    );
+    tool(s3, "ops-verify", &["--repo", &remote, "--read-data"]).success();
+    let out = tmp.path().join("from-bucket");
+    tool(
+        s3,
+        "ops-snapshot",
+        &[
+            "restore",
+            "latest",
+            "--repo",
+            &remote,
+            "--to",
+            out.to_str().unwrap(),
+        ],
+    )
+    .success();
+    assert_same_tree(&data, &out);
+
+    // And back, into a new directory.
+    let home = tmp.path().join("home-repo");
+    let listed = tool(s3, "ops-snapshot", &["list", "--repo", &remote]).success();
+    ops("ops-snapshot")
+        .s3(s3)
+        .args(["copy", "--to", home.to_str().unwrap()])
+        .stdin(listed.stdout)
+        .run()
+        .success();
+    let back = tmp.path().join("back");
+    tool(
+        s3,
+        "ops-snapshot",
+        &[
+            "restore",
+            &second["id"].as_str().unwrap()[..12],
+            "--repo",
+            home.to_str().unwrap(),
+            "--to",
+            back.to_str().unwrap(),
+        ],
+    )
+    .success();
+    assert_same_tree(&data, &back);
+}

@@ -47,6 +47,11 @@ pub enum Command {
     Gc(GcArgs),
     /// Rebuild the chunk index from the packs.
     RebuildIndex(RepoArgs),
+    /// Copy snapshots into another repository (a directory or a bucket,
+    /// created on first use): only the chunks it lacks travel, as stored and
+    /// checked; the manifest last, so the snapshot keeps its id. Snapshots
+    /// it has already are skipped, so the copy can run from cron.
+    Copy(CopyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -118,6 +123,20 @@ pub struct RestoreArgs {
     /// Replace the contents of a non-empty target.
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The snapshots to copy: ids, unique prefixes or `latest` [default: the
+    /// snapshot records on stdin, from any repository].
+    pub snapshots: Vec<String>,
+    #[command(flatten)]
+    pub repo: Repo,
+    /// The repository to copy into.
+    #[arg(long, value_name = "REPO")]
+    pub to: PathBuf,
     #[command(flatten)]
     pub output: OutputArgs,
 }

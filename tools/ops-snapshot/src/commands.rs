@@ -10,7 +10,7 @@ use ops_shared::staging::Target;
 use ops_shared::stream::one_record;
 use ops_shared::{read_records, Output, Record, Status, UsageError};
 
-use crate::cli::{Cli, Command, CreateArgs, GcArgs, RepoArgs, RestoreArgs};
+use crate::cli::{Cli, Command, CopyArgs, CreateArgs, GcArgs, RepoArgs, RestoreArgs};
 use crate::index::Index;
 use crate::repo::{self, Repo};
 use crate::{diff, export};
@@ -25,6 +25,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Status> {
         Command::Export(args) => export::run(&args),
         Command::Gc(args) => gc(&args),
         Command::RebuildIndex(args) => rebuild_index(&args),
+        Command::Copy(args) => copy(&args),
     }
 }
 
@@ -181,5 +182,61 @@ fn rebuild_index(args: &RepoArgs) -> anyhow::Result<Status> {
         index.chunks(),
         repo.packs()?.len()
     ));
+    Ok(Status::Success)
+}
+
+/// The snapshots named, or those on stdin grouped by their repository, in
+/// the order given; other records are passed on.
+fn copy(args: &CopyArgs) -> anyhow::Result<Status> {
+    let mut out = Output::stdout(args.output.mode());
+    let mut batches: Vec<(std::path::PathBuf, Vec<String>)> = Vec::new();
+    if args.snapshots.is_empty() {
+        if io::stdin().is_terminal() {
+            return Err(UsageError(
+                "give the snapshots to copy with --repo, or pipe snapshot records in".into(),
+            )
+            .into());
+        }
+        for record in read_records(io::stdin().lock()) {
+            let record = record?;
+            if !record.is::<Snapshot>() {
+                out.raw(record.raw())?;
+                continue;
+            }
+            let snapshot: Snapshot = record.parse()?;
+            match batches.last_mut() {
+                Some((repo, ids)) if *repo == snapshot.repo => ids.push(snapshot.id),
+                _ => batches.push((snapshot.repo, vec![snapshot.id])),
+            }
+        }
+    } else {
+        batches.push((args.repo.path()?.to_owned(), args.snapshots.clone()));
+    }
+    for (from, ids) in batches {
+        for copied in crate::copy::copy(&from, &ids, &args.to, args.repo.lock_wait)? {
+            let mut snapshot = repo::record(&args.to, &copied.id, &copied.manifest);
+            ops_shared::entry::note(if copied.copied {
+                format!(
+                    "copied snapshot {} from {} to {} ({} of chunks it lacked)",
+                    ops_shared::ids::short(&copied.id),
+                    from.display(),
+                    snapshot.repo.display(),
+                    human_bytes(copied.stored_bytes)
+                )
+            } else {
+                format!(
+                    "snapshot {} is in {} already; skipped",
+                    ops_shared::ids::short(&copied.id),
+                    snapshot.repo.display()
+                )
+            });
+            snapshot.extra.insert("copied".into(), copied.copied.into());
+            snapshot
+                .extra
+                .insert("copied_bytes".into(), copied.stored_bytes.into());
+            out.record(&snapshot)?;
+        }
+    }
+    out.finish()?;
     Ok(Status::Success)
 }

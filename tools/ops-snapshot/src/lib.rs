@@ -7,6 +7,7 @@
 mod chunker;
 mod cli;
 mod commands;
+mod copy;
 mod create;
 mod diff;
 mod error;

@@ -68,7 +68,6 @@ impl Default for PackWriter {
 }
 
 impl PackWriter {
-
     /// Appends one compressed chunk.
     pub fn add(&mut self, id: Id, stored: &[u8], raw: u32) -> io::Result<()> {
         let too_big = || io::Error::other("pack grew past 4 GiB");

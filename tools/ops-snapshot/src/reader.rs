@@ -121,6 +121,17 @@ impl ChunkReader {
     ///
     /// Fails when the chunk is missing, unreadable or damaged, saying where.
     pub fn read(&self, id: &Id) -> Result<Vec<u8>, RepoError> {
+        self.read_checked(id).map(|(_, data)| data)
+    }
+
+    /// Chunk `id` as stored (compressed) and its raw length, checked that
+    /// it decodes to its id.
+    pub fn read_stored(&self, id: &Id) -> Result<(Vec<u8>, u32), RepoError> {
+        self.read_checked(id)
+            .map(|(stored, data)| (stored, data.len() as u32))
+    }
+
+    fn read_checked(&self, id: &Id) -> Result<(Vec<u8>, Vec<u8>), RepoError> {
         let at = self.locate(id)?;
         let source = self.pack(&at.pack)?;
         let damaged = |why: String| {
@@ -136,7 +147,7 @@ impl ChunkReader {
             .map_err(|err| damaged(err.to_string()))?;
         let data = pack::decode(id, &stored, at.raw).map_err(|err| damaged(err.to_string()))?;
         ops_shared::progress::add_bytes(data.len() as u64);
-        Ok(data)
+        Ok((stored, data))
     }
 
     fn pack(&self, pack: &Id) -> Result<Arc<PackSource>, RepoError> {

@@ -223,8 +223,11 @@ impl Repo {
     fn init_remote(root: &Path, level: i32) -> Result<Repo, RepoError> {
         let io_error = |err| RepoError::io(root.to_owned(), err);
         ops_storage::prepare(root).map_err(io_error)?;
-        let present = ops_storage::list(root).map_err(io_error)?;
-        if present.iter().any(|object| object.name != ".ops-lock") {
+        // Objects, not prefixes: some servers keep a prefix whose objects
+        // are all deleted as an empty directory.
+        let present = ops_storage::list_deep(root).map_err(io_error)?;
+        let lock = format!("{}/", ops_shared::lock::LOCK_FILE);
+        if present.iter().any(|object| !object.name.starts_with(&lock)) {
             return Err(RepoError::NotARepo(root.to_owned()));
         }
         let text = serde_json::to_vec_pretty(&Config::new(level)).unwrap_or_default();
@@ -319,6 +322,13 @@ impl Repo {
 
     /// Reads one snapshot's manifest, checking it against its id.
     pub fn manifest(&self, id: &str) -> Result<Manifest, RepoError> {
+        let bytes = self.manifest_bytes(id)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|err| RepoError::Damaged(format!("snapshot {id}: unreadable manifest: {err}")))
+    }
+
+    /// One snapshot's manifest as stored, checked against its id.
+    pub fn manifest_bytes(&self, id: &str) -> Result<Vec<u8>, RepoError> {
         if Id::from_hex(id).is_none() {
             return Err(RepoError::NoSnapshot {
                 repo: self.root.clone(),
@@ -333,8 +343,13 @@ impl Repo {
                 "snapshot {id}: its manifest does not match its id (the file was changed or damaged)"
             )));
         }
-        serde_json::from_slice(&bytes)
-            .map_err(|err| RepoError::Damaged(format!("snapshot {id}: unreadable manifest: {err}")))
+        Ok(bytes)
+    }
+
+    /// Whether snapshot `id` is in the repository.
+    pub fn has_snapshot(&self, id: &str) -> Result<bool, RepoError> {
+        let path = self.snapshot_path(id);
+        ops_storage::exists(&path).map_err(|err| RepoError::io(path, err))
     }
 
     /// All snapshots, oldest first.
@@ -376,10 +391,15 @@ impl Repo {
 
     /// Stores a snapshot manifest durably; returns its id.
     pub fn write_manifest(&self, manifest: &Manifest) -> Result<String, RepoError> {
-        let bytes = serde_json::to_vec(manifest).unwrap_or_default();
-        let id = Id::of(&bytes).to_hex();
+        self.write_manifest_bytes(&serde_json::to_vec(manifest).unwrap_or_default())
+    }
+
+    /// Stores a manifest as it was read from another repository; its id
+    /// stays the same.
+    pub fn write_manifest_bytes(&self, bytes: &[u8]) -> Result<String, RepoError> {
+        let id = Id::of(bytes).to_hex();
         let path = self.snapshot_path(&id);
-        ops_storage::write(&path, Mode::New, &bytes).map_err(|err| RepoError::io(path, err))?;
+        ops_storage::write(&path, Mode::New, bytes).map_err(|err| RepoError::io(path, err))?;
         Ok(id)
     }
 
