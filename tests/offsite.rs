@@ -568,3 +568,126 @@ fn the_nightly_script_ships_each_verified_backup_off_site_and_make_fetches_the_n
     assert_eq!(fetched["id"], there[0]["id"]);
     assert_eq!(fetched["verify"]["ok"], true);
 }
+
+#[test]
+fn a_server_answering_503_for_a_while_is_retried_and_one_that_keeps_on_is_given_up() {
+    use ops_tests::faults::Unavailable;
+    let s3 = server();
+    let bucket = s3.bucket("slowdown");
+    let place = format!("s3://{bucket}/web01");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    sample_tree(&data);
+
+    let unwell = Unavailable::start(&s3.endpoint(), 3);
+    let created = ops("ops-backup")
+        .s3(s3)
+        .env("AWS_ENDPOINT_URL", unwell.endpoint())
+        .args(["create", data.to_str().unwrap(), "--to", &place])
+        .run()
+        .success()
+        .record();
+    assert_eq!(unwell.refused(), 3, "the first three requests were refused");
+    tool(s3, "ops-verify", &[created["path"].as_str().unwrap()]).success();
+
+    let down = Unavailable::start(&s3.endpoint(), usize::MAX);
+    let started = Instant::now();
+    let listed = ops("ops-backup")
+        .s3(s3)
+        .env("AWS_ENDPOINT_URL", down.endpoint())
+        .args(["list", &place])
+        .run()
+        .fails_with(1);
+    listed.stderr_contains("did not answer or kept failing");
+    listed.stderr_contains(&down.endpoint());
+    assert!(
+        (2..=60).contains(&started.elapsed().as_secs()),
+        "retried with backoff, then given up: {:?}, {} requests",
+        started.elapsed(),
+        down.refused()
+    );
+    assert!(down.refused() >= 5, "{} requests", down.refused());
+}
+
+#[test]
+fn an_upload_killed_midway_is_reported_and_aborted_by_fix() {
+    let s3 = server();
+    let place = format!("s3://{}/web01", s3.bucket("killed-upload"));
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    fs::create_dir_all(&data).unwrap();
+    fs::write(data.join("big.bin"), pseudo_random(300 << 20, 17)).unwrap();
+    let mut create = Command::new(ops_tests::bin_dir().join("ops-backup"))
+        .envs(s3.env())
+        .args(["create", data.to_str().unwrap(), "--to", &place])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let bucket = place
+        .trim_start_matches("s3://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let uploads = || {
+        aws_ok(
+            s3,
+            &["s3api", "list-multipart-uploads", "--bucket", &bucket],
+        )
+    };
+    let started = Instant::now();
+    while !uploads().contains("UploadId") {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no upload began"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    create.kill().unwrap();
+    create.wait().unwrap();
+
+    let listed = tool(s3, "ops-backup", &["list", &place]).success();
+    listed.stderr_contains("an upload that never finished");
+    assert!(listed.records().is_empty(), "{}", listed.stdout);
+    let health = tool(s3, "ops-health", &["--backups", &place, "--max-age", "1h"]);
+    assert_ne!(health.code, 0);
+    health.stdout_contains("\"unfinished_uploads\":1.0");
+    // The killed run's lock object keeps --fix away until it goes stale.
+    let held = tool(
+        s3,
+        "ops-health",
+        &["--backups", &place, "--max-age", "1h", "--fix"],
+    );
+    held.stdout_contains("leftovers not touched");
+    held.stdout_contains("is locked by ops-backup");
+    std::thread::sleep(Duration::from_secs(3));
+    let fix = |age: &str| {
+        ops("ops-health")
+            .s3(s3)
+            .env("OPS_LOCK_STALE", "2")
+            .args([
+                "--backups",
+                &place,
+                "--max-age",
+                "1h",
+                "--fix",
+                "--leftover-age",
+                age,
+            ])
+            .run()
+    };
+    let young = fix("1h");
+    young.stdout_lacks("\"check\":\"fix\"");
+    young.stderr_contains("ignoring the stale lock");
+    assert!(
+        uploads().contains("UploadId"),
+        "a young upload is left alone"
+    );
+    let fixed = fix("0s");
+    fixed.stdout_contains("removed an upload that never finished");
+    assert!(!uploads().contains("UploadId"), "{}", uploads());
+    tool(s3, "ops-backup", &["list", &place])
+        .success()
+        .stderr_lacks("never finished");
+}

@@ -13,6 +13,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
+#[path = "support/faults.rs"]
+pub mod faults;
 #[path = "support/pg.rs"]
 pub mod pg;
 #[path = "support/s3.rs"]

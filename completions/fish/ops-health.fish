@@ -15,6 +15,7 @@ complete -c ops-health -l max-restore-time -d '--backups: the newest restore tes
 complete -c ops-health -l drain-age -d '--drain: files may stay this long (--max-age is the backups\')' -r
 complete -c ops-health -l idle-warn -d '--postgres: warn about transactions open, or sessions idle in a transaction, for longer than this' -r
 complete -c ops-health -l timeout -d 'How long each check may take before it is reported unknown' -r
+complete -c ops-health -l leftover-age -d 'With --fix: how old a temporary file or unfinished upload must be to be removed (a younger one may belong to a run still going, when the place cannot be locked)' -r
 complete -c ops-health -l batch -d '--sql-fix: rows per batch, the $1 of each statement' -r
 complete -c ops-health -l format -d 'Output format: records (a table on a terminal), prometheus (node_exporter textfile format) or nagios (status line and perfdata)' -r -f -a "records\t''
 prometheus\t''
@@ -22,7 +23,7 @@ nagios\t''"
 complete -c ops-health -l prometheus-file -d 'With --format prometheus: write to FILE atomically instead of stdout (for node_exporter\'s textfile collector). A FILE it replaces keeps its owner, group and mode; a new one is made readable by all (0644). One that cannot be written is an error (exit 3), whatever the checks found' -r -F
 complete -c ops-health -l sql-crit -d '--sql: a nonzero result is crit instead of warn'
 complete -c ops-health -l deep -d '--sled: also report sled\'s checksum of every key and value'
-complete -c ops-health -l fix -d 'Repair what is safe to repair, and say what was done: temporary files of crashed runs older than an hour in --backups directories and --repo repositories (only while nothing else holds them), a damaged chunk index of a --repo repository, rebuilt from its packs (while no gc or prune runs), and what --sql checks find, with their --sql-fix repairs. Repairs run first; the checks then report what is left. Locks need no repair: they are flock(2) locks, which the kernel drops when their holder dies'
+complete -c ops-health -l fix -d 'Repair what is safe to repair, and say what was done: temporary files of crashed runs in --backups directories and --repo repositories, and unfinished uploads in --backups buckets, older than --leftover-age (only while nothing else holds them), a damaged chunk index of a --repo repository, rebuilt from its packs (while no gc or prune runs), and what --sql checks find, with their --sql-fix repairs. Repairs run first; the checks then report what is left. Locks need no repair: flock(2) locks are dropped by the kernel when their holder dies, lock objects in a bucket go stale'
 complete -c ops-health -l dry-run -d 'With --fix: say what would be repaired, change nothing'
 complete -c ops-health -l json -d 'Write JSON-lines records even when stdout is a terminal'
 complete -c ops-health -l human -d 'Write a human table even when stdout is not a terminal'

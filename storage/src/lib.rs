@@ -16,6 +16,7 @@ mod local;
 mod lock;
 mod place;
 mod s3;
+mod uploads;
 
 use std::io::{self, Read, Write};
 use std::path::Path;
@@ -24,6 +25,7 @@ use jiff::Timestamp;
 
 pub use lock::{lock, PlaceLock, STALE_AFTER};
 pub use place::{ObjectPath, Place};
+pub use uploads::Unfinished;
 
 /// One entry of a listing.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -198,6 +200,24 @@ pub fn is_place(path: &Path) -> io::Result<bool> {
         Place::Local(path) => path.is_dir(),
         Place::S3(place) => place.key.is_empty() || s3::stat(&place)?.is_none(),
     })
+}
+
+/// The uploads to objects directly in `dir` that were started and never
+/// finished (a run killed mid-upload); a local directory has none (its
+/// temporary files are listed by [`list`]).
+pub fn unfinished(dir: &Path) -> io::Result<Vec<Unfinished>> {
+    match Place::of(dir)? {
+        Place::Local(_) => Ok(Vec::new()),
+        Place::S3(place) => uploads::list(&place),
+    }
+}
+
+/// Aborts an unfinished upload found by [`unfinished`] in `dir`.
+pub fn abort(dir: &Path, upload: &Unfinished) -> io::Result<()> {
+    match Place::of(dir)? {
+        Place::Local(_) => Ok(()),
+        Place::S3(place) => uploads::abort(&place, upload),
+    }
 }
 
 /// Makes the place `dir` ready to be written: a local directory is created

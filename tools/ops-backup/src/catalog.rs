@@ -392,6 +392,8 @@ pub struct Leftovers {
     pub temp_files: Vec<PathBuf>,
     /// Artifacts without a manifest.
     pub orphans: Vec<PathBuf>,
+    /// Uploads to a bucket that never finished (killed runs, or runs going on).
+    pub unfinished: Vec<ops_storage::Unfinished>,
     /// Manifests that are not ours ([`Refused`]): an error, not a warning.
     pub refused: Vec<String>,
 }
@@ -429,12 +431,19 @@ impl Emptiness {
 
 /// Tells a backup directory that holds no backups from an empty or foreign one.
 pub fn emptiness(dir: &Path) -> Emptiness {
-    if is_object(&dir.join(ops_shared::lock::LOCK_FILE)) {
+    let Ok(objects) = ops_storage::list(dir) else {
+        return Emptiness::Empty;
+    };
+    // A file on disk, a prefix of lock objects in a bucket.
+    if objects
+        .iter()
+        .any(|o| o.name == ops_shared::lock::LOCK_FILE)
+    {
         return Emptiness::BackupDirectory;
     }
-    match ops_storage::list(dir).map(|objects| objects.len()) {
-        Ok(0) | Err(_) => Emptiness::Empty,
-        Ok(n) => Emptiness::Foreign(n),
+    match objects.len() {
+        0 => Emptiness::Empty,
+        n => Emptiness::Foreign(n),
     }
 }
 
@@ -510,8 +519,33 @@ pub fn list(dir: &Path) -> Result<(Vec<Backup>, Leftovers), Error> {
             ));
         }
     }
+    note_unfinished(dir, &mut leftovers);
     backups.sort_by(ops_shared::ids::compare_backups);
     Ok((backups, leftovers))
+}
+
+/// Adds the unfinished uploads in `dir` (a bucket) to `leftovers`.
+fn note_unfinished(dir: &Path, leftovers: &mut Leftovers) {
+    match ops_storage::unfinished(dir) {
+        Ok(unfinished) => {
+            for upload in &unfinished {
+                leftovers.warnings.push(format!(
+                    "{}: an upload that never finished{}; not a backup (its run was killed, or \
+                 still goes on); ops-health --fix aborts it once it is old",
+                    dir.join(&upload.name).display(),
+                    upload
+                        .started
+                        .map_or(String::new(), |time| format!(" (started {time})"))
+                ));
+            }
+            leftovers.unfinished = unfinished;
+        }
+        // Credentials that may only write backups need not see this.
+        Err(err) if err.kind() == io::ErrorKind::PermissionDenied => {}
+        Err(err) => leftovers
+            .warnings
+            .push(format!("cannot list unfinished uploads: {err}")),
+    }
 }
 
 #[derive(Serialize, Deserialize)]

@@ -55,11 +55,7 @@ pub fn copy(backup: &Backup, to: &Path) -> anyhow::Result<Copied> {
     }
     ops_storage::prepare(to)
         .with_context(|| format!("cannot write backups to {}", to.display()))?;
-    let _lock = if ops_storage::is_remote(to) {
-        None
-    } else {
-        Some(crate::pending::lock(to)?)
-    };
+    let _lock = crate::pending::lock(to)?;
     let target_manifest = catalog::manifest_path(to, &backup.id);
     if ops_storage::stat(&target_manifest)?.is_some() {
         let present = catalog::record_of(&to.join(&header.artifact))?;

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use jiff::Timestamp;
-use ops_shared::lock::{Access, DirLock, LockError};
+use ops_shared::lock::{Access, LockError};
 use ops_shared::{Backup, Source};
-use ops_storage::{Mode, Upload};
+use ops_storage::{Mode, PlaceLock, Upload};
 
 use crate::catalog;
 use crate::manifest::{DatabaseInfo, Header, ManifestWriter, SledInfo, Summary};
@@ -40,7 +40,7 @@ pub struct PendingBackup {
     to: PathBuf,
     artifact_path: PathBuf,
     pub manifest: ManifestWriter,
-    _lock: Option<DirLock>,
+    _lock: PlaceLock,
     _interrupted: ops_shared::interrupt::Guard,
 }
 
@@ -51,11 +51,7 @@ impl PendingBackup {
     /// Fails if the directory cannot be created or written.
     pub fn start(plan: Plan) -> anyhow::Result<(Self, Box<dyn Upload>)> {
         prepare_target(plan.to)?;
-        let lock = if ops_storage::is_remote(plan.to) {
-            None
-        } else {
-            Some(lock(plan.to)?)
-        };
+        let lock = lock(plan.to)?;
         catalog::check_series_source(plan.to, plan.name, &plan.source)?;
         let time =
             Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH);
@@ -132,10 +128,10 @@ fn write_error(artifact: &Path, err: io::Error) -> anyhow::Error {
     anyhow::anyhow!("writing backup {} failed: {err}{hint}", artifact.display())
 }
 
-/// Holds the directory shared: backups run side by side, ops-prune waits.
-/// A bucket has no such lock; see ops(7), CONCURRENCY.
-pub fn lock(to: &Path) -> anyhow::Result<DirLock> {
-    DirLock::acquire(to, Access::Shared, LOCK_WAIT, "ops-backup").map_err(|err| match err {
+/// Holds the directory (or bucket prefix) shared: backups run side by
+/// side, ops-prune waits; see ops(7), CONCURRENCY.
+pub fn lock(to: &Path) -> anyhow::Result<PlaceLock> {
+    ops_storage::lock(to, Access::Shared, LOCK_WAIT, "ops-backup").map_err(|err| match err {
         LockError::Io { .. } => {
             anyhow::anyhow!("cannot write to backup directory {}: {err}", to.display())
         }

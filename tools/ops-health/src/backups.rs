@@ -4,20 +4,16 @@
 //! `--fix` removes when that is safe.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use ops_backup::catalog;
-use ops_shared::lock::{Access, DirLock, LockError};
+use ops_shared::lock::{Access, LockError};
 use ops_shared::record::{human_bytes, Check};
 use ops_shared::{Backup, Record};
 
 use crate::level::{metrics, record, Level};
-
-/// Temporary files younger than this may belong to a run still going.
-const LEFTOVER_AGE: Duration = Duration::from_secs(3600);
 
 /// One record per series, plus one for leftovers if there are any.
 ///
@@ -86,11 +82,18 @@ pub fn check(dir: &Path, max_age: Duration, max_restore: Option<Duration>) -> Ve
     let problems = leftovers.warnings.len();
     if problems > 0 {
         let (temps, orphans) = (leftovers.temp_files.len(), leftovers.orphans.len());
+        let unfinished = leftovers.unfinished.len();
         let mut parts = Vec::new();
         if temps > 0 {
             parts.push(format!(
                 "{temps} temporary file(s) of interrupted runs (ops-health --backups {target} --fix \
                  removes those older than an hour)"
+            ));
+        }
+        if unfinished > 0 {
+            parts.push(format!(
+                "{unfinished} upload(s) that never finished (ops-health --backups {target} --fix \
+                 aborts those older than an hour; a lifecycle rule on the bucket does too)"
             ));
         }
         if orphans > 0 {
@@ -99,7 +102,7 @@ pub fn check(dir: &Path, max_age: Duration, max_restore: Option<Duration>) -> Ve
                  inspect and remove by hand)"
             ));
         }
-        let other = problems - temps - orphans;
+        let other = problems - temps - orphans - unfinished;
         if other > 0 {
             parts.push(format!(
                 "{other} damaged manifest(s) (run ops-backup list {target})"
@@ -112,6 +115,7 @@ pub fn check(dir: &Path, max_age: Duration, max_restore: Option<Duration>) -> Ve
             parts.join("; "),
             metrics([
                 ("temp_files", temps as f64),
+                ("unfinished_uploads", unfinished as f64),
                 ("orphan_artifacts", orphans as f64),
                 ("damaged_manifests", other as f64),
             ]),
@@ -272,18 +276,28 @@ fn restore_evidence(
     check.message.push_str(&format!("; {finding}"));
 }
 
-/// Removes temporary files of crashed runs older than an hour, while no
-/// backup or prune holds the directory. One record per file removed (or
-/// that could not be, or with `dry_run` that would be).
-pub fn fix(dir: &Path, dry_run: bool) -> Vec<Check> {
+/// A leftover `fix` may remove, and how.
+struct Stray<'a> {
+    shown: String,
+    since: Option<Timestamp>,
+    bytes: u64,
+    what: String,
+    remove: Box<dyn Fn() -> std::io::Result<()> + 'a>,
+}
+
+/// Removes temporary files and aborts unfinished uploads of crashed runs
+/// at least `age` old, while no backup or prune holds the place. One record
+/// per leftover removed (or that could not be, or with `dry_run` that would
+/// be).
+pub fn fix(dir: &Path, dry_run: bool, age: Duration) -> Vec<Check> {
     let target = dir.display().to_string();
     let Ok((_, leftovers)) = catalog::list(dir) else {
         return Vec::new();
     };
-    if leftovers.temp_files.is_empty() {
+    if leftovers.temp_files.is_empty() && leftovers.unfinished.is_empty() {
         return Vec::new();
     }
-    let _lock = match DirLock::acquire(dir, Access::Exclusive, Duration::ZERO, "ops-health") {
+    let _lock = match ops_storage::lock(dir, Access::Exclusive, Duration::ZERO, "ops-health") {
         Ok(lock) => lock,
         Err(err @ LockError::Held { .. }) => {
             return vec![record(
@@ -304,55 +318,75 @@ pub fn fix(dir: &Path, dry_run: bool) -> Vec<Check> {
             )]
         }
     };
-    let now = std::time::SystemTime::now();
-    let mut fixes = Vec::new();
-    for path in leftovers.temp_files {
-        let Ok(meta) = fs::symlink_metadata(&path) else {
-            continue;
-        };
-        let age = meta
-            .modified()
-            .ok()
-            .and_then(|modified| now.duration_since(modified).ok())
+    let now = Timestamp::now();
+    strays(dir, &leftovers)
+        .into_iter()
+        .filter_map(|stray| stray.fix(now, age, dry_run))
+        .collect()
+}
+
+/// The temporary files and unfinished uploads among `leftovers`.
+fn strays<'a>(dir: &'a Path, leftovers: &'a catalog::Leftovers) -> Vec<Stray<'a>> {
+    let temps = leftovers.temp_files.iter().filter_map(|path| {
+        let object = ops_storage::stat(path).ok().flatten()?;
+        Some(Stray {
+            shown: path.display().to_string(),
+            since: object.modified,
+            bytes: object.size,
+            what: format!(
+                "a temporary file left by a crashed run ({})",
+                human_bytes(object.size)
+            ),
+            remove: Box::new(move || ops_storage::delete(path)),
+        })
+    });
+    let uploads = leftovers.unfinished.iter().map(|upload| Stray {
+        shown: dir.join(&upload.name).display().to_string(),
+        since: upload.started,
+        bytes: 0,
+        what: "an upload that never finished".to_owned(),
+        remove: Box::new(move || ops_storage::abort(dir, upload)),
+    });
+    temps.chain(uploads).collect()
+}
+
+impl Stray<'_> {
+    /// Removes it if it is at least `age` old; the record saying so.
+    fn fix(self, now: Timestamp, age: Duration, dry_run: bool) -> Option<Check> {
+        let old = self
+            .since
+            .and_then(|since| Duration::try_from(now.duration_since(since)).ok())
             .unwrap_or_default();
-        if age < LEFTOVER_AGE {
-            continue;
+        if old < age {
+            return None;
         }
-        let shown = path.display().to_string();
-        let age = humantime::format_duration(Duration::from_secs(age.as_secs()));
+        let old = humantime::format_duration(Duration::from_secs(old.as_secs()));
+        let (shown, what) = (&self.shown, &self.what);
+        let bytes = metrics([("bytes", self.bytes as f64)]);
         if dry_run {
-            fixes.push(record(
+            return Some(record(
                 "fix",
-                &shown,
+                shown,
                 Level::Ok,
-                format!(
-                    "would remove a temporary file left by a crashed run ({}, {age} old); \
-                     nothing changed (--dry-run)",
-                    human_bytes(meta.len())
-                ),
-                metrics([("bytes", meta.len() as f64)]),
+                format!("would remove {what}, {old} old; nothing changed (--dry-run)"),
+                bytes,
             ));
-            continue;
         }
-        fixes.push(match fs::remove_file(&path) {
+        Some(match (self.remove)() {
             Ok(()) => record(
                 "fix",
-                &shown,
+                shown,
                 Level::Ok,
-                format!(
-                    "removed a temporary file left by a crashed run ({}, {age} old)",
-                    human_bytes(meta.len())
-                ),
-                metrics([("bytes", meta.len() as f64)]),
+                format!("removed {what}, {old} old"),
+                bytes,
             ),
             Err(err) => record(
                 "fix",
-                &shown,
+                shown,
                 Level::Warn,
                 format!("cannot remove this leftover: {err}"),
                 metrics([]),
             ),
-        });
+        })
     }
-    fixes
 }

@@ -107,15 +107,21 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Repair what is safe to repair, and say what was done: temporary
-    /// files of crashed runs older than an hour in --backups directories
-    /// and --repo repositories (only while nothing else holds them), a
+    /// files of crashed runs in --backups directories and --repo
+    /// repositories, and unfinished uploads in --backups buckets, older than
+    /// --leftover-age (only while nothing else holds them), a
     /// damaged chunk index of a --repo repository, rebuilt from its packs
     /// (while no gc or prune runs), and what --sql checks find, with their
     /// --sql-fix repairs. Repairs run first; the checks then report what
-    /// is left. Locks need no repair: they are flock(2)
-    /// locks, which the kernel drops when their holder dies.
+    /// is left. Locks need no repair: flock(2) locks are dropped by the
+    /// kernel when their holder dies, lock objects in a bucket go stale.
     #[arg(long)]
     pub fix: bool,
+    /// With --fix: how old a temporary file or unfinished upload must be to
+    /// be removed (a younger one may belong to a run still going, when the
+    /// place cannot be locked).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration, requires = "fix")]
+    pub leftover_age: Duration,
     /// --sql-fix: rows per batch, the $1 of each statement.
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..))]
     pub batch: i64,

@@ -102,9 +102,13 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
         checks.extend(
             cli.backups
                 .iter()
-                .flat_map(|dir| backups::fix(dir, dry_run)),
+                .flat_map(|dir| backups::fix(dir, dry_run, cli.leftover_age)),
         );
-        checks.extend(cli.repo.iter().flat_map(|root| repo::fix(root, dry_run)));
+        checks.extend(
+            cli.repo
+                .iter()
+                .flat_map(|root| repo::fix(root, dry_run, cli.leftover_age)),
+        );
         let batches = sql_fix::Batches {
             rows: cli.batch,
             dry_run,

@@ -54,7 +54,7 @@ pub fn check(root: &Path, max_age: Duration) -> Vec<Check> {
         )),
     }
     checks.push(check_index(&repo, &target));
-    let old = old_temp_files(&repo);
+    let old = old_temp_files(&repo, LEFTOVER_AGE);
     if !old.is_empty() {
         let bytes: u64 = old.iter().map(|(_, len)| len).sum();
         checks.push(record(
@@ -225,12 +225,12 @@ fn check_index(repo: &Repo, target: &str) -> Check {
     }
 }
 
-/// Temporary files of crashed runs older than an hour, with their sizes.
-fn old_temp_files(repo: &Repo) -> Vec<(PathBuf, u64)> {
+/// Temporary files of crashed runs at least `age` old, with their sizes.
+fn old_temp_files(repo: &Repo, age: Duration) -> Vec<(PathBuf, u64)> {
     let mut found: Vec<(PathBuf, u64)> = repo
         .leftovers()
         .into_iter()
-        .filter(|leftover| leftover.is_file && leftover.age >= LEFTOVER_AGE)
+        .filter(|leftover| leftover.is_file && leftover.age >= age)
         .map(|leftover| (leftover.path, leftover.bytes))
         .collect();
     found.sort();
@@ -241,16 +241,16 @@ fn old_temp_files(repo: &Repo) -> Vec<(PathBuf, u64)> {
 /// exclusively at once (no create, gc or prune runs); a damaged index is
 /// rebuilt from the packs while no gc or prune runs. One record per action
 /// (with `dry_run`, per action it would take).
-pub fn fix(root: &Path, dry_run: bool) -> Vec<Check> {
+pub fn fix(root: &Path, dry_run: bool, age: Duration) -> Vec<Check> {
     let target = root.display().to_string();
     let Ok(repo) = Repo::open(root) else {
         return Vec::new();
     };
     if dry_run {
-        return planned(&repo, &target);
+        return planned(&repo, &target, age);
     }
     let mut fixes = Vec::new();
-    let old = old_temp_files(&repo);
+    let old = old_temp_files(&repo, age);
     let mut held = None;
     if !old.is_empty() {
         match lock(
@@ -288,8 +288,8 @@ pub fn fix(root: &Path, dry_run: bool) -> Vec<Check> {
 }
 
 /// What `fix` would do, doing none of it.
-fn planned(repo: &Repo, target: &str) -> Vec<Check> {
-    let mut plans: Vec<Check> = old_temp_files(repo)
+fn planned(repo: &Repo, target: &str, age: Duration) -> Vec<Check> {
+    let mut plans: Vec<Check> = old_temp_files(repo, age)
         .iter()
         .map(|(path, bytes)| {
             record(

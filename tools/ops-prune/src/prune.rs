@@ -10,9 +10,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use ops_backup::catalog;
 use ops_shared::entry::error;
-use ops_shared::lock::{Access, DirLock, LockError};
+use ops_shared::lock::{Access, LockError};
 use ops_shared::output::OutputMode;
 use ops_shared::{read_records, Status, UsageError};
+use ops_storage::PlaceLock;
 
 use crate::candidates::Candidates;
 use crate::cli::Config;
@@ -79,7 +80,7 @@ fn check_arguments(config: &Config, stdin_is_terminal: bool) -> Result<(), Usage
 
 /// Every candidate, checked, with what a real run holds while it deletes.
 struct Gathered {
-    _locks: Vec<DirLock>,
+    _locks: Vec<PlaceLock>,
     repos: Repos,
     candidates: Candidates,
 }
@@ -187,10 +188,13 @@ fn lock_backup_dirs(
     candidates: &Candidates,
     dirs: &[PathBuf],
     wait: std::time::Duration,
-) -> anyhow::Result<Vec<DirLock>> {
+) -> anyhow::Result<Vec<PlaceLock>> {
     let mut all = BTreeSet::new();
-    // A bucket has no lock: see ops(7), CONCURRENCY.
-    for dir in dirs.iter().filter(|dir| !ops_storage::is_remote(dir)) {
+    for dir in dirs {
+        if ops_storage::is_remote(dir) {
+            all.insert(dir.clone());
+            continue;
+        }
         all.insert(fs::canonicalize(dir).with_context(|| format!("cannot use {}", dir.display()))?);
     }
     // A series halted by a failed verification upstream loses nothing, so
@@ -198,23 +202,21 @@ fn lock_backup_dirs(
     for item in &candidates.items {
         if let (Subject::Backup(_), false) = (&item.subject, item.candidate.failed_upstream) {
             let dir = catalog::parent_dir(&item.path);
-            if !ops_storage::is_remote(dir) {
-                all.insert(dir.to_owned());
-            }
+            all.insert(dir.to_owned());
         }
     }
     all.iter()
         .map(|dir| {
-            DirLock::acquire(dir, Access::Exclusive, wait, crate::TOOL.name).map_err(
-                |err| match err {
+            ops_storage::lock(dir, Access::Exclusive, wait, crate::TOOL.name).map_err(|err| {
+                match err {
                     LockError::Io { .. } => anyhow::anyhow!(
                         "cannot lock backup directory {} to delete from it: {err}; \
                      run ops-prune as the user that owns it",
                         dir.display()
                     ),
                     held => held.into(),
-                },
-            )
+                }
+            })
         })
         .collect()
 }
