@@ -397,24 +397,31 @@ fn gc_while_snapshots_are_created_loses_nothing() {
             .spawn()
             .unwrap()
     };
-    for round in 0..6 {
-        // Each round rewrites a quarter of the files, so old packs empty out.
-        for i in (round % 4..400).step_by(4) {
+    let mut overlapped = 0;
+    for round in 0..6u64 {
+        // Each round rewrites a quarter of the files and adds 8 MiB, so old
+        // packs empty out and the create takes a moment.
+        for i in (round as usize % 4..400).step_by(4) {
             let file = data.join(format!("d000/f{i}"));
             fs::write(&file, format!("round {round} file {i} {}", "y".repeat(i))).unwrap();
         }
-        let create = spawn(&["create", data.to_str().unwrap(), "--repo", &repo]);
+        fs::write(data.join("bulk.bin"), pseudo_random(8 << 20, round)).unwrap();
         tool(s3, "ops-prune", &["--keep-last", "2", "--repo", &repo]).success();
+        let create = spawn(&["create", data.to_str().unwrap(), "--repo", &repo]);
         let gc = spawn(&["gc", "--repo", &repo, "--max-unused", "0%"]);
         for child in [create, gc] {
             let out = child.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{stderr}");
+            if stderr.contains("is locked by ops-snapshot create") {
+                overlapped += 1;
+            }
         }
     }
+    assert!(
+        overlapped > 0,
+        "in no round did gc wait for a create: the race was not run"
+    );
     let checked = tool(s3, "ops-verify", &["--repo", &repo, "--read-data"])
         .success()
         .records();
@@ -674,4 +681,81 @@ fn snapshots_copied_between_a_directory_and_a_bucket_move_only_what_is_missing()
     )
     .success();
     assert_same_tree(&data, &back);
+}
+
+#[test]
+fn a_gc_stopped_after_its_repack_leaves_nothing_for_the_next_one_to_lose() {
+    let s3 = server();
+    let repo = format!("s3://{}/regc", s3.bucket("regc"));
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    many_small_files(&data, 800);
+    // The loss this guards against depends on the order packs are listed
+    // in: each round is a fresh chance for it.
+    for round in 0..5 {
+        tool(
+            s3,
+            "ops-snapshot",
+            &["create", data.to_str().unwrap(), "--repo", &repo],
+        )
+        .success();
+        // Three quarters of the files change: old packs become mostly unused.
+        for i in (0..800).filter(|i| i % 4 != round % 4) {
+            let file = data.join(format!("d{:03}/f{i}", i / 500));
+            fs::write(&file, format!("round {round} {i} {}", "z".repeat(i % 200))).unwrap();
+        }
+        tool(
+            s3,
+            "ops-snapshot",
+            &["create", data.to_str().unwrap(), "--repo", &repo],
+        )
+        .success();
+        tool(s3, "ops-prune", &["--keep-last", "1", "--repo", &repo]).success();
+        // Another host's create holds the repository: this gc repacks, then
+        // cannot delete.
+        plant_lock(s3, &repo, false);
+        tool(
+            s3,
+            "ops-snapshot",
+            &[
+                "gc",
+                "--repo",
+                &repo,
+                "--max-unused",
+                "0%",
+                "--lock-wait",
+                "1s",
+            ],
+        )
+        .fails_with(1)
+        .stderr_contains("is locked by");
+        s3.aws(&["s3", "rm", "--recursive", &format!("{repo}/.ops-lock/")]);
+        tool(
+            s3,
+            "ops-snapshot",
+            &["gc", "--repo", &repo, "--max-unused", "0%"],
+        )
+        .success();
+        let checked = tool(s3, "ops-verify", &["--repo", &repo, "--read-data"]);
+        assert_eq!(
+            checked.code, 0,
+            "round {round}: {}\n{}",
+            checked.stdout, checked.stderr
+        );
+    }
+    let out = tmp.path().join("out");
+    tool(
+        s3,
+        "ops-snapshot",
+        &[
+            "restore",
+            "latest",
+            "--repo",
+            &repo,
+            "--to",
+            out.to_str().unwrap(),
+        ],
+    )
+    .success();
+    assert_same_tree(&data, &out);
 }

@@ -23,6 +23,7 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 static ACTIONS: Mutex<Vec<(u64, Action)>> = Mutex::new(Vec::new());
 
 /// A registered undo action; dropping it unregisters the action.
+#[derive(Debug)]
 #[must_use = "dropping the guard unregisters the action at once"]
 pub struct Guard(Option<u64>);
 

@@ -439,7 +439,7 @@ fn endpoint() -> String {
     }
 }
 
-fn without_userinfo(url: String) -> String {
+pub(crate) fn without_userinfo(url: String) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url;
     };

@@ -8,6 +8,7 @@
 //! HTTP transport, in path style as every other request.
 
 use std::io;
+use std::time::Duration;
 
 use jiff::Timestamp;
 use opendal::{Buffer, HttpTransporter};
@@ -62,6 +63,9 @@ fn region() -> String {
         .unwrap_or_else(|| "us-east-1".into())
 }
 
+/// How long one of these requests may take.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
 fn endpoint() -> String {
     std::env::var("AWS_ENDPOINT_URL")
         .ok()
@@ -92,19 +96,29 @@ async fn send(method: http::Method, url: &str) -> io::Result<(http::StatusCode, 
         .await
         .map_err(|err| io::Error::other(format!("cannot sign the request: {err}")))?;
     let request = http::Request::from_parts(parts, Buffer::new());
-    let response = HttpTransporter::default()
-        .send(request)
+    let unanswered = |why: &str| {
+        io::Error::other(format!(
+            "the S3 server at {} did not answer ({why}); check AWS_ENDPOINT_URL",
+            crate::s3::without_userinfo(endpoint())
+        ))
+    };
+    let response = tokio::time::timeout(TIMEOUT, HttpTransporter::default().send(request))
         .await
-        .map_err(|err| io::Error::other(err.to_string()))?;
+        .map_err(|_| unanswered("no answer within a minute"))?
+        .map_err(|err| unanswered(&err.kind().to_string()))?;
     Ok((response.status(), response.into_body().to_vec()))
 }
 
 fn failed(place: &ObjectPath, what: &str, status: http::StatusCode, body: &[u8]) -> io::Error {
     let text = String::from_utf8_lossy(body);
-    let code = text
+    let code: String = text
         .split_once("<Code>")
         .and_then(|(_, rest)| rest.split_once("</Code>"))
-        .map_or("", |(code, _)| code);
+        .map_or("", |(code, _)| code)
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(64)
+        .collect();
     let kind = match status.as_u16() {
         403 => io::ErrorKind::PermissionDenied,
         404 => io::ErrorKind::NotFound,
@@ -134,10 +148,10 @@ pub fn list(place: &ObjectPath) -> io::Result<Vec<Unfinished>> {
         if !status.is_success() {
             return Err(failed(place, "listing unfinished uploads", status, &body));
         }
-        let listing: Listing = quick_xml::de::from_reader(&body[..]).map_err(|err| {
+        let listing: Listing = quick_xml::de::from_reader(&body[..]).map_err(|_| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("{place}: the list of unfinished uploads is not S3's XML: {err}"),
+                format!("{place}: the list of unfinished uploads is not S3's XML"),
             )
         })?;
         for upload in listing.upload {
@@ -174,6 +188,9 @@ pub fn abort(place: &ObjectPath, upload: &Unfinished) -> io::Result<()> {
     } else {
         format!("{}/{}", place.key, upload.name)
     };
+    // The name came from the server: checked as any key is.
+    let url = std::path::PathBuf::from(format!("s3://{}/{key}", place.bucket));
+    crate::Place::of(&url)?;
     let path: Vec<String> = key.split('/').map(encode).collect();
     let url = format!(
         "{}/{}/{}?uploadId={}",

@@ -55,7 +55,7 @@ pub fn copy(backup: &Backup, to: &Path) -> anyhow::Result<Copied> {
     }
     ops_storage::prepare(to)
         .with_context(|| format!("cannot write backups to {}", to.display()))?;
-    let _lock = crate::pending::lock(to)?;
+    let lock = crate::pending::lock(to)?;
     let target_manifest = catalog::manifest_path(to, &backup.id);
     if ops_storage::stat(&target_manifest)?.is_some() {
         let present = catalog::record_of(&to.join(&header.artifact))?;
@@ -80,6 +80,8 @@ pub fn copy(backup: &Backup, to: &Path) -> anyhow::Result<Copied> {
         .with_context(|| format!("cannot copy {}", manifest.display()))?;
     arrived.commit().with_context(|| cannot_write(&artifact))?;
     checksum.commit().with_context(|| cannot_write(&artifact))?;
+    lock.ensure_held()
+        .with_context(|| cannot_write(&target_manifest))?;
     manifest_copy
         .commit()
         .with_context(|| cannot_write(&target_manifest))?;

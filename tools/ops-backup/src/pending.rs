@@ -40,7 +40,7 @@ pub struct PendingBackup {
     to: PathBuf,
     artifact_path: PathBuf,
     pub manifest: ManifestWriter,
-    _lock: PlaceLock,
+    lock: PlaceLock,
     _interrupted: ops_shared::interrupt::Guard,
 }
 
@@ -80,7 +80,7 @@ impl PendingBackup {
             to: plan.to.to_owned(),
             artifact_path,
             manifest,
-            _lock: lock,
+            lock,
             _interrupted: ops_shared::interrupt::note_on_interrupt(format!(
                 "no backup was written to {} and its temporary files are removed",
                 plan.to.display()
@@ -113,6 +113,7 @@ impl PendingBackup {
         writeln!(checksum, "{}  {}", summary.sha256, self.header.artifact).map_err(fail)?;
         artifact.commit().map_err(fail)?;
         checksum.commit().map_err(fail)?;
+        self.lock.ensure_held().map_err(fail)?;
         manifest.commit().map_err(fail)?;
         Ok(catalog::record(&self.to, &self.header, &summary))
     }

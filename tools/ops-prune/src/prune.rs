@@ -33,6 +33,9 @@ pub fn prune(config: &Config, mode: OutputMode) -> anyhow::Result<Status> {
     let outcome = if config.dry_run {
         Outcome::planned(&plan)
     } else {
+        for lock in &gathered.locks {
+            lock.ensure_held()?;
+        }
         execute(&candidates.items, &plan, &gathered.repos)
     };
     for why in &plan.halted {
@@ -80,7 +83,7 @@ fn check_arguments(config: &Config, stdin_is_terminal: bool) -> Result<(), Usage
 
 /// Every candidate, checked, with what a real run holds while it deletes.
 struct Gathered {
-    _locks: Vec<PlaceLock>,
+    locks: Vec<PlaceLock>,
     repos: Repos,
     candidates: Candidates,
 }
@@ -127,7 +130,7 @@ fn gather(config: &Config, stdin_is_terminal: bool) -> anyhow::Result<Gathered> 
     }
     candidates.check_stdin_snapshots(&repos)?;
     Ok(Gathered {
-        _locks: locks,
+        locks,
         repos,
         candidates,
     })

@@ -183,6 +183,9 @@ impl Repos {
             .open
             .get(root_of(item))
             .ok_or_else(|| anyhow::anyhow!("{}: repository not open", item.path.display()))?;
+        for lock in &self.locks {
+            lock.ensure_held()?;
+        }
         opened.repo.remove_snapshot(&item.candidate.id)?;
         Ok(())
     }

@@ -11,6 +11,8 @@ use ops_shared::stream::one_record;
 use ops_shared::{read_records, Output, Record, Status, UsageError};
 
 use crate::cli::{Cli, Command, CopyArgs, CreateArgs, GcArgs, RepoArgs, RestoreArgs};
+use crate::error::RepoError;
+use crate::id::Id;
 use crate::index::Index;
 use crate::repo::{self, Repo};
 use crate::{diff, export};
@@ -204,6 +206,14 @@ fn copy(args: &CopyArgs) -> anyhow::Result<Status> {
                 continue;
             }
             let snapshot: Snapshot = record.parse()?;
+            if Id::from_hex(&snapshot.id).is_none() {
+                return Err(UsageError(format!(
+                    "a snapshot record's id {:?} is not a full snapshot id; list the snapshots \
+                     again (ops-snapshot list) and pipe those records",
+                    snapshot.id
+                ))
+                .into());
+            }
             match batches.last_mut() {
                 Some((repo, ids)) if *repo == snapshot.repo => ids.push(snapshot.id),
                 _ => batches.push((snapshot.repo, vec![snapshot.id])),
@@ -213,7 +223,7 @@ fn copy(args: &CopyArgs) -> anyhow::Result<Status> {
         batches.push((args.repo.path()?.to_owned(), args.snapshots.clone()));
     }
     for (from, ids) in batches {
-        for copied in crate::copy::copy(&from, &ids, &args.to, args.repo.lock_wait)? {
+        let mut done = |copied: crate::copy::Outcome| -> Result<(), RepoError> {
             let mut snapshot = repo::record(&args.to, &copied.id, &copied.manifest);
             ops_shared::entry::note(if copied.copied {
                 format!(
@@ -234,8 +244,10 @@ fn copy(args: &CopyArgs) -> anyhow::Result<Status> {
             snapshot
                 .extra
                 .insert("copied_bytes".into(), copied.stored_bytes.into());
-            out.record(&snapshot)?;
-        }
+            out.record(&snapshot)
+                .map_err(|err| RepoError::io("stdout".into(), err))
+        };
+        crate::copy::copy(&from, &ids, &args.to, args.repo.lock_wait, &mut done)?;
     }
     out.finish()?;
     Ok(Status::Success)

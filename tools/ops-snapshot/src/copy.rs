@@ -38,44 +38,63 @@ pub struct Outcome {
 
 /// Copies the snapshots `wanted` (ids, unique prefixes or `latest`) of the
 /// repository at `from` into the one at `to`, created if missing with the
-/// source's zstd level. Both are held shared while it runs.
+/// source's zstd level, handing each outcome to `done` as it comes. Both
+/// are held shared while it runs.
 ///
-/// Fails on the first snapshot that cannot be read or written; those
-/// before it are copied.
+/// Fails on the first snapshot that cannot be read or written (or that
+/// `done` fails on); those before it are copied.
 pub fn copy(
     from: &Path,
     wanted: &[String],
     to: &Path,
     wait: Duration,
-) -> Result<Vec<Outcome>, RepoError> {
+    done: &mut dyn FnMut(Outcome) -> Result<(), RepoError>,
+) -> Result<(), RepoError> {
     let (reader, _from_lock) = open_reader(from, wait, TOOL)?;
     let source = Arc::clone(&reader.repo);
     let target = Repo::open_or_init(to, source.config.level, wait, TOOL)?;
-    let _to_lock = target.lock(Access::Shared, wait, TOOL)?;
+    if target.config.id == source.config.id && same_place(from, to) {
+        return Err(RepoError::io(
+            to.to_owned(),
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "is the repository the snapshots are copied from; give another --to",
+            ),
+        ));
+    }
+    let to_lock = target.lock(Access::Shared, wait, TOOL)?;
     let index = Index::open(&target, wait, TOOL)?;
-    let mut done = Vec::new();
     for wanted in wanted {
         let (id, manifest) = source.resolve(wanted)?;
         if target.has_snapshot(&id)? {
-            done.push(Outcome {
+            done(Outcome {
                 id,
                 manifest,
                 copied: false,
                 stored_bytes: 0,
-            });
+            })?;
             continue;
         }
         let stored_bytes = copy_chunks(&reader, &manifest, &target, &index)?;
         let bytes = source.manifest_bytes(&id)?;
+        to_lock
+            .ensure_held()
+            .map_err(|err| RepoError::io(target.root.clone(), err))?;
         target.write_manifest_bytes(&bytes)?;
-        done.push(Outcome {
+        done(Outcome {
             id,
             manifest,
             copied: true,
             stored_bytes,
-        });
+        })?;
     }
-    Ok(done)
+    Ok(())
+}
+
+/// Whether two repository paths name one place (local paths resolved).
+fn same_place(a: &Path, b: &Path) -> bool {
+    let resolved = |path: &Path| std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    resolved(a) == resolved(b)
 }
 
 /// Stores in `target` every chunk of `manifest` it lacks, durably and

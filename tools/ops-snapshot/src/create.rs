@@ -101,7 +101,7 @@ pub fn create(root: &Path, request: &Request) -> anyhow::Result<Created> {
         request.lock_wait,
         "ops-snapshot create",
     )?);
-    let _lock = repo.lock(Access::Shared, request.lock_wait, "ops-snapshot create")?;
+    let lock = repo.lock(Access::Shared, request.lock_wait, "ops-snapshot create")?;
     let index = Arc::new(Index::open(
         &repo,
         request.lock_wait,
@@ -147,6 +147,8 @@ pub fn create(root: &Path, request: &Request) -> anyhow::Result<Created> {
             .filter(fs::Metadata::is_dir)
             .map(|meta| ops_shared::owner::Recorded::of(&meta)),
     };
+    lock.ensure_held()
+        .map_err(|err| RepoError::io(repo.root.clone(), err))?;
     let id = repo.write_manifest(&manifest)?;
     Ok(Created {
         id,

@@ -237,13 +237,19 @@ pub fn gc(root: &Path, options: &GcOptions) -> Result<Compact, RepoError> {
     let written = repack(&repo, &packs, &used, &plan)?;
     drop(shared);
 
-    let _exclusive = repo.lock(
+    let exclusive = repo.lock(
         Access::Exclusive,
         options.lock_wait,
         "ops-snapshot gc (deleting)",
     )?;
-    let removing = removable(&repo, &packs, &plan, &snapshots)?;
+    let mut removing = removable(&repo, &packs, &plan, &snapshots)?;
+    // A repack can make a pack that exists already (an earlier gc's, killed
+    // before it deleted): the same table, so the same name. It stays.
+    removing.retain(|pack| !written.iter().any(|(id, _)| id == pack));
     update_index(&repo, options.lock_wait, &packs, &written, &removing)?;
+    exclusive
+        .ensure_held()
+        .map_err(|err| RepoError::io(repo.root.clone(), err))?;
     delete_packs(&repo, &removing)?;
     let leftovers = remove_leftovers(&repo);
     extra.insert(

@@ -282,6 +282,13 @@ impl Index {
 /// nothing outside it is opened or deleted.
 fn lock_dir(repo: &Repo, wait: Duration, tool: &str) -> Result<(PathBuf, DirLock), RepoError> {
     let dir = repo.index_dir();
+    if ops_storage::is_remote(&dir) {
+        return Err(RepoError::Index(format!(
+            "{} is in a bucket, and its chunk index needs a local cache directory: set \
+             OPS_CACHE_DIR, XDG_CACHE_HOME or HOME",
+            repo.root.display()
+        )));
+    }
     make_dir(&dir).map_err(|err| RepoError::io(dir.clone(), err))?;
     let real = |path: &std::path::Path| {
         fs::symlink_metadata(path).map_or(true, |meta| meta.file_type().is_dir())

@@ -28,8 +28,10 @@ use crate::repo::{make_dir, Repo};
 
 /// A pack is closed once it holds this much.
 pub const TARGET_BYTES: u64 = 16 << 20;
-/// The largest pack read (its offsets are 32-bit).
-const MAX_BYTES: u64 = 4 << 30;
+/// The largest pack read: what a pack may hold (its target, one more chunk
+/// of at most 8 MiB and the table) with room to spare; a larger object in
+/// `packs` is not one of ours, and is not read into memory.
+const MAX_BYTES: u64 = 64 << 20;
 /// How much of a pack's end one read fetches, hoping the table fits.
 const TAIL_GUESS: u64 = 256 << 10;
 const MAGIC: &[u8; 8] = b"OPSPACK1";

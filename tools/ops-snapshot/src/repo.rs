@@ -272,9 +272,8 @@ impl Repo {
             .or_else(|| env("XDG_CACHE_HOME").map(|dir| dir.join("ops-snapshot")))
             .or_else(|| env("HOME").map(|home| home.join(".cache/ops-snapshot")));
         match cache {
-            _ if ops_storage::is_remote(&self.root) => {
+            Some(cache) if self.is_remote() => {
                 let place = Id::of(self.root.as_os_str().as_encoded_bytes()).to_hex();
-                let cache = cache.unwrap_or_else(|| std::env::temp_dir().join("ops-snapshot"));
                 cache.join(format!("{}-{}", self.config.id, &place[..16]))
             }
             Some(cache) if !self.config.id.is_empty() => {
