@@ -33,7 +33,11 @@ TOOLS=${OPS_TEST_TOOLS:-$HOME/.cache/ops-test-tools}/venv/bin
 die() { echo "bench-s3.sh: $*" >&2; exit 1; }
 [[ -x $TOOLS/weed && -x $TOOLS/aws ]] || die "weed and aws not in $TOOLS; run scripts/test-deps.sh"
 [[ -x /usr/bin/time ]] || die "/usr/bin/time missing (apt-get install -y time)"
-command -v restic >/dev/null || die "restic missing (apt-get install -y restic)"
+if ! command -v restic >/dev/null && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+  echo "installing restic (apt-get install -y restic)..." >&2
+  { apt-get update -qq && apt-get install -y -qq restic; } >&2 || true
+fi
+command -v restic >/dev/null || die "restic missing: apt-get install -y restic"
 MANY=${BENCH_MANY:-50000}
 if [[ -n ${OPS_BIN:-} ]]; then
   BIN=$OPS_BIN

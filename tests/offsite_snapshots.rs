@@ -453,7 +453,7 @@ fn a_server_killed_mid_snapshot_leaves_no_snapshot_and_the_next_run_works() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     fs::create_dir_all(&data).unwrap();
-    fs::write(data.join("big.bin"), pseudo_random(200 << 20, 5)).unwrap();
+    fs::write(data.join("big.bin"), pseudo_random(500 << 20, 5)).unwrap();
     let create = Command::new(bin_dir().join("ops-snapshot"))
         .env("OPS_CACHE_DIR", test_cache())
         .envs(s3.env())

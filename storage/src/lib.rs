@@ -145,11 +145,17 @@ pub fn create(path: &Path, mode: Mode) -> io::Result<Box<dyn Upload>> {
     }
 }
 
-/// Writes `bytes` to `path` and commits them.
-pub fn write(path: &Path, mode: Mode, bytes: &[u8]) -> io::Result<()> {
-    let mut upload = create(path, mode)?;
-    upload.write_all(bytes)?;
-    upload.commit()
+/// Writes `bytes` to `path` and commits them: in a bucket, one request
+/// (no multipart upload, no copy of the bytes).
+pub fn write(path: &Path, mode: Mode, bytes: Vec<u8>) -> io::Result<()> {
+    match Place::of(path)? {
+        Place::Local(_) => {
+            let mut upload = create(path, mode)?;
+            upload.write_all(&bytes)?;
+            upload.commit()
+        }
+        Place::S3(place) => s3::write(&place, mode, bytes),
+    }
 }
 
 /// Removes the object or file at `path` (never a directory), durably;

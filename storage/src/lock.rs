@@ -157,7 +157,7 @@ impl ObjectLock {
         let started = Instant::now();
         let mut told = false;
         loop {
-            crate::write(&path, Mode::Replace, &text).map_err(io_error)?;
+            crate::write(&path, Mode::Replace, text.clone()).map_err(io_error)?;
             let conflict = match conflicting(&dir, &name, access) {
                 Ok(conflict) => conflict,
                 Err(err) => {
@@ -242,7 +242,7 @@ fn refresh(path: &Path, text: &[u8], lost: &AtomicBool, stopped: &Receiver<()>) 
                 ));
                 return;
             }
-            Ok(Some(_)) => crate::write(path, Mode::Replace, text),
+            Ok(Some(_)) => crate::write(path, Mode::Replace, text.to_vec()),
             Err(err) => Err(err),
         };
         if let Err(err) = written {

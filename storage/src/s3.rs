@@ -301,6 +301,20 @@ impl Read for Download {
     }
 }
 
+pub fn write(place: &ObjectPath, mode: Mode, bytes: Vec<u8>) -> io::Result<()> {
+    if mode == Mode::New && stat(place)?.is_some() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{place} exists already"),
+        ));
+    }
+    let bucket = bucket(&place.bucket)?;
+    runtime()?
+        .block_on(bucket.op.write(&place.key, Bytes::from(bytes)))
+        .map(drop)
+        .map_err(|err| say(&err, place, &bucket, false))
+}
+
 pub fn create(place: &ObjectPath, mode: Mode) -> io::Result<Box<dyn Upload>> {
     if mode == Mode::New && stat(place)?.is_some() {
         return Err(io::Error::new(

@@ -635,11 +635,7 @@ pub fn save_verification(backup: &Backup, verification: &Verification) -> io::Re
     };
     let json = serde_json::to_vec(&stored)?;
     if ops_storage::is_remote(&backup.path) {
-        return ops_storage::write(
-            &verification_path(backup),
-            ops_storage::Mode::Replace,
-            &json,
-        );
+        return ops_storage::write(&verification_path(backup), ops_storage::Mode::Replace, json);
     }
     let mut file = atomic::AtomicFile::replace(&verification_path(backup))?;
     io::Write::write_all(file.file(), &json)?;

@@ -113,11 +113,12 @@ impl PackWriter {
             _ => {}
         }
         // The same name holds the same table, so the same chunks.
-        ops_storage::write(&target, Mode::Replace, &self.out)?;
+        let bytes = self.out.len() as u64;
+        ops_storage::write(&target, Mode::Replace, self.out)?;
         Ok(Sealed {
             id,
             entries: self.entries,
-            bytes: self.out.len() as u64,
+            bytes,
         })
     }
 }
@@ -190,6 +191,19 @@ pub enum ChunkError {
     Mismatch,
 }
 
+/// The whole pack at `path`, in memory of exactly its size.
+fn read_whole(path: &Path) -> io::Result<Vec<u8>> {
+    let not_found = || io::Error::new(io::ErrorKind::NotFound, "no such pack");
+    let size = ops_storage::stat(path)?.ok_or_else(not_found)?.size;
+    if size > MAX_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{size} bytes: larger than any pack ops-snapshot writes"),
+        ));
+    }
+    ops_storage::read_range(path, 0, size)
+}
+
 /// A pack opened to read chunks from: a local file is read in place, a
 /// remote pack is fetched whole (one request instead of one per chunk).
 pub enum PackSource {
@@ -200,7 +214,7 @@ pub enum PackSource {
 impl PackSource {
     pub fn open(path: &Path) -> io::Result<PackSource> {
         if ops_storage::is_remote(path) {
-            ops_storage::read_small(path, MAX_BYTES).map(PackSource::Fetched)
+            read_whole(path).map(PackSource::Fetched)
         } else {
             ops_shared::open::regular_file(path).map(PackSource::File)
         }
@@ -238,7 +252,7 @@ pub fn decode(id: &Id, stored: &[u8], raw: u32) -> Result<Vec<u8>, ChunkError> {
 ///
 /// Fails only when the file cannot be read or its table is unusable.
 pub fn check_pack(path: &Path, id: &Id) -> Result<PackCheck, PackError> {
-    let bytes = ops_storage::read_small(path, MAX_BYTES)?;
+    let bytes = read_whole(path)?;
     let len = bytes.len() as u64;
     if len < 12 || &bytes[bytes.len() - 8..] != MAGIC {
         return Err(PackError::BadTable);

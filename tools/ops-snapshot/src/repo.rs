@@ -231,7 +231,7 @@ impl Repo {
             return Err(RepoError::NotARepo(root.to_owned()));
         }
         let text = serde_json::to_vec_pretty(&Config::new(level)).unwrap_or_default();
-        match ops_storage::write(&root.join("config"), Mode::New, &text) {
+        match ops_storage::write(&root.join("config"), Mode::New, text) {
             Err(err) if err.kind() != io::ErrorKind::AlreadyExists => return Err(io_error(err)),
             _ => {}
         }
@@ -398,7 +398,8 @@ impl Repo {
     pub fn write_manifest_bytes(&self, bytes: &[u8]) -> Result<String, RepoError> {
         let id = Id::of(bytes).to_hex();
         let path = self.snapshot_path(&id);
-        ops_storage::write(&path, Mode::New, bytes).map_err(|err| RepoError::io(path, err))?;
+        ops_storage::write(&path, Mode::New, bytes.to_vec())
+            .map_err(|err| RepoError::io(path, err))?;
         Ok(id)
     }
 

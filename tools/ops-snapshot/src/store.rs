@@ -11,7 +11,7 @@
 //! A chunk is stored at most once per run even when several threads meet
 //! it at the same time.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -23,7 +23,7 @@ use crate::index::Index;
 use ops_shared::zstd_raw::{raw_frame, Probe};
 
 use crate::error::RepoError;
-use crate::pack::{PackWriter, TARGET_BYTES};
+use crate::pack::{PackWriter, Sealed, TARGET_BYTES};
 use crate::repo::Repo;
 
 /// Chunks shorter than this are compressed by the thread that puts them.
@@ -235,38 +235,62 @@ fn compress(rx: &Receiver<(Id, Vec<u8>)>, tx: &Sender<Batch>, level: i32) -> Res
     Ok(())
 }
 
+/// Packs being stored at once behind the one being filled: the final write
+/// and fsync (or upload) of a full pack overlaps with filling the next.
+const SEALING: usize = 2;
+
 fn write_packs(repo: &Repo, index: &Index, rx: &Receiver<Batch>) -> Result<Added, RepoError> {
     let io_error = |err| RepoError::io(repo.packs_dir(), err);
     let mut added = Added::default();
     let mut pack: Option<PackWriter> = None;
-    for batch in rx {
-        let mut at = 0;
-        for (id, stored, raw) in batch.chunks {
-            let writer = match pack.as_mut() {
-                Some(writer) => writer,
-                None => pack.insert(PackWriter::default()),
-            };
-            let bytes = &batch.bytes[at..at + stored as usize];
-            at += stored as usize;
-            writer.add(id, bytes, raw).map_err(io_error)?;
-            added.chunks += 1;
-            added.raw_bytes += u64::from(raw);
-            if writer.len() >= TARGET_BYTES {
-                if let Some(full) = pack.take() {
-                    seal(repo, index, full, &mut added)?;
+    thread::scope(|scope| {
+        let mut sealing = VecDeque::new();
+        let mut seal = |full: PackWriter, added: &mut Added| -> Result<(), RepoError> {
+            if sealing.len() >= SEALING {
+                sealed(sealing.pop_front(), repo, index, added)?;
+            }
+            sealing.push_back(scope.spawn(move || full.finish(repo)));
+            Ok(())
+        };
+        for batch in rx {
+            let mut at = 0;
+            for (id, stored, raw) in batch.chunks {
+                let writer = pack.get_or_insert_with(PackWriter::default);
+                let bytes = &batch.bytes[at..at + stored as usize];
+                at += stored as usize;
+                writer.add(id, bytes, raw).map_err(io_error)?;
+                added.chunks += 1;
+                added.raw_bytes += u64::from(raw);
+                if writer.len() >= TARGET_BYTES {
+                    if let Some(full) = pack.take() {
+                        seal(full, &mut added)?;
+                    }
                 }
             }
         }
-    }
-    if let Some(last) = pack.take().filter(|p| !p.is_empty()) {
-        seal(repo, index, last, &mut added)?;
-    }
-    Ok(added)
+        if let Some(last) = pack.take().filter(|p| !p.is_empty()) {
+            seal(last, &mut added)?;
+        }
+        while let Some(next) = sealing.pop_front() {
+            sealed(Some(next), repo, index, &mut added)?;
+        }
+        Ok(added)
+    })
 }
 
-fn seal(repo: &Repo, index: &Index, pack: PackWriter, added: &mut Added) -> Result<(), RepoError> {
-    let sealed = pack
-        .finish(repo)
+/// Waits for a pack being stored and records it in the index.
+fn sealed(
+    sealing: Option<thread::ScopedJoinHandle<'_, std::io::Result<Sealed>>>,
+    repo: &Repo,
+    index: &Index,
+    added: &mut Added,
+) -> Result<(), RepoError> {
+    let Some(sealing) = sealing else {
+        return Ok(());
+    };
+    let sealed = sealing
+        .join()
+        .map_err(|_| stopped())?
         .map_err(|err| RepoError::io(repo.packs_dir(), err))?;
     added.stored_bytes += sealed.bytes;
     added.packs += 1;
