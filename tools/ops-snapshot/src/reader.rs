@@ -49,7 +49,7 @@ enum Locations {
 /// Local pack files kept open at once.
 const OPEN_PACKS: usize = 64;
 /// Remote packs kept in memory at once (each is up to a few tens of MiB).
-const FETCHED_PACKS: usize = 4;
+const FETCHED_PACKS: usize = 2;
 
 impl ChunkReader {
     pub fn new(repo: Arc<Repo>, index: Arc<Index>) -> ChunkReader {
