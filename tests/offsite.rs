@@ -617,8 +617,11 @@ fn an_upload_killed_midway_is_reported_and_aborted_by_fix() {
     let data = tmp.path().join("data");
     fs::create_dir_all(&data).unwrap();
     fs::write(data.join("big.bin"), pseudo_random(300 << 20, 17)).unwrap();
+    // Its lock object records the stale time of its writer, so the killed
+    // run is given a short one.
     let mut create = Command::new(ops_tests::bin_dir().join("ops-backup"))
         .envs(s3.env())
+        .env("OPS_LOCK_STALE", "2")
         .args(["create", data.to_str().unwrap(), "--to", &place])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
