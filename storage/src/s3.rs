@@ -167,16 +167,26 @@ pub fn read_range(place: &ObjectPath, offset: u64, len: u64) -> io::Result<Vec<u
         return Ok(Vec::new());
     }
     let bucket = bucket(&place.bucket)?;
-    let got = runtime()?
-        .block_on(
-            bucket
-                .op
-                .read_with(&place.key)
-                .range(offset..offset + len)
-                .into_future(),
-        )
-        .map_err(|err| say(&err, place, &bucket, false))?;
-    Ok(got.to_vec())
+    fetch(runtime()?, &bucket, place, offset, offset + len)
+}
+
+/// Bytes `start..end` of an object, received straight into memory of that
+/// size (not gathered first and then copied).
+fn fetch(
+    runtime: &Runtime,
+    bucket: &Bucket,
+    place: &ObjectPath,
+    start: u64,
+    end: u64,
+) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity((end - start) as usize);
+    runtime
+        .block_on(async {
+            let reader = bucket.op.reader(&place.key).await?;
+            reader.read_into(&mut bytes, start..end).await
+        })
+        .map_err(|err| say(&err, place, bucket, false))?;
+    Ok(bytes)
 }
 
 pub fn stat(place: &ObjectPath) -> io::Result<Option<Object>> {
@@ -211,16 +221,7 @@ pub fn read_ends(place: &ObjectPath, head: u64, tail: u64) -> io::Result<(Vec<u8
         if start >= end {
             return Ok(Vec::new());
         }
-        let got = runtime
-            .block_on(
-                bucket
-                    .op
-                    .read_with(&place.key)
-                    .range(start..end)
-                    .into_future(),
-            )
-            .map_err(|err| say(&err, place, &bucket, false))?;
-        Ok(got.to_vec())
+        fetch(runtime, &bucket, place, start, end)
     };
     let first = range(0, head.min(size))?;
     let last = range(size - tail.min(size), size)?;

@@ -19,7 +19,7 @@ use ops_shared::lock::Access;
 use crate::error::RepoError;
 use crate::id::Id;
 use crate::index::Index;
-use crate::pack::{PackWriter, TARGET_BYTES};
+use crate::pack::PackWriter;
 use crate::reader::{open_reader, ChunkReader};
 use crate::repo::{Manifest, Repo};
 use crate::tree::TreeReader;
@@ -114,10 +114,10 @@ fn copy_chunks(
             return Ok(());
         }
         let (stored, raw) = reader.read_stored(&chunk)?;
-        pack.add(chunk, &stored, raw).map_err(io_error)?;
-        if pack.len() >= TARGET_BYTES {
+        if !pack.fits(stored.len()) {
             bytes += seal(std::mem::take(pack), target, index)?;
         }
+        pack.add(chunk, &stored, raw).map_err(io_error)?;
         Ok(())
     };
     for chunk in &manifest.tree {

@@ -26,7 +26,7 @@ use serde_json::{json, Map};
 use crate::error::RepoError;
 use crate::id::Id;
 use crate::index::{Index, Location};
-use crate::pack::{self, PackEntry, PackWriter, TARGET_BYTES};
+use crate::pack::{self, PackEntry, PackWriter};
 use crate::reader::ChunkReader;
 use crate::repo::Repo;
 use crate::tree::TreeReader;
@@ -176,17 +176,12 @@ fn repack(
                     entry.id.short()
                 ))
             })?;
-            let out = match writer.as_mut() {
-                Some(out) => out,
-                None => writer.insert(PackWriter::default()),
-            };
-            out.add(entry.id, &stored, entry.raw).map_err(io_error)?;
-            if out.len() >= TARGET_BYTES {
-                if let Some(full) = writer.take() {
-                    let sealed = full.finish(repo).map_err(io_error)?;
-                    written.push((sealed.id, sealed.entries));
-                }
+            if let Some(full) = writer.take_if(|out| !out.fits(stored.len())) {
+                let sealed = full.finish(repo).map_err(io_error)?;
+                written.push((sealed.id, sealed.entries));
             }
+            let out = writer.get_or_insert_with(PackWriter::default);
+            out.add(entry.id, &stored, entry.raw).map_err(io_error)?;
         }
     }
     if let Some(last) = writer.take().filter(|w| !w.is_empty()) {

@@ -26,11 +26,13 @@ use ops_storage::Mode;
 use crate::id::Id;
 use crate::repo::{make_dir, Repo};
 
-/// A pack is closed once it holds this much.
-pub const TARGET_BYTES: u64 = 16 << 20;
-/// The largest pack read: what a pack may hold (its target, one more chunk
-/// of at most 8 MiB and the table) with room to spare; a larger object in
-/// `packs` is not one of ours, and is not read into memory.
+/// A pack, table included, is at most this large (unless it holds one
+/// chunk alone), so its buffer is allocated once and never grows.
+const TARGET_BYTES: u64 = 16 << 20;
+/// The largest pack read: what a pack may hold (its chunks, the table; a
+/// larger pack from older versions held one more chunk of at most 8 MiB)
+/// with room to spare; a larger object in `packs` is not one of ours, and
+/// is not read into memory.
 const MAX_BYTES: u64 = 64 << 20;
 /// How much of a pack's end one read fetches, hoping the table fits.
 const TAIL_GUESS: u64 = 256 << 10;
@@ -63,7 +65,7 @@ pub struct Sealed {
 impl Default for PackWriter {
     fn default() -> PackWriter {
         PackWriter {
-            out: Vec::with_capacity(TARGET_BYTES as usize + (1 << 20)),
+            out: Vec::with_capacity(TARGET_BYTES as usize),
             entries: Vec::new(),
         }
     }
@@ -83,8 +85,12 @@ impl PackWriter {
         Ok(())
     }
 
-    pub fn len(&self) -> u64 {
-        self.out.len() as u64
+    /// Whether a chunk of `stored` bytes still goes into this pack: an
+    /// empty pack takes any chunk, others only while they and their table
+    /// stay within the target.
+    pub fn fits(&self, stored: usize) -> bool {
+        let table = (self.entries.len() + 1) * ENTRY_BYTES + 12;
+        self.entries.is_empty() || (self.out.len() + stored + table) as u64 <= TARGET_BYTES
     }
 
     pub fn is_empty(&self) -> bool {
@@ -283,4 +289,30 @@ pub struct PackCheck {
     pub damaged: Vec<(PackEntry, ChunkError)>,
     /// Whether the table's SHA-256 matches the pack's name.
     pub whole_ok: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pack_and_its_table_stay_within_the_buffer_it_started_with() {
+        for chunk in [100, 3 << 20, 5 << 20, 8 << 20] {
+            let mut pack = PackWriter::default();
+            let capacity = pack.out.capacity();
+            let stored = vec![7; chunk];
+            while pack.fits(chunk) {
+                let id = Id::of(&pack.entries.len().to_le_bytes());
+                pack.add(id, &stored, chunk as u32).unwrap();
+            }
+            let table = pack.entries.len() * ENTRY_BYTES + 12;
+            assert!(pack.out.len() + table <= capacity, "{chunk}-byte chunks");
+            assert_eq!(pack.out.capacity(), capacity, "{chunk}-byte chunks");
+        }
+    }
+
+    #[test]
+    fn an_empty_pack_takes_a_chunk_of_any_size() {
+        assert!(PackWriter::default().fits(TARGET_BYTES as usize * 2));
+    }
 }
