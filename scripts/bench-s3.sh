@@ -11,6 +11,9 @@
 # scripts/test-deps.sh) on 127.0.0.1, its data on the disk under BENCH_DIR,
 # as are the local backups and the peer's staged file; restores go to
 # /dev/shm. Paired runs, alternating which side goes first; medians.
+# The server shares the machine's cores, so each run also records the CPU
+# seconds it and the server spent: their sum over the cores is the least
+# time any client could take here.
 #
 # Tuning (env vars):
 #   BENCH_DIR       corpora and the server's data   (default /var/tmp/ops-bench)
@@ -72,13 +75,20 @@ aws() { "$TOOLS/aws" "$@"; }
 for _ in $(seq 60); do aws s3 mb s3://bench >/dev/null 2>&1 && break; sleep 0.5; done
 aws s3 ls s3://bench >/dev/null || die "the S3 server did not start: $(tail -n 5 "$WORK/weed.log")"
 
-# timed NAME SIDE CMD...: one run under /usr/bin/time; appends "NAME SIDE secs kib".
+TICKS=$(getconf CLK_TCK)
+CORES=$(nproc)
+# server_cpu: CPU seconds the server has used so far.
+server_cpu() { awk -v t="$TICKS" '{printf "%.2f", ($14 + $15) / t}' "/proc/$weed/stat"; }
+# timed NAME SIDE CMD...: one run under /usr/bin/time; appends
+# "NAME SIDE secs kib cpu-secs server-cpu-secs".
 timed() {
-  local name=$1 side=$2
+  local name=$1 side=$2 before
   shift 2
-  /usr/bin/time -f '%e %M' -o "$WORK/time" "$@" >"$WORK/out" 2>&1 ||
+  before=$(server_cpu)
+  /usr/bin/time -f '%e %M %U %S' -o "$WORK/time" "$@" >"$WORK/out" 2>&1 ||
     { cat "$WORK/out" >&2; die "$name $side failed: $*"; }
-  echo "$name $side $(tail -n 1 "$WORK/time")" >>"$RES"
+  tail -n 1 "$WORK/time" | awk -v n="$name" -v s="$side" -v b="$before" -v a="$(server_cpu)" \
+    '{printf "%s %s %s %s %.2f %.2f\n", n, s, $1, $2, $3 + $4, a - b}' >>"$RES"
 }
 clear_bucket() { aws s3 rm --recursive --quiet "s3://bench/$1/" >/dev/null; }
 
@@ -176,6 +186,19 @@ for c in small large; do
   done
 done
 echo
+echo "Where the time goes (medians; the server runs on the same $CORES cores, so (client + server CPU) / $CORES is the least wall time possible):"
+echo
+echo "| corpus | run | wall s | client CPU s | server CPU s | floor s |"
+echo "|---|---|---:|---:|---:|---:|"
+for c in small large; do
+  for run in "vs-local ours:to s3://" "vs-local theirs:to a local dir" "vs-peer theirs:tar|zstd && aws s3 cp"; do
+    what=${run%% *} side=${run#* } side=${side%%:*} label=${run#*:}
+    w=$(col "$c-$what" "$side" 3 | median) u=$(col "$c-$what" "$side" 5 | median) v=$(col "$c-$what" "$side" 6 | median)
+    awk -v c="$c" -v l="$label" -v w="$w" -v u="$u" -v v="$v" -v n="$CORES" \
+      'BEGIN {printf "| %s | %s | %.2f | %.2f | %.2f | %.2f |\n", c, l, w, u, v, (u + v) / n}'
+  done
+done
+echo
 echo "| ${BIG_MB} MB random artifact | seconds | peak RSS MiB |"
 echo "|---|---:|---:|"
 for op in backup verify restore; do
@@ -196,6 +219,22 @@ for c in small large; do
     m=$(col "$c-snap-$op" ours 4 | tail -n 1)
     awk -v c="$c" -v l="$op" -v o="$o" -v t="$t" -v os="$os" -v ts="$ts" -v m="$m" \
       'BEGIN {printf "| %s | %s | %.2f (%s) | %.2f (%s) | %.2f | %.0f |\n", c, l, o, os, t, ts, o / t, m / 1024}'
+  done
+done
+echo
+echo
+echo "Where the time goes (medians, as above):"
+echo
+echo "| corpus | run | wall s | client CPU s | server CPU s | floor s |"
+echo "|---|---|---:|---:|---:|---:|"
+for c in small large; do
+  for op in first unchanged restore; do
+    for side in ours theirs; do
+      w=$(col "$c-snap-$op" "$side" 3 | median) u=$(col "$c-snap-$op" "$side" 5 | median) v=$(col "$c-snap-$op" "$side" 6 | median)
+      label="$op, $([[ $side == ours ]] && echo ops-snapshot || echo restic)"
+      awk -v c="$c" -v l="$label" -v w="$w" -v u="$u" -v v="$v" -v n="$CORES" \
+        'BEGIN {printf "| %s | %s | %.2f | %.2f | %.2f | %.2f |\n", c, l, w, u, v, (u + v) / n}'
+    done
   done
 done
 echo
