@@ -571,7 +571,7 @@ fn the_nightly_script_ships_each_verified_backup_off_site_and_make_fetches_the_n
 
 #[test]
 fn a_server_answering_503_for_a_while_is_retried_and_one_that_keeps_on_is_given_up() {
-    use ops_tests::faults::Unavailable;
+    use ops_tests::faults::Proxy;
     let s3 = server();
     let bucket = s3.bucket("slowdown");
     let place = format!("s3://{bucket}/web01");
@@ -579,7 +579,7 @@ fn a_server_answering_503_for_a_while_is_retried_and_one_that_keeps_on_is_given_
     let data = tmp.path().join("data");
     sample_tree(&data);
 
-    let unwell = Unavailable::start(&s3.endpoint(), 3);
+    let unwell = Proxy::start(&s3.endpoint(), 3);
     let created = ops("ops-backup")
         .s3(s3)
         .env("AWS_ENDPOINT_URL", unwell.endpoint())
@@ -590,7 +590,7 @@ fn a_server_answering_503_for_a_while_is_retried_and_one_that_keeps_on_is_given_
     assert_eq!(unwell.refused(), 3, "the first three requests were refused");
     tool(s3, "ops-verify", &[created["path"].as_str().unwrap()]).success();
 
-    let down = Unavailable::start(&s3.endpoint(), usize::MAX);
+    let down = Proxy::start(&s3.endpoint(), usize::MAX);
     let started = Instant::now();
     let listed = ops("ops-backup")
         .s3(s3)

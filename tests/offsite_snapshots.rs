@@ -759,3 +759,58 @@ fn a_gc_stopped_after_its_repack_leaves_nothing_for_the_next_one_to_lose() {
     .success();
     assert_same_tree(&data, &out);
 }
+
+#[test]
+fn a_restore_from_a_bucket_fetches_each_pack_once() {
+    use ops_tests::faults::Proxy;
+    let s3 = server();
+    let repo = format!("s3://{}/web01-snaps", s3.bucket("fetch-once"));
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    many_small_files(&data.join("many"), 2000);
+    for i in 0..120 {
+        fs::write(
+            data.join(format!("part{i:03}.bin")),
+            pseudo_random(300 << 10, i),
+        )
+        .unwrap();
+    }
+    for i in 0..3 {
+        fs::write(
+            data.join(format!("big{i}.bin")),
+            pseudo_random(20 << 20, 1000 + i),
+        )
+        .unwrap();
+    }
+    tool(
+        s3,
+        "ops-snapshot",
+        &["create", data.to_str().unwrap(), "--repo", &repo],
+    )
+    .success();
+    let packs = keys(s3, &repo)
+        .iter()
+        .filter(|key| key.starts_with("packs/"))
+        .count();
+    assert!(packs >= 5, "{packs} packs");
+
+    let watched = Proxy::start(&s3.endpoint(), 0);
+    let restored = tmp.path().join("restored");
+    ops("ops-snapshot")
+        .s3(s3)
+        .env("AWS_ENDPOINT_URL", watched.endpoint())
+        .args(["restore", "latest", "--repo", &repo, "--to"])
+        .arg(&restored)
+        .run()
+        .success();
+    assert_same_tree(&data, &restored);
+    let fetched: Vec<String> = watched
+        .requests()
+        .into_iter()
+        .filter(|line| {
+            let target = line.split(' ').nth(1).unwrap_or_default();
+            line.starts_with("GET ") && target.split('?').next().unwrap().contains("/packs/")
+        })
+        .collect();
+    assert_eq!(fetched.len(), packs, "{fetched:#?}");
+}

@@ -1,26 +1,28 @@
-//! A server that is there but unwell: a proxy on 127.0.0.1 in front of the
-//! real S3 server that answers its first requests with `503 Slow Down`, as
-//! S3 does under load, and passes the rest through untouched.
+//! A server that is there but unwell, or watched: a proxy on 127.0.0.1 in
+//! front of the real S3 server that answers its first requests with
+//! `503 Slow Down`, as S3 does under load, passes the rest through
+//! untouched (one request per connection) and keeps every request line.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 /// The proxy; it runs until the test binary exits.
-pub struct Unavailable {
+pub struct Proxy {
     addr: SocketAddr,
     refused: Arc<AtomicUsize>,
+    requests: Arc<Mutex<Vec<String>>>,
 }
 
 const SLOW_DOWN: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>\
     <Message>Please reduce your request rate.</Message></Error>";
 
-impl Unavailable {
+impl Proxy {
     /// Answers the first `failures` requests with 503, then forwards to
     /// `upstream` (`http://host:port`).
-    pub fn start(upstream: &str, failures: usize) -> Unavailable {
+    pub fn start(upstream: &str, failures: usize) -> Proxy {
         let upstream: SocketAddr = upstream
             .trim_start_matches("http://")
             .trim_end_matches('/')
@@ -29,14 +31,19 @@ impl Unavailable {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let refused = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&refused);
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (counter, seen) = (Arc::clone(&refused), Arc::clone(&requests));
         thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                let counter = Arc::clone(&counter);
-                thread::spawn(move || serve(client, upstream, failures, &counter));
+                let (counter, seen) = (Arc::clone(&counter), Arc::clone(&seen));
+                thread::spawn(move || serve(client, upstream, failures, &counter, &seen));
             }
         });
-        Unavailable { addr, refused }
+        Proxy {
+            addr,
+            refused,
+            requests,
+        }
     }
 
     pub fn endpoint(&self) -> String {
@@ -47,12 +54,28 @@ impl Unavailable {
     pub fn refused(&self) -> usize {
         self.refused.load(Ordering::SeqCst)
     }
+
+    /// The request lines seen so far (`GET /bucket/key?... HTTP/1.1`).
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
 }
 
-fn serve(mut client: TcpStream, upstream: SocketAddr, failures: usize, refused: &AtomicUsize) {
+fn serve(
+    mut client: TcpStream,
+    upstream: SocketAddr,
+    failures: usize,
+    refused: &AtomicUsize,
+    seen: &Mutex<Vec<String>>,
+) {
     let Some(request) = read_request(&mut client) else {
         return;
     };
+    let request = one_per_connection(&request);
+    let line = String::from_utf8_lossy(&request);
+    seen.lock()
+        .unwrap()
+        .push(line.lines().next().unwrap_or_default().to_owned());
     if refused.fetch_add(1, Ordering::SeqCst) < failures {
         let answer = format!(
             "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\
@@ -79,6 +102,24 @@ fn serve(mut client: TcpStream, upstream: SocketAddr, failures: usize, refused: 
     let _ = std::io::copy(&mut server, &mut client);
     let _ = client.shutdown(Shutdown::Write);
     let _ = up.join();
+}
+
+/// The request with `Connection: close`, so the client sends its next
+/// request on a new connection, where the proxy sees it.
+fn one_per_connection(request: &[u8]) -> Vec<u8> {
+    let head_end = request
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(request.len(), |at| at + 2);
+    let head = String::from_utf8_lossy(&request[..head_end]);
+    let mut out: String = head
+        .split_inclusive("\r\n")
+        .filter(|line| !line.to_ascii_lowercase().starts_with("connection:"))
+        .collect();
+    out.push_str("Connection: close\r\n");
+    let mut out = out.into_bytes();
+    out.extend_from_slice(&request[head_end..]);
+    out
 }
 
 /// One request's head and its body (by Content-Length), as sent.

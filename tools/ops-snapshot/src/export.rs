@@ -9,7 +9,7 @@ use tar::{EntryType, Header};
 
 use crate::cli::ExportArgs;
 use crate::id::Id;
-use crate::reader::ChunkReader;
+use crate::reader::{ChunkReader, LastPack};
 use crate::tree::{Kind, TreeReader};
 
 pub fn run(args: &ExportArgs) -> anyhow::Result<Status> {
@@ -27,6 +27,7 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<Status> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     encoder.multithread(u32::try_from(threads).unwrap_or(1))?;
     let mut archive = tar::Builder::new(encoder);
+    let mut last = LastPack::default();
     for node in TreeReader::new(&reader, &manifest.tree) {
         let node = node?;
         let mut header = Header::new_gnu();
@@ -45,6 +46,7 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<Status> {
                 header.set_size(node.size);
                 let content = Chunks {
                     reader: &reader,
+                    last: &mut last,
                     ids: node.chunks.iter(),
                     current: io::Cursor::new(Vec::new()),
                 };
@@ -75,13 +77,14 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<Status> {
 }
 
 /// A file's content, chunk after chunk, each checked as it is read.
-struct Chunks<'a, I: Iterator<Item = &'a Id>> {
+struct Chunks<'a, 'l, I: Iterator<Item = &'a Id>> {
     reader: &'a ChunkReader,
+    last: &'l mut LastPack,
     ids: I,
     current: io::Cursor<Vec<u8>>,
 }
 
-impl<'a, I: Iterator<Item = &'a Id>> Read for Chunks<'a, I> {
+impl<'a, I: Iterator<Item = &'a Id>> Read for Chunks<'a, '_, I> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             let n = self.current.read(buf)?;
@@ -91,7 +94,7 @@ impl<'a, I: Iterator<Item = &'a Id>> Read for Chunks<'a, I> {
             let Some(id) = self.ids.next() else {
                 return Ok(0);
             };
-            let data = self.reader.read(id).map_err(io::Error::other)?;
+            let data = self.reader.read(id, self.last).map_err(io::Error::other)?;
             self.current = io::Cursor::new(data);
         }
     }

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use ops_shared::lock::Access;
@@ -30,7 +30,7 @@ pub fn open_reader(
 pub struct ChunkReader {
     pub repo: Arc<Repo>,
     locations: Locations,
-    open: Mutex<Vec<(Id, Arc<Slot>)>>,
+    open: Mutex<Open>,
     /// How many packs `open` keeps, most recently used first.
     keep: usize,
 }
@@ -38,6 +38,47 @@ pub struct ChunkReader {
 /// A pack being opened or open; threads wanting the same pack wait for
 /// one fetch of it.
 type Slot = OnceLock<Result<Arc<PackSource>, String>>;
+
+/// The packs a reader knows: the most recently used first, and those pushed
+/// out of that list that some [`LastPack`] still holds (found again
+/// instead of fetched again).
+#[derive(Default)]
+struct Open {
+    recent: Vec<(Id, Arc<Slot>)>,
+    held: Vec<(Id, Weak<PackSource>)>,
+}
+
+impl Open {
+    /// The slot of `pack`, now the most recent; at most `keep` stay recent.
+    fn slot(&mut self, pack: &Id, keep: usize) -> Arc<Slot> {
+        let slot = if let Some(at) = self.recent.iter().position(|(id, _)| id == pack) {
+            self.recent.remove(at).1
+        } else {
+            let slot = Slot::new();
+            let held = self.held.iter().find(|(id, _)| id == pack);
+            if let Some(source) = held.and_then(|(_, held)| held.upgrade()) {
+                let _ = slot.set(Ok(source));
+            }
+            Arc::new(slot)
+        };
+        self.recent.insert(0, (*pack, Arc::clone(&slot)));
+        let keep = keep.min(self.recent.len());
+        for (id, pushed_out) in self.recent.drain(keep..).collect::<Vec<_>>() {
+            if let Some(Ok(source)) = pushed_out.get() {
+                self.held.push((id, Arc::downgrade(source)));
+            }
+        }
+        self.held
+            .retain(|(id, held)| held.strong_count() > 0 && id != pack);
+        slot
+    }
+}
+
+/// The pack one reader of consecutive chunks (a file, a file list) used
+/// last, kept while it reads on: other threads' reads may push it out of
+/// the shared cache, but not away from the reader still using it.
+#[derive(Default)]
+pub struct LastPack(Option<(Id, Arc<PackSource>)>);
 
 /// Where the reader looks chunks up: the index, or (for gc, which must not
 /// hold the index while it plans) a map built from the packs' tables.
@@ -48,8 +89,10 @@ enum Locations {
 
 /// Local pack files kept open at once.
 const OPEN_PACKS: usize = 64;
-/// Remote packs kept in memory at once (each is up to a few tens of MiB).
-const FETCHED_PACKS: usize = 2;
+/// Remote packs kept in memory at once (each at most 16 MiB): one for each
+/// of two restoring threads, one for the walk of the file list and one to
+/// spare. With two, a restore fetched some packs four times over.
+const FETCHED_PACKS: usize = 4;
 
 impl ChunkReader {
     pub fn new(repo: Arc<Repo>, index: Arc<Index>) -> ChunkReader {
@@ -61,7 +104,7 @@ impl ChunkReader {
                 OPEN_PACKS
             },
             repo,
-            open: Mutex::new(Vec::new()),
+            open: Mutex::default(),
         }
     }
 
@@ -75,7 +118,7 @@ impl ChunkReader {
                 OPEN_PACKS
             },
             repo,
-            open: Mutex::new(Vec::new()),
+            open: Mutex::default(),
         }
     }
 
@@ -120,20 +163,30 @@ impl ChunkReader {
     /// The content of chunk `id`, checked against its id.
     ///
     /// Fails when the chunk is missing, unreadable or damaged, saying where.
-    pub fn read(&self, id: &Id) -> Result<Vec<u8>, RepoError> {
-        self.read_checked(id).map(|(_, data)| data)
+    /// `last` keeps the pack it read from, for the next chunk of the same
+    /// reader.
+    pub fn read(&self, id: &Id, last: &mut LastPack) -> Result<Vec<u8>, RepoError> {
+        self.read_checked(id, last).map(|(_, data)| data)
     }
 
     /// Chunk `id` as stored (compressed) and its raw length, checked that
     /// it decodes to its id.
     pub fn read_stored(&self, id: &Id) -> Result<(Vec<u8>, u32), RepoError> {
-        self.read_checked(id)
+        self.read_checked(id, &mut LastPack::default())
             .map(|(stored, data)| (stored, data.len() as u32))
     }
 
-    fn read_checked(&self, id: &Id) -> Result<(Vec<u8>, Vec<u8>), RepoError> {
+    fn read_checked(&self, id: &Id, last: &mut LastPack) -> Result<(Vec<u8>, Vec<u8>), RepoError> {
         let at = self.locate(id)?;
-        let source = self.pack(&at.pack)?;
+        let source = match &last.0 {
+            Some((pack, source)) if *pack == at.pack => Arc::clone(source),
+            _ => {
+                last.0 = None;
+                let source = self.pack(&at.pack)?;
+                last.0 = Some((at.pack, Arc::clone(&source)));
+                source
+            }
+        };
         let damaged = |why: String| {
             RepoError::Damaged(format!(
                 "chunk {} in pack {} at offset {}: {why}",
@@ -152,16 +205,11 @@ impl ChunkReader {
 
     fn pack(&self, pack: &Id) -> Result<Arc<PackSource>, RepoError> {
         let poisoned = || RepoError::Index("poisoned".into());
-        let slot = {
-            let mut open = self.open.lock().map_err(|_| poisoned())?;
-            let slot = match open.iter().position(|(id, _)| id == pack) {
-                Some(at) => open.remove(at).1,
-                None => Arc::default(),
-            };
-            open.insert(0, (*pack, Arc::clone(&slot)));
-            open.truncate(self.keep);
-            slot
-        };
+        let slot = self
+            .open
+            .lock()
+            .map_err(|_| poisoned())?
+            .slot(pack, self.keep);
         let path = self.repo.pack_path(pack);
         let opened = slot.get_or_init(|| {
             PackSource::open(&path)
@@ -172,7 +220,7 @@ impl ChunkReader {
             Ok(source) => Ok(Arc::clone(source)),
             Err(why) => {
                 if let Ok(mut open) = self.open.lock() {
-                    open.retain(|(_, kept)| !Arc::ptr_eq(kept, &slot));
+                    open.recent.retain(|(_, kept)| !Arc::ptr_eq(kept, &slot));
                 }
                 Err(RepoError::io(path, std::io::Error::other(why.clone())))
             }

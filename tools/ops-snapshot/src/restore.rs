@@ -27,7 +27,7 @@ use ops_shared::record::Snapshot;
 use ops_shared::sparse::SparseWriter;
 use ops_shared::staging::Target;
 
-use crate::reader::{open_reader, ChunkReader};
+use crate::reader::{open_reader, ChunkReader, LastPack};
 use crate::repo::{record, Manifest};
 use crate::tree::{Kind, Node, TreeReader};
 
@@ -183,11 +183,12 @@ impl Restore<'_> {
         failed: &AtomicBool,
         first_error: &Mutex<Option<anyhow::Error>>,
     ) {
+        let mut last = LastPack::default();
         for (dest, node) in jobs {
             if failed.load(Ordering::Relaxed) {
                 continue;
             }
-            match write_file(self.reader, &dest, &node, self.as_root) {
+            match write_file(self.reader, &mut last, &dest, &node, self.as_root) {
                 Ok(()) => {
                     self.bytes.fetch_add(node.size, Ordering::Relaxed);
                 }
@@ -279,7 +280,13 @@ impl Restore<'_> {
     }
 }
 
-fn write_file(reader: &ChunkReader, dest: &Path, node: &Node, as_root: bool) -> anyhow::Result<()> {
+fn write_file(
+    reader: &ChunkReader,
+    last: &mut LastPack,
+    dest: &Path,
+    node: &Node,
+    as_root: bool,
+) -> anyhow::Result<()> {
     let file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -287,7 +294,7 @@ fn write_file(reader: &ChunkReader, dest: &Path, node: &Node, as_root: bool) -> 
         .open(dest)?;
     let mut sparse = SparseWriter::new(&file);
     for id in &node.chunks {
-        let data = reader.read(id)?;
+        let data = reader.read(id, last)?;
         sparse.write_all(&data)?;
     }
     sparse.finish()?;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::chunker::{self, Params};
 use crate::error::RepoError;
 use crate::id::Id;
-use crate::reader::ChunkReader;
+use crate::reader::{ChunkReader, LastPack};
 use crate::store::Putter;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +123,7 @@ impl<'a> TreeWriter<'a> {
 /// Reads a tree back, entry by entry.
 pub struct TreeReader<'a> {
     reader: &'a ChunkReader,
+    last: LastPack,
     chunks: std::slice::Iter<'a, Id>,
     buffer: Vec<u8>,
     at: usize,
@@ -132,6 +133,7 @@ impl<'a> TreeReader<'a> {
     pub fn new(reader: &'a ChunkReader, chunks: &'a [Id]) -> TreeReader<'a> {
         TreeReader {
             reader,
+            last: LastPack::default(),
             chunks: chunks.iter(),
             buffer: Vec::new(),
             at: 0,
@@ -158,7 +160,7 @@ impl<'a> TreeReader<'a> {
             };
             self.buffer.drain(..self.at);
             self.at = 0;
-            let chunk = self.reader.read(id)?;
+            let chunk = self.reader.read(id, &mut self.last)?;
             self.buffer.extend_from_slice(&chunk);
         }
     }
