@@ -40,33 +40,30 @@ pub struct ChunkReader {
 type Slot = OnceLock<Result<Arc<PackSource>, String>>;
 
 /// The packs a reader knows: the most recently used first, and those pushed
-/// out of that list that some [`LastPack`] still holds (found again
+/// out of that list that a reader still holds or is fetching (found again
 /// instead of fetched again).
 #[derive(Default)]
 struct Open {
     recent: Vec<(Id, Arc<Slot>)>,
-    held: Vec<(Id, Weak<PackSource>)>,
+    held: Vec<(Id, Weak<Slot>)>,
 }
 
 impl Open {
     /// The slot of `pack`, now the most recent; at most `keep` stay recent.
     fn slot(&mut self, pack: &Id, keep: usize) -> Arc<Slot> {
-        let slot = if let Some(at) = self.recent.iter().position(|(id, _)| id == pack) {
-            self.recent.remove(at).1
-        } else {
-            let slot = Slot::new();
-            let held = self.held.iter().find(|(id, _)| id == pack);
-            if let Some(source) = held.and_then(|(_, held)| held.upgrade()) {
-                let _ = slot.set(Ok(source));
-            }
-            Arc::new(slot)
+        let held = || {
+            let (_, held) = self.held.iter().find(|(id, _)| id == pack)?;
+            held.upgrade()
+                .filter(|slot| !matches!(slot.get(), Some(Err(_))))
+        };
+        let slot = match self.recent.iter().position(|(id, _)| id == pack) {
+            Some(at) => self.recent.remove(at).1,
+            None => held().unwrap_or_default(),
         };
         self.recent.insert(0, (*pack, Arc::clone(&slot)));
         let keep = keep.min(self.recent.len());
         for (id, pushed_out) in self.recent.drain(keep..).collect::<Vec<_>>() {
-            if let Some(Ok(source)) = pushed_out.get() {
-                self.held.push((id, Arc::downgrade(source)));
-            }
+            self.held.push((id, Arc::downgrade(&pushed_out)));
         }
         self.held
             .retain(|(id, held)| held.strong_count() > 0 && id != pack);
@@ -76,9 +73,10 @@ impl Open {
 
 /// The pack one reader of consecutive chunks (a file, a file list) used
 /// last, kept while it reads on: other threads' reads may push it out of
-/// the shared cache, but not away from the reader still using it.
+/// the shared cache, but not away from the reader still using it, nor
+/// from the others, which find it there.
 #[derive(Default)]
-pub struct LastPack(Option<(Id, Arc<PackSource>)>);
+pub struct LastPack(Option<(Id, Arc<Slot>)>);
 
 /// Where the reader looks chunks up: the index, or (for gc, which must not
 /// hold the index while it plans) a map built from the packs' tables.
@@ -89,9 +87,9 @@ enum Locations {
 
 /// Local pack files kept open at once.
 const OPEN_PACKS: usize = 64;
-/// Remote packs kept in memory at once (each at most 16 MiB): one for each
-/// of two restoring threads, one for the walk of the file list and one to
-/// spare. With two, a restore fetched some packs four times over.
+/// Remote packs kept in memory after their last reader moved on (each at
+/// most 16 MiB; up to 24 MiB from older versions), besides those readers
+/// hold. With two, a restore fetched some packs four times over.
 const FETCHED_PACKS: usize = 4;
 
 impl ChunkReader {
@@ -178,14 +176,17 @@ impl ChunkReader {
 
     fn read_checked(&self, id: &Id, last: &mut LastPack) -> Result<(Vec<u8>, Vec<u8>), RepoError> {
         let at = self.locate(id)?;
-        let source = match &last.0 {
-            Some((pack, source)) if *pack == at.pack => Arc::clone(source),
-            _ => {
-                last.0 = None;
-                let source = self.pack(&at.pack)?;
-                last.0 = Some((at.pack, Arc::clone(&source)));
-                source
-            }
+        let kept = match &last.0 {
+            Some((pack, slot)) if *pack == at.pack => slot.get().and_then(|got| got.clone().ok()),
+            _ => None,
+        };
+        let source = if let Some(source) = kept {
+            source
+        } else {
+            last.0 = None;
+            let (slot, source) = self.pack(&at.pack)?;
+            last.0 = Some((at.pack, slot));
+            source
         };
         let damaged = |why: String| {
             RepoError::Damaged(format!(
@@ -203,7 +204,8 @@ impl ChunkReader {
         Ok((stored, data))
     }
 
-    fn pack(&self, pack: &Id) -> Result<Arc<PackSource>, RepoError> {
+    /// The pack `pack`, fetched or opened once for all threads, and its slot.
+    fn pack(&self, pack: &Id) -> Result<(Arc<Slot>, Arc<PackSource>), RepoError> {
         let poisoned = || RepoError::Index("poisoned".into());
         let slot = self
             .open
@@ -217,7 +219,7 @@ impl ChunkReader {
                 .map_err(|err| err.to_string())
         });
         match opened {
-            Ok(source) => Ok(Arc::clone(source)),
+            Ok(source) => Ok((Arc::clone(&slot), Arc::clone(source))),
             Err(why) => {
                 if let Ok(mut open) = self.open.lock() {
                     open.recent.retain(|(_, kept)| !Arc::ptr_eq(kept, &slot));
