@@ -166,6 +166,14 @@ rm -rf "$SHM/many"
 col() { awk -v n="$1" -v s="$2" -v f="$3" '$1==n && $2==s {print $f}' "$RES" | sort -g; }
 median() { awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 spread() { awk 'NR==1 {lo=$1} {hi=$1} END {printf "%.2f-%.2f", lo, hi}'; }
+# floor_row CORPUS LABEL NAME SIDE: medians of wall, client and server CPU,
+# and the floor they set on the shared cores.
+floor_row() {
+  local w u v
+  w=$(col "$3" "$4" 3 | median) u=$(col "$3" "$4" 5 | median) v=$(col "$3" "$4" 6 | median)
+  awk -v c="$1" -v l="$2" -v w="$w" -v u="$u" -v v="$v" -v n="$CORES" \
+    'BEGIN {printf "| %s | %s | %.2f | %.2f | %.2f | %.2f |\n", c, l, w, u, v, (u + v) / n}'
+}
 
 echo
 echo "## backups into an S3 bucket"
@@ -192,10 +200,8 @@ echo "| corpus | run | wall s | client CPU s | server CPU s | floor s |"
 echo "|---|---|---:|---:|---:|---:|"
 for c in small large; do
   for run in "vs-local ours:to s3://" "vs-local theirs:to a local dir" "vs-peer theirs:tar|zstd && aws s3 cp"; do
-    what=${run%% *} side=${run#* } side=${side%%:*} label=${run#*:}
-    w=$(col "$c-$what" "$side" 3 | median) u=$(col "$c-$what" "$side" 5 | median) v=$(col "$c-$what" "$side" 6 | median)
-    awk -v c="$c" -v l="$label" -v w="$w" -v u="$u" -v v="$v" -v n="$CORES" \
-      'BEGIN {printf "| %s | %s | %.2f | %.2f | %.2f | %.2f |\n", c, l, w, u, v, (u + v) / n}'
+    what=${run%% *} side=${run#* } side=${side%%:*}
+    floor_row "$c" "${run#*:}" "$c-$what" "$side"
   done
 done
 echo
@@ -230,10 +236,7 @@ echo "|---|---|---:|---:|---:|---:|"
 for c in small large; do
   for op in first unchanged restore; do
     for side in ours theirs; do
-      w=$(col "$c-snap-$op" "$side" 3 | median) u=$(col "$c-snap-$op" "$side" 5 | median) v=$(col "$c-snap-$op" "$side" 6 | median)
-      label="$op, $([[ $side == ours ]] && echo ops-snapshot || echo restic)"
-      awk -v c="$c" -v l="$label" -v w="$w" -v u="$u" -v v="$v" -v n="$CORES" \
-        'BEGIN {printf "| %s | %s | %.2f | %.2f | %.2f | %.2f |\n", c, l, w, u, v, (u + v) / n}'
+      floor_row "$c" "$op, $([[ $side == ours ]] && echo ops-snapshot || echo restic)" "$c-snap-$op" "$side"
     done
   done
 done

@@ -177,7 +177,9 @@ impl ChunkReader {
     fn read_checked(&self, id: &Id, last: &mut LastPack) -> Result<(Vec<u8>, Vec<u8>), RepoError> {
         let at = self.locate(id)?;
         let kept = match &last.0 {
-            Some((pack, slot)) if *pack == at.pack => slot.get().and_then(|got| got.clone().ok()),
+            Some((pack, slot)) if *pack == at.pack => {
+                slot.get().and_then(|got| got.as_ref().ok().cloned())
+            }
             _ => None,
         };
         let source = if let Some(source) = kept {
