@@ -12,6 +12,8 @@ command -v sha256sum >/dev/null || missing+=(coreutils)
 tar --version 2>/dev/null | grep -q 'GNU tar' || missing+=(tar)
 command -v make >/dev/null || missing+=(make)
 command -v jq >/dev/null || missing+=(jq)
+# Encrypted backups are checked against the age CLI.
+command -v age >/dev/null || missing+=(age)
 # /usr/bin/time measures peak memory in tests and benchmarks.
 [[ -x /usr/bin/time ]] || missing+=(time)
 # tests/scripts.rs lints our maintenance scripts with shellcheck.

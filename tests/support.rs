@@ -494,7 +494,8 @@ fn backups_made_at(dir: &Path, name: &str, times: &[&str], chained: bool) -> Vec
         let copy = dir.join(&header.artifact);
         fs::copy(&artifact, &copy).unwrap();
         let mut writer =
-            ManifestWriter::create(&catalog::manifest_path(dir, &header.id), &header).unwrap();
+            ManifestWriter::create(&catalog::manifest_path(dir, &header.id), &header, None)
+                .unwrap();
         while let Some(entry) = reader.next_entry().unwrap() {
             writer.entry(&entry).unwrap();
         }
@@ -504,7 +505,9 @@ fn backups_made_at(dir: &Path, name: &str, times: &[&str], chained: bool) -> Vec
             format!("{}  {}\n", summary.sha256, header.artifact),
         )
         .unwrap();
-        writer.finish(&summary).unwrap().commit().unwrap();
+        for file in writer.finish(&summary).unwrap() {
+            file.commit().unwrap();
+        }
         ids.push(header.id);
     }
     ids

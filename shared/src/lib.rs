@@ -13,6 +13,7 @@ pub mod exclude;
 pub mod files_arg;
 pub mod ids;
 pub mod interrupt;
+pub mod keys;
 pub mod lock;
 pub mod open;
 pub mod output;

@@ -90,6 +90,7 @@ fn check_artifact(
             (summary, input.finish(error.map(|e| e.to_string())))
         }
         Level::Full => check_stream(
+            artifact,
             ArtifactReader::new(file, hash),
             manifest,
             sink,
@@ -207,6 +208,7 @@ fn compare_summary(
 }
 
 fn check_stream(
+    artifact: &Path,
     input: ArtifactReader,
     mut manifest: ManifestReader,
     sink: &mut dyn EntrySink,
@@ -217,31 +219,14 @@ fn check_stream(
 )> {
     let (sender, receiver) = sync_channel::<Vec<u8>>(4);
     let (recycle, spare) = sync_channel::<Vec<u8>>(4);
+    let artifact = artifact.to_owned();
     let decoder = thread::spawn(move || {
-        let mut input = BufReader::with_capacity(CHUNK, input);
-        let mut error = None;
-        match zstd::stream::read::Decoder::with_buffer(&mut input) {
-            Ok(mut decoder) => loop {
-                let mut chunk = spare.try_recv().unwrap_or_default();
-                chunk.resize(CHUNK, 0);
-                match read_full(&mut decoder, &mut chunk) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        chunk.truncate(n);
-                        if sender.send(chunk).is_err() {
-                            break;
-                        }
-                    }
-                    Err(err) => {
-                        error = Some(format!("decompression failed: {err}"));
-                        break;
-                    }
-                }
-            },
-            Err(err) => error = Some(format!("decompression failed: {err}")),
-        }
+        let mut input = input;
+        let mut error = match crate::sealed::plaintext(&artifact, &mut input) {
+            Ok(plain) => decompress(plain, &sender, &spare).err(),
+            Err(err) => Some(err.to_string()),
+        };
         drop(sender);
-        let mut input = input.into_inner();
         if let Err(err) = io::copy(&mut input, &mut io::sink()) {
             error.get_or_insert(err.to_string());
         }
@@ -265,6 +250,30 @@ fn check_stream(
     });
     walked?;
     Ok((manifest.finish(), read))
+}
+
+/// Decompresses `plain` into chunks for the tar walk.
+fn decompress(
+    plain: impl Read,
+    sender: &SyncSender<Vec<u8>>,
+    spare: &Receiver<Vec<u8>>,
+) -> Result<(), String> {
+    let mut input = BufReader::with_capacity(CHUNK, plain);
+    let failed = |err: io::Error| format!("decompression failed: {err}");
+    let mut decoder = zstd::stream::read::Decoder::with_buffer(&mut input).map_err(failed)?;
+    loop {
+        let mut chunk = spare.try_recv().unwrap_or_default();
+        chunk.resize(CHUNK, 0);
+        match read_full(&mut decoder, &mut chunk).map_err(failed)? {
+            0 => return Ok(()),
+            n => {
+                chunk.truncate(n);
+                if sender.send(chunk).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    }
 }
 
 fn walk_tar(

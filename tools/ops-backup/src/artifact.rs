@@ -21,6 +21,7 @@ use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 
+use ops_shared::keys::Encryption;
 use ops_shared::zstd_raw::{append_raw_frame, Probe};
 use ops_storage::Upload;
 use sha2::{Digest, Sha256};
@@ -77,19 +78,38 @@ type Written = (u64, String, u64, Box<dyn Upload>);
 
 impl ArtifactWriter {
     /// zstd at `level` on `threads` workers (at least one, beside the
-    /// producer).
-    pub fn compressed(file: Box<dyn Upload>, level: i32, threads: u32) -> Self {
+    /// producer), encrypted if `seal` says so.
+    ///
+    /// Fails if the encryption's header cannot be written.
+    pub fn compressed(
+        file: Box<dyn Upload>,
+        level: i32,
+        threads: u32,
+        seal: Option<&Encryption>,
+    ) -> io::Result<Self> {
         let workers = usize::try_from(threads.max(1)).unwrap_or(1);
-        Self::start(file, workers, Treatment::Compress, level)
+        Ok(Self::start(
+            Stored::new(file, seal)?,
+            workers,
+            Treatment::Compress,
+            level,
+        ))
     }
 
-    /// Stored as it comes (already compressed data such as pg_dump -Fc).
-    pub fn plain(file: Box<dyn Upload>) -> Self {
-        Self::start(file, 1, Treatment::Verbatim, 0)
+    /// Stored as it comes (already compressed data such as pg_dump -Fc),
+    /// encrypted if `seal` says so.
+    ///
+    /// Fails if the encryption's header cannot be written.
+    pub fn plain(file: Box<dyn Upload>, seal: Option<&Encryption>) -> io::Result<Self> {
+        Ok(Self::start(
+            Stored::new(file, seal)?,
+            1,
+            Treatment::Verbatim,
+            0,
+        ))
     }
 
-    fn start(file: Box<dyn Upload>, workers: usize, written: Treatment, level: i32) -> Self {
-        let out = HashedFile::new(file);
+    fn start(out: Stored, workers: usize, written: Treatment, level: i32) -> Self {
         // One being filled, one per worker, one waiting for each worker,
         // one being written.
         let limit = 2 * workers + 2;
@@ -389,7 +409,7 @@ fn zstd_error(code: usize) -> io::Error {
 fn write_in_order(
     finished: &Receiver<io::Result<Job>>,
     recycle: &Sender<Job>,
-    mut out: HashedFile,
+    mut out: Stored,
 ) -> io::Result<Written> {
     let mut waiting = BTreeMap::new();
     let mut next = 0;
@@ -402,19 +422,50 @@ fn write_in_order(
             let _ = recycle.send(job);
         }
     }
-    let (sha256, bytes, file) = out.end();
+    let (sha256, bytes, file) = out.end()?;
     Ok((next, sha256, bytes, file))
 }
 
+/// Where the writer thread's bytes go: straight to the file, or through
+/// age encryption first; what is hashed is what is stored.
+enum Stored {
+    Clear(HashedFile),
+    Sealed(age::stream::StreamWriter<HashedFile>),
+}
+
+impl Stored {
+    fn new(file: Box<dyn Upload>, seal: Option<&Encryption>) -> io::Result<Self> {
+        let file = HashedFile::new(file);
+        Ok(match seal {
+            Some(encryption) => Stored::Sealed(encryption.wrap(file)?),
+            None => Stored::Clear(file),
+        })
+    }
+
+    fn consume(&mut self, chunk: &[u8]) -> io::Result<()> {
+        match self {
+            Stored::Clear(file) => file.consume(chunk),
+            Stored::Sealed(stream) => stream.write_all(chunk),
+        }
+    }
+
+    fn end(self) -> io::Result<(String, u64, Box<dyn Upload>)> {
+        Ok(match self {
+            Stored::Clear(file) => file.end(),
+            Stored::Sealed(stream) => stream.finish()?.end(),
+        })
+    }
+}
+
 /// Hashes and writes what reaches it; ends with the SHA-256 and size.
-struct HashedFile {
+pub(crate) struct HashedFile {
     file: Box<dyn Upload>,
     hasher: Sha256,
     bytes: u64,
 }
 
 impl HashedFile {
-    fn new(file: Box<dyn Upload>) -> Self {
+    pub(crate) fn new(file: Box<dyn Upload>) -> Self {
         HashedFile {
             file,
             hasher: Sha256::new(),
@@ -428,8 +479,19 @@ impl HashedFile {
         self.file.write_all(chunk)
     }
 
-    fn end(self) -> (String, u64, Box<dyn Upload>) {
+    pub(crate) fn end(self) -> (String, u64, Box<dyn Upload>) {
         (hex(self.hasher), self.bytes, self.file)
+    }
+}
+
+impl Write for HashedFile {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.consume(data)?;
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
     }
 }
 

@@ -502,6 +502,9 @@ pub fn list(dir: &Path) -> Result<(Vec<Backup>, Leftovers), Error> {
                     ops_shared::Record::annotate(&mut backup, "verify", verification);
                 }
                 claimed.insert(backup.path.clone());
+                if header.encryption.is_some() {
+                    claimed.insert(manifest::sealed_path(path));
+                }
                 backups.push(backup);
             }
             Err(Error::Refused(err)) => leftovers.refused.push(err.to_string()),
@@ -510,7 +513,8 @@ pub fn list(dir: &Path) -> Result<(Vec<Backup>, Leftovers), Error> {
     }
     for path in &names {
         let name = path.to_string_lossy();
-        let looks_like_artifact = name.ends_with(".zst") || name.ends_with(".dump");
+        let looks_like_artifact =
+            name.ends_with(".zst") || name.ends_with(".dump") || name.ends_with(".age");
         if looks_like_artifact && !claimed.contains(path) && !is_temp(path.as_os_str()) {
             leftovers.orphans.push(path.clone());
             leftovers.warnings.push(format!(
@@ -690,6 +694,9 @@ pub fn remove(backup: &Backup) -> Result<u64, Error> {
     // The manifest goes first (durably, as every delete): a backup is gone
     // before its artifact is.
     delete(&manifest)?;
+    if header.encryption.is_some() {
+        delete(&manifest::sealed_path(&manifest))?;
+    }
     delete(&artifact)?;
     delete(&checksum_path(&artifact))?;
     delete(&verification_path(backup))?;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ops_shared::keys::SealArgs;
 use ops_shared::OutputArgs;
 
 /// Back up directories, files and PostgreSQL databases into zstd-compressed,
@@ -32,6 +33,10 @@ pub enum Command {
     /// or bucket, each checked by its checksum on arrival; those already
     /// there are skipped.
     Copy(CopyArgs),
+    /// Make an age key pair for encrypted backups: the identity goes to a
+    /// file that only its owner can read, the public key (the recipient)
+    /// to stdout. Hosts that back up need only the public key.
+    Keygen(KeygenArgs),
 }
 
 #[derive(Debug, Args)]
@@ -67,7 +72,18 @@ pub struct CreateArgs {
     #[arg(long, value_enum)]
     pub format: Option<FormatArg>,
     #[command(flatten)]
+    pub seal: SealArgs,
+    #[command(flatten)]
     pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// The file to write the new identity (secret key) to, mode 0600; an
+    /// existing file is never overwritten. Its public key is printed on
+    /// stdout, ready to be a --recipients-file.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::catalog;
 use crate::hashing::hex;
-use crate::manifest::ManifestReader;
+use crate::manifest;
 
 /// What became of one record.
 pub enum Copied {
@@ -75,11 +75,21 @@ pub fn copy(backup: &Backup, to: &Path) -> anyhow::Result<Copied> {
     let arrived = transfer(&backup.path, &artifact, &summary.sha256)?;
     let mut checksum = ops_storage::create(&catalog::checksum_path(&artifact), Mode::Replace)?;
     writeln!(checksum, "{}  {}", summary.sha256, header.artifact)?;
-    let mut manifest_copy = ops_storage::create(&target_manifest, Mode::New)?;
-    io::copy(&mut ops_storage::open(&manifest)?, &mut manifest_copy)
-        .with_context(|| format!("cannot copy {}", manifest.display()))?;
+    let sealed_copy = match header.encryption {
+        Some(_) => Some(copy_file(
+            &manifest::sealed_path(&manifest),
+            &manifest::sealed_path(&target_manifest),
+        )?),
+        None => None,
+    };
+    let manifest_copy = copy_file(&manifest, &target_manifest)?;
     arrived.commit().with_context(|| cannot_write(&artifact))?;
     checksum.commit().with_context(|| cannot_write(&artifact))?;
+    if let Some(sealed_copy) = sealed_copy {
+        sealed_copy
+            .commit()
+            .with_context(|| cannot_write(&target_manifest))?;
+    }
     lock.ensure_held()
         .with_context(|| cannot_write(&target_manifest))?;
     manifest_copy
@@ -87,7 +97,7 @@ pub fn copy(backup: &Backup, to: &Path) -> anyhow::Result<Copied> {
         .with_context(|| cannot_write(&target_manifest))?;
     // The manifest was read twice; the copy that now exists is the one
     // checked, and withdrawn (manifest first, as a prune does) if it differs.
-    if let Err(err) = sealed(&target_manifest, &summary.sha256) {
+    if let Err(err) = check_copied(&target_manifest, &summary.sha256) {
         let _ = ops_storage::delete(&target_manifest);
         bail!(
             "the manifest copied from {} {err}; the copy was withdrawn",
@@ -131,9 +141,18 @@ fn transfer(from: &Path, to: &Path, sha256: &str) -> anyhow::Result<Box<dyn ops_
     Ok(upload)
 }
 
-/// Checks a manifest's seal and that it records `sha256`.
-fn sealed(manifest: &Path, sha256: &str) -> anyhow::Result<()> {
-    let summary = ManifestReader::open(manifest)?.finish()?;
+/// An upload of `to` holding what `from` holds, not yet committed.
+fn copy_file(from: &Path, to: &Path) -> anyhow::Result<Box<dyn ops_storage::Upload>> {
+    let mut copy = ops_storage::create(to, Mode::New).with_context(|| cannot_write(to))?;
+    io::copy(&mut ops_storage::open(from)?, &mut copy)
+        .with_context(|| format!("cannot copy {}", from.display()))?;
+    Ok(copy)
+}
+
+/// Checks a manifest as stored (seal; an encrypted backup's sealed
+/// manifest too) and that it records `sha256`.
+fn check_copied(manifest: &Path, sha256: &str) -> anyhow::Result<()> {
+    let (_, summary) = manifest::check_stored(manifest)?;
     if summary.sha256 != sha256 {
         bail!("records another artifact (SHA-256 {})", summary.sha256);
     }

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use ops_shared::exclude::Excludes;
+use ops_shared::keys::Encryption;
 use ops_shared::{entry::warn, Backup, Source};
 use walkdir::WalkDir;
 
@@ -38,6 +39,7 @@ pub struct Request {
     pub threads: u32,
     pub excludes: Vec<String>,
     pub skip_unreadable: bool,
+    pub encryption: Option<Encryption>,
 }
 
 /// Backs up `request.source` into `request.to`; returns its record.
@@ -86,8 +88,15 @@ pub fn create(request: &Request) -> anyhow::Result<Backup> {
         root: meta
             .is_dir()
             .then(|| ops_shared::owner::Recorded::of(&meta)),
+        encryption: request.encryption.as_ref(),
     })?;
-    let mut archive = TarWriter::new(artifact, request.level, request.threads);
+    let mut archive = TarWriter::new(
+        artifact,
+        request.level,
+        request.threads,
+        pending.encryption(),
+    )
+    .map_err(|err| pending.write_error(err))?;
     let tally = archive_tree(
         &mut archive,
         &source,

@@ -14,7 +14,7 @@ use crate::check::{EntrySink, Findings, Level};
 use crate::error::Error;
 use crate::pg::check::NotTested;
 use crate::pg::DumpFormat;
-use crate::{archive, catalog, create, pg, sleddb};
+use crate::{archive, catalog, create, pg, sealed, sleddb};
 
 /// A kind of artifact this version reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,14 +40,15 @@ pub enum Destination {
 impl Format {
     /// The format a record's `format` names, if this version reads it.
     pub fn of(name: &str) -> Option<Format> {
-        match name {
+        match name.strip_suffix(sealed::SUFFIX).unwrap_or(name) {
             create::FORMAT => Some(Format::Tree),
             sleddb::backup::FORMAT => Some(Format::Sled),
             other => DumpFormat::of(other).map(Format::Dump),
         }
     }
 
-    /// The format's name, which is also the artifact's file extension.
+    /// The format's name, which is also the artifact's file extension
+    /// (an encrypted artifact's adds `.age`).
     pub fn name(self) -> &'static str {
         match self {
             Format::Tree => create::FORMAT,
@@ -66,6 +67,12 @@ impl Format {
     /// Checks `artifact` against its manifest at `level`; every problem
     /// with the backup is a finding.
     pub fn verify(self, artifact: &Path, level: Level) -> Findings {
+        let encrypted = artifact
+            .file_name()
+            .is_some_and(|name| sealed::is_sealed(&name.to_string_lossy()));
+        if encrypted && level == Level::Quick {
+            return sealed::quick_check(artifact);
+        }
         match self {
             Format::Tree => archive::check(artifact, level, &mut crate::check::Discard)
                 .unwrap_or_else(|err| Findings::failed(err.to_string())),

@@ -24,6 +24,7 @@ pub mod hashing;
 pub mod manifest;
 mod pending;
 pub mod pg;
+pub mod sealed;
 pub mod sleddb;
 mod tar_writer;
 
@@ -95,6 +96,16 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
             Ok(Status::problem_if(failed))
         }
         cli::Command::Copy(args) => copy_from_stdin(&args),
+        cli::Command::Keygen(args) => {
+            let public = ops_shared::keys::generate(&args.output)?;
+            println!("{public}");
+            ops_shared::entry::note(format!(
+                "wrote the identity (secret key) to {}; keep a copy off this host: \
+                 without it no backup encrypted to {public} can be read",
+                args.output.display()
+            ));
+            Ok(Status::Success)
+        }
     }
 }
 
@@ -157,6 +168,7 @@ fn dump_database(source: &str, args: cli::CreateArgs) -> anyhow::Result<Backup> 
         to: args.to,
         name: args.name,
         level: args.level,
+        encryption: args.seal.encryption()?,
     })
 }
 
@@ -174,6 +186,7 @@ fn back_up_sled(path: PathBuf, args: cli::CreateArgs) -> anyhow::Result<Backup> 
         level: args.level,
         // Reading sled is the bottleneck; more threads only cost memory.
         threads: if args.threads == 0 { 1 } else { args.threads },
+        encryption: args.seal.encryption()?,
     })
 }
 
@@ -192,6 +205,7 @@ fn back_up_tree(args: cli::CreateArgs) -> anyhow::Result<Backup> {
         level: args.level,
         excludes: args.exclude,
         skip_unreadable: args.skip_unreadable,
+        encryption: args.seal.encryption()?,
     })
 }
 

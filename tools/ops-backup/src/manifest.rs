@@ -14,6 +14,19 @@
 //! The summary holds the artifact's size and SHA-256, so corruption of the
 //! artifact is caught by the manifest; the seal makes any change to the
 //! manifest itself detectable.
+//!
+//! An encrypted backup's manifest is this whole file encrypted with age
+//! (`<id>.manifest.jsonl.age`), beside an outline under the usual name that
+//! tools without a key read: the header, the sealed file's size and
+//! SHA-256, the summary without the content's checksum, and a seal. The
+//! outline names no file, table or tree.
+//!
+//! ```text
+//! {"type":"manifest",...,"format":"tar.zst.age",...,"encryption":{"recipients":["age1..."]}}
+//! {"type":"sealed","bytes":..,"sha256":..}
+//! {"type":"summary",...}
+//! {"type":"seal","sha256":..}
+//! ```
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -23,10 +36,18 @@ use ops_shared::Source;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::hashing::hex;
+use crate::artifact::HashedFile;
+use crate::hashing::{hex, HashingReader};
+use ops_shared::keys::Encryption;
+use ops_storage::Upload;
 
 /// The file name suffix of a manifest: `<id>.manifest.jsonl`.
 pub const SUFFIX: &str = ".manifest.jsonl";
+
+/// The encrypted full manifest beside an outline `manifest`.
+pub fn sealed_path(manifest: &Path) -> PathBuf {
+    ops_shared::atomic::with_suffix(manifest, crate::sealed::SUFFIX)
+}
 
 /// The first line: what the backup is.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -54,6 +75,10 @@ pub struct Header {
     /// of older versions): a restore gives its top these.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<ops_shared::owner::Recorded>,
+    /// What the backup is encrypted to (encrypted backups only): this
+    /// manifest is then an outline of the sealed one beside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<ops_shared::keys::Sealing>,
 }
 
 /// A sled database when it was backed up (its checksum is in the summary).
@@ -163,52 +188,119 @@ enum Line {
     Entry(Entry),
     Table(Table),
     Summary(Summary),
-    Seal { sha256: String },
+    Seal {
+        sha256: String,
+    },
+    /// In an outline: the sealed manifest's size and SHA-256.
+    Sealed {
+        bytes: u64,
+        sha256: String,
+    },
 }
 
 /// Writes a manifest under a temporary name (or as an S3 upload);
-/// [`ManifestWriter::finish`] hands back the upload to commit.
+/// [`ManifestWriter::finish`] hands back the uploads to commit.
 pub struct ManifestWriter {
-    file: Box<dyn ops_storage::Upload>,
-    buffer: Vec<u8>,
-    hasher: Sha256,
+    lines: Lines<Out>,
+}
+
+/// Where the lines go: the manifest, or the sealed full manifest of an
+/// encrypted backup with its outline still to write.
+enum Out {
+    Clear(Box<dyn Upload>),
+    Sealed {
+        full: Box<age::stream::StreamWriter<HashedFile>>,
+        outline: Box<dyn Upload>,
+        header: Box<Header>,
+    },
+}
+
+impl Write for Out {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        match self {
+            Out::Clear(file) => file.write(data),
+            Out::Sealed { full, .. } => full.write(data),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl ManifestWriter {
-    /// Starts the manifest at `path` with its header.
+    /// Starts the manifest at `path` with its header; with `seal`, the
+    /// full manifest is encrypted beside an outline at `path`.
     ///
     /// Fails if the path is taken or cannot be written.
-    pub fn create(path: &Path, header: &Header) -> io::Result<Self> {
-        let file = ops_storage::create(path, ops_storage::Mode::New)?;
-        let mut writer = ManifestWriter {
-            file,
-            buffer: Vec::with_capacity(1 << 16),
-            hasher: Sha256::new(),
+    pub fn create(path: &Path, header: &Header, seal: Option<&Encryption>) -> io::Result<Self> {
+        let outline = ops_storage::create(path, ops_storage::Mode::New)?;
+        let out = match seal {
+            None => Out::Clear(outline),
+            Some(encryption) => {
+                let full = ops_storage::create(&sealed_path(path), ops_storage::Mode::New)?;
+                Out::Sealed {
+                    full: Box::new(encryption.wrap(HashedFile::new(full))?),
+                    outline,
+                    header: Box::new(header.clone()),
+                }
+            }
         };
-        writer.line(&Line::Manifest(Box::new(header.clone())))?;
-        Ok(writer)
+        let mut lines = Lines::new(out);
+        lines.line(&Line::Manifest(Box::new(header.clone())))?;
+        Ok(ManifestWriter { lines })
     }
 
     /// Appends one entry.
     pub fn entry(&mut self, entry: &Entry) -> io::Result<()> {
-        self.line(&Line::Entry(entry.clone()))
+        self.lines.line(&Line::Entry(entry.clone()))
     }
 
     /// Appends one table (database backups).
     pub fn table(&mut self, table: &Table) -> io::Result<()> {
-        self.line(&Line::Table(table.clone()))
+        self.lines.line(&Line::Table(table.clone()))
     }
 
-    /// Writes the summary and the seal; the caller commits the file.
-    pub fn finish(mut self, summary: &Summary) -> io::Result<Box<dyn ops_storage::Upload>> {
-        self.line(&Line::Summary(summary.clone()))?;
-        let seal = Line::Seal {
-            sha256: hex(self.hasher.clone()),
-        };
-        serde_json::to_writer(&mut self.buffer, &seal)?;
-        self.buffer.push(b'\n');
-        self.file.write_all(&self.buffer)?;
-        Ok(self.file)
+    /// Writes the summary and the seal (of an encrypted backup: ends the
+    /// sealed manifest and writes the outline); returns the files for the
+    /// caller to commit, in that order.
+    pub fn finish(mut self, summary: &Summary) -> io::Result<Vec<Box<dyn Upload>>> {
+        self.lines.line(&Line::Summary(summary.clone()))?;
+        match self.lines.seal()? {
+            Out::Clear(file) => Ok(vec![file]),
+            Out::Sealed {
+                full,
+                outline,
+                header,
+            } => {
+                let (sha256, bytes, full) = full.finish()?.end();
+                let mut lines = Lines::new(outline);
+                lines.line(&Line::Manifest(header))?;
+                lines.line(&Line::Sealed { bytes, sha256 })?;
+                lines.line(&Line::Summary(Summary {
+                    content_checksum: None,
+                    ..summary.clone()
+                }))?;
+                Ok(vec![full, lines.seal()?])
+            }
+        }
+    }
+}
+
+/// Manifest lines, buffered and hashed for the seal.
+struct Lines<W> {
+    out: W,
+    buffer: Vec<u8>,
+    hasher: Sha256,
+}
+
+impl<W: Write> Lines<W> {
+    fn new(out: W) -> Self {
+        Lines {
+            out,
+            buffer: Vec::with_capacity(1 << 16),
+            hasher: Sha256::new(),
+        }
     }
 
     fn line(&mut self, line: &Line) -> io::Result<()> {
@@ -217,10 +309,21 @@ impl ManifestWriter {
         self.buffer.push(b'\n');
         self.hasher.update(&self.buffer[start..]);
         if self.buffer.len() >= 1 << 16 {
-            self.file.write_all(&self.buffer)?;
+            self.out.write_all(&self.buffer)?;
             self.buffer.clear();
         }
         Ok(())
+    }
+
+    /// Writes the seal; returns where the lines went.
+    fn seal(mut self) -> io::Result<W> {
+        let seal = Line::Seal {
+            sha256: hex(self.hasher.clone()),
+        };
+        serde_json::to_writer(&mut self.buffer, &seal)?;
+        self.buffer.push(b'\n');
+        self.out.write_all(&self.buffer)?;
+        Ok(self.out)
     }
 }
 
@@ -235,6 +338,9 @@ pub enum ManifestError {
         line: u64,
         what: String,
     },
+    /// An encrypted backup's sealed manifest that the keys at hand do not open.
+    #[error("{0}")]
+    Locked(String),
 }
 
 /// Reads a manifest front to back, checking its seal at the end.
@@ -248,14 +354,42 @@ pub struct ManifestReader {
 }
 
 impl ManifestReader {
-    /// Opens a manifest and reads its header.
+    /// Opens a manifest and reads its header; an encrypted backup's sealed
+    /// manifest is opened (with this process's keys) in its outline's place.
     ///
-    /// Fails if the file cannot be read or does not start with a header.
+    /// Fails if the file cannot be read or does not start with a header, or
+    /// an encrypted backup's sealed manifest cannot be opened or belongs to
+    /// another backup.
     pub fn open(path: &Path) -> Result<Self, ManifestError> {
+        let outline = Self::open_stored(path)?;
+        if outline.header.encryption.is_none() {
+            return Ok(outline);
+        }
+        let sealed = sealed_path(path);
+        let io_error = |source| ManifestError::Io {
+            path: sealed.display().to_string(),
+            source,
+        };
+        let file = ops_storage::open(&sealed).map_err(io_error)?;
+        let plain = ops_shared::keys::decrypt(file, &sealed)
+            .map_err(|err| ManifestError::Locked(err.to_string()))?;
+        let reader = Self::over(&sealed, Box::new(plain))?;
+        if reader.header != outline.header {
+            return Err(reader.damaged("belongs to another backup than its outline".into()));
+        }
+        Ok(reader)
+    }
+
+    /// Opens the manifest file at `path` as it is stored.
+    fn open_stored(path: &Path) -> Result<Self, ManifestError> {
         let file = ops_storage::open(path).map_err(|source| ManifestError::Io {
             path: path.display().to_string(),
             source,
         })?;
+        Self::over(path, file)
+    }
+
+    fn over(path: &Path, file: Box<dyn Read + Send>) -> Result<Self, ManifestError> {
         let mut reader = ManifestReader {
             path: path.to_owned(),
             input: BufReader::with_capacity(1 << 16, file),
@@ -364,6 +498,38 @@ impl ManifestReader {
     }
 }
 
+/// Checks a manifest as stored, with no key needed: its seal and, for an
+/// encrypted backup's outline, the sealed manifest's size and SHA-256.
+/// Returns its header and summary.
+///
+/// Fails if either file cannot be read, or is damaged or changed.
+pub fn check_stored(path: &Path) -> Result<(Header, Summary), ManifestError> {
+    let mut reader = ManifestReader::open_stored(path)?;
+    let header = reader.header.clone();
+    if header.encryption.is_none() {
+        return Ok((header, reader.finish()?));
+    }
+    let Some(Line::Sealed { bytes, sha256 }) = reader.next_line()? else {
+        return Err(reader.damaged("has no line for its sealed manifest".into()));
+    };
+    let summary = reader.finish()?;
+    let sealed = sealed_path(path);
+    let io_error = |source| ManifestError::Io {
+        path: sealed.display().to_string(),
+        source,
+    };
+    let mut stored = HashingReader::new(ops_storage::open(&sealed).map_err(io_error)?);
+    io::copy(&mut stored, &mut io::sink()).map_err(io_error)?;
+    if stored.finish() != (sha256, bytes) {
+        return Err(ManifestError::Damaged {
+            path: sealed.display().to_string(),
+            line: 0,
+            what: "is not the sealed manifest its outline records (changed or damaged)".into(),
+        });
+    }
+    Ok((header, summary))
+}
+
 /// The longest header line read: real ones are a few hundred bytes.
 const MAX_HEADER_LINE: u64 = 1 << 20;
 
@@ -418,6 +584,7 @@ fn placeholder_header() -> Header {
         database: None,
         sled: None,
         root: None,
+        encryption: None,
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use jiff::Timestamp;
+use ops_shared::keys::Encryption;
 use ops_shared::lock::{Access, LockError};
 use ops_shared::{Backup, Source};
 use ops_storage::{Mode, PlaceLock, Upload};
@@ -31,6 +32,8 @@ pub struct Plan<'a> {
     pub database: Option<DatabaseInfo>,
     pub sled: Option<SledInfo>,
     pub root: Option<ops_shared::owner::Recorded>,
+    /// Encrypts artifact and manifest (the format gains `.age`).
+    pub encryption: Option<&'a Encryption>,
 }
 
 /// A reserved id with its manifest under way; the artifact's temporary
@@ -40,6 +43,7 @@ pub struct PendingBackup {
     to: PathBuf,
     artifact_path: PathBuf,
     pub manifest: ManifestWriter,
+    encryption: Option<Encryption>,
     lock: PlaceLock,
     _interrupted: ops_shared::interrupt::Guard,
 }
@@ -55,14 +59,18 @@ impl PendingBackup {
         catalog::check_series_source(plan.to, plan.name, &plan.source)?;
         let time =
             Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH);
-        let (id, artifact) = reserve(plan.to, plan.name, plan.format, time)?;
+        let format = match plan.encryption {
+            Some(_) => format!("{}{}", plan.format, crate::sealed::SUFFIX),
+            None => plan.format.to_owned(),
+        };
+        let (id, artifact) = reserve(plan.to, plan.name, &format, time)?;
         let header = Header {
             v: 1,
             id: id.clone(),
             name: plan.name.to_owned(),
             time,
-            artifact: format!("{id}.{}", plan.format),
-            format: plan.format.to_owned(),
+            artifact: format!("{id}.{format}"),
+            format,
             mode: "full".into(),
             parent: None,
             source: plan.source,
@@ -71,15 +79,21 @@ impl PendingBackup {
             database: plan.database,
             sled: plan.sled,
             root: plan.root,
+            encryption: plan.encryption.map(Encryption::sealing),
         };
         let artifact_path = plan.to.join(&header.artifact);
-        let manifest = ManifestWriter::create(&catalog::manifest_path(plan.to, &id), &header)
-            .map_err(|err| write_error(&artifact_path, err))?;
+        let manifest = ManifestWriter::create(
+            &catalog::manifest_path(plan.to, &id),
+            &header,
+            plan.encryption,
+        )
+        .map_err(|err| write_error(&artifact_path, err))?;
         let pending = PendingBackup {
             header,
             to: plan.to.to_owned(),
             artifact_path,
             manifest,
+            encryption: plan.encryption.cloned(),
             lock,
             _interrupted: ops_shared::interrupt::note_on_interrupt(format!(
                 "no backup was written to {} and its temporary files are removed",
@@ -89,13 +103,19 @@ impl PendingBackup {
         Ok((pending, artifact))
     }
 
+    /// How the artifact is to be encrypted, if it is.
+    pub fn encryption(&self) -> Option<&Encryption> {
+        self.encryption.as_ref()
+    }
+
     /// A write failure, said in the user's terms (a full disk gets a hint).
     pub fn write_error(&self, err: io::Error) -> anyhow::Error {
         write_error(&self.artifact_path, err)
     }
 
     /// Makes the backup exist: summary and seal, then artifact, checksum
-    /// file and manifest are committed in that order. The lock is released
+    /// file and manifest (an encrypted backup's sealed manifest, then its
+    /// outline) are committed in that order. The lock is released
     /// on return, before the caller writes the record, so a prune reading
     /// that record finds the directory free.
     ///
@@ -114,7 +134,9 @@ impl PendingBackup {
         artifact.commit().map_err(fail)?;
         checksum.commit().map_err(fail)?;
         self.lock.ensure_held().map_err(fail)?;
-        manifest.commit().map_err(fail)?;
+        for file in manifest {
+            file.commit().map_err(fail)?;
+        }
         Ok(catalog::record(&self.to, &self.header, &summary))
     }
 }

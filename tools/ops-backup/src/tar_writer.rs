@@ -13,6 +13,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use ops_shared::entry::warn;
+use ops_shared::keys::Encryption;
 use ops_storage::Upload;
 use sha2::{Digest, Sha256};
 
@@ -35,12 +36,20 @@ pub struct TarWriter {
 }
 
 impl TarWriter {
-    /// Starts the archive in `file` (a reserved upload).
-    pub fn new(file: Box<dyn Upload>, level: i32, threads: u32) -> Self {
-        TarWriter {
-            tar: tar::Builder::new(ArtifactWriter::compressed(file, level, threads)),
+    /// Starts the archive in `file` (a reserved upload), encrypted if
+    /// `seal` says so.
+    ///
+    /// Fails if the encryption's header cannot be written.
+    pub fn new(
+        file: Box<dyn Upload>,
+        level: i32,
+        threads: u32,
+        seal: Option<&Encryption>,
+    ) -> std::io::Result<Self> {
+        Ok(TarWriter {
+            tar: tar::Builder::new(ArtifactWriter::compressed(file, level, threads, seal)?),
             hard_links: HashMap::new(),
-        }
+        })
     }
 
     /// Appends one filesystem object; `None` for what tar should not hold

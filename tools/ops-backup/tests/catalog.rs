@@ -29,7 +29,7 @@ fn copy_as(dir: &Path, id: &str, edit: impl Fn(&mut ops_backup::manifest::Header
     }
     let target = catalog::manifest_path(dir, &header.id);
     let scratch = dir.join("rewritten.manifest.jsonl.tmp");
-    let mut writer = ManifestWriter::create(&scratch, &header).unwrap();
+    let mut writer = ManifestWriter::create(&scratch, &header, None).unwrap();
     while let Some(entry) = reader.next_entry().unwrap() {
         writer.entry(&entry).unwrap();
     }
@@ -39,7 +39,9 @@ fn copy_as(dir: &Path, id: &str, edit: impl Fn(&mut ops_backup::manifest::Header
         format!("{}  {}\n", summary.sha256, header.artifact),
     )
     .unwrap();
-    writer.finish(&summary).unwrap().commit().unwrap();
+    for file in writer.finish(&summary).unwrap() {
+        file.commit().unwrap();
+    }
     fs::rename(&scratch, &target).unwrap();
     header.id
 }

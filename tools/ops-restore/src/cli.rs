@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use ops_shared::keys::OpenArgs;
 use ops_shared::OutputArgs;
 
 /// Restore a backup into a directory, checking every entry against the
@@ -46,6 +47,8 @@ pub struct Cli {
     /// How long to wait for a snapshot repository that another process holds.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
     pub lock_wait: Duration,
+    #[command(flatten)]
+    pub keys: OpenArgs,
     #[command(flatten)]
     pub output: OutputArgs,
 }

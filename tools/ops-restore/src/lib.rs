@@ -45,6 +45,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
     let Some(cli) = ops_shared::entry::parse_args::<Cli>(args)? else {
         return Ok(Status::Success);
     };
+    cli.keys.install()?;
     let mut out = Output::stdout(cli.output.mode());
     let (item, passed_through) = match &cli.artifact {
         Some(path) => (Item::Backup(backup_at(path)?), Vec::new()),

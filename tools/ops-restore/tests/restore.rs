@@ -264,9 +264,10 @@ fn craft(dir: &Path, entries: &[Crafted]) -> PathBuf {
         database: None,
         sled: None,
         root: None,
+        encryption: None,
     };
     let mut writer =
-        ManifestWriter::create(&dir.join(format!("{id}.manifest.jsonl")), &header).unwrap();
+        ManifestWriter::create(&dir.join(format!("{id}.manifest.jsonl")), &header, None).unwrap();
     for entry in &manifest_entries {
         writer.entry(entry).unwrap();
     }
@@ -279,7 +280,9 @@ fn craft(dir: &Path, entries: &[Crafted]) -> PathBuf {
         skipped: 0,
         content_checksum: None,
     };
-    writer.finish(&summary).unwrap().commit().unwrap();
+    for file in writer.finish(&summary).unwrap() {
+        file.commit().unwrap();
+    }
     fs::write(
         ops_backup::catalog::checksum_path(&artifact),
         format!("{}  {}\n", summary.sha256, header.artifact),

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use ops_shared::keys::OpenArgs;
 use ops_shared::OutputArgs;
 
 /// Prove that backups are intact: in one read of each artifact, check its
@@ -11,6 +12,10 @@ use ops_shared::OutputArgs;
 /// manifest (a database dump: that it is complete), and check that its
 /// `.sha256` file passes `sha256sum -c`; with --restore-test, prove a
 /// database backup restores.
+///
+/// An encrypted backup is read with --identity (or a passphrase); without
+/// a key it is checked as stored: the artifact's and the sealed manifest's
+/// checksums (level quick, said on stderr).
 ///
 /// Records on stdin are read and checked in full first: a record whose id
 /// or path does not have the shape ops-backup writes is an input error (exit
@@ -63,6 +68,8 @@ pub struct Cli {
     /// How many artifacts to verify at once [default: the number of cores].
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub keys: OpenArgs,
     #[command(flatten)]
     pub output: OutputArgs,
 }

@@ -104,6 +104,7 @@ impl Plan {
     /// Fails (a usage error) on a terminal for stdin, a path given to
     /// `--repo` that is not a repository, or a bad input record.
     fn of(cli: &Cli) -> anyhow::Result<Plan> {
+        cli.keys.install()?;
         let depth = Depth {
             level: match cli.level {
                 cli::LevelArg::Quick => Level::Quick,
@@ -496,13 +497,47 @@ pub fn verify(backup: &Backup, depth: &Depth) -> Verification {
                 Ok(_) => format!("artifact {} is missing", backup.path.display()),
             });
         }
-        Some(format) => check(format, backup, depth, &mut verification),
+        Some(format) => {
+            let reachable = reachable_depth(backup, depth);
+            verification.level = reachable.level.name().into();
+            check(format, backup, &reachable, &mut verification);
+            if depth.restore_test.is_some() && reachable.restore_test.is_none() {
+                verification.not_tested = Some("it is encrypted and no key is at hand".into());
+            }
+        }
     }
     Verification {
         ok: verification.errors.is_empty(),
         time: Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH),
         duration_seconds: Some(seconds(started)),
         ..verification
+    }
+}
+
+/// How deep `backup` can be checked: an encrypted one without a key at
+/// hand only as stored (quick), with a note saying how to go further.
+fn reachable_depth(backup: &Backup, depth: &Depth) -> Depth {
+    if depth.level == Level::Quick {
+        return depth.clone();
+    }
+    match ops_backup::sealed::sealing_of(&backup.path) {
+        Some(sealing) if !ops_shared::keys::can_open(&sealing) => {
+            let how = if sealing.passphrase {
+                "set OPS_PASSWORD_FILE or OPS_PASSWORD_COMMAND"
+            } else {
+                "give its key with --identity FILE or OPS_IDENTITY_FILE"
+            };
+            ops_shared::entry::note(format!(
+                "{} is encrypted and no key is at hand: checked as stored (level quick); \
+                 {how} to check its content",
+                backup.id
+            ));
+            Depth {
+                level: Level::Quick,
+                restore_test: None,
+            }
+        }
+        _ => depth.clone(),
     }
 }
 

@@ -111,7 +111,7 @@ fn raw_frame_bytes(mut stream: &[u8]) -> u64 {
 fn jobs_come_back_in_order_whatever_the_number_of_workers() {
     for threads in [1, 3] {
         let dir = tempfile::tempdir().unwrap();
-        let out = ArtifactWriter::compressed(open_artifact(dir.path()), 3, threads);
+        let out = ArtifactWriter::compressed(open_artifact(dir.path()), 3, threads, None).unwrap();
         let (expected, artifact, sha256, bytes) = write_parts(dir.path(), out, &mixed());
         assert!(
             expected.len() > 10 * JOB,
@@ -131,7 +131,7 @@ fn jobs_come_back_in_order_whatever_the_number_of_workers() {
 #[test]
 fn an_empty_stream_is_one_empty_zstd_frame() {
     let dir = tempfile::tempdir().unwrap();
-    let out = ArtifactWriter::compressed(open_artifact(dir.path()), 3, 2);
+    let out = ArtifactWriter::compressed(open_artifact(dir.path()), 3, 2, None).unwrap();
     let (_, artifact, _, bytes) = write_parts(dir.path(), out, &[]);
     assert!(bytes > 0);
     assert_eq!(zstd::decode_all(&artifact[..]).unwrap(), b"");
@@ -140,12 +140,12 @@ fn an_empty_stream_is_one_empty_zstd_frame() {
 #[test]
 fn a_plain_artifact_holds_its_input_as_it_is() {
     let dir = tempfile::tempdir().unwrap();
-    let out = ArtifactWriter::plain(open_artifact(dir.path()));
+    let out = ArtifactWriter::plain(open_artifact(dir.path()), None).unwrap();
     let (expected, artifact, sha256, _) = write_parts(dir.path(), out, &mixed());
     assert!(expected == artifact, "plain output differs from its input");
     assert_eq!(sha256, hex(Sha256::new_with_prefix(&artifact)));
     let dir = tempfile::tempdir().unwrap();
-    let out = ArtifactWriter::plain(open_artifact(dir.path()));
+    let out = ArtifactWriter::plain(open_artifact(dir.path()), None).unwrap();
     let (_, empty, _, _) = write_parts(dir.path(), out, &[]);
     assert!(empty.is_empty());
 }

@@ -72,7 +72,9 @@ pub fn verify(artifact: &Path, level: Level) -> Findings {
     };
     let mut hashing = HashingReader::new(Counting(file));
     if level == Level::Full && format == DumpFormat::Plain {
-        match decompressed_tail(&mut hashing) {
+        let tail = crate::sealed::plaintext(artifact, &mut hashing)
+            .and_then(|mut plain| decompressed_tail(&mut plain));
+        match tail {
             Ok((raw_bytes, tail)) => {
                 if raw_bytes != manifest.summary.raw_bytes {
                     findings.fail(format!(
@@ -199,7 +201,9 @@ pub fn restore_into(
             command
                 .args(["--exit-on-error", "--no-password"])
                 .arg(format!("--dbname={}", target.dbname));
-            let local = !ops_storage::is_remote(artifact);
+            // --jobs needs the file itself: not a bucket's, not an encrypted one.
+            let local = !ops_storage::is_remote(artifact)
+                && !crate::sealed::is_sealed(&artifact.to_string_lossy());
             if options.jobs > 1 && !options.single_transaction && local {
                 command.arg(format!("--jobs={}", options.jobs));
             } else {
@@ -222,7 +226,8 @@ fn pg_restore_on(
     command: &mut std::process::Command,
     artifact: &Path,
 ) -> anyhow::Result<(tools::Running, std::thread::JoinHandle<io::Result<()>>)> {
-    if !ops_storage::is_remote(artifact) {
+    let encrypted = crate::sealed::is_sealed(&artifact.to_string_lossy());
+    if !ops_storage::is_remote(artifact) && !encrypted {
         command.arg(artifact);
         let running = tools::spawn(command, "pg_restore")?;
         return Ok((running, std::thread::spawn(|| Ok(()))));
@@ -231,7 +236,9 @@ fn pg_restore_on(
     let stdin = running.stdin();
     let artifact = artifact.to_owned();
     let fed = std::thread::spawn(move || {
-        let (Some(mut stdin), mut dump) = (stdin, ops_storage::open(&artifact)?) else {
+        let stored = ops_storage::open(&artifact)?;
+        let (Some(mut stdin), mut dump) = (stdin, crate::sealed::plaintext(&artifact, stored)?)
+        else {
             return Ok(());
         };
         match io::copy(&mut dump, &mut stdin) {
@@ -248,9 +255,9 @@ fn feed(artifact: &Path, stdin: Option<std::process::ChildStdin>) -> io::Result<
     let Some(mut stdin) = stdin else {
         return Ok(());
     };
-    let file = ops_storage::open(artifact)?;
+    let plain = crate::sealed::plaintext(artifact, Counting(ops_storage::open(artifact)?))?;
     let mut decoder =
-        zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(CHUNK, Counting(file)))?;
+        zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(CHUNK, plain))?;
     let mut buffer = vec![0; CHUNK];
     loop {
         let n = decoder.read(&mut buffer)?;

@@ -13,6 +13,7 @@ use std::sync::mpsc::{channel, Receiver};
 use std::thread;
 
 use anyhow::{bail, Context};
+use ops_shared::keys::Encryption;
 use ops_shared::{Backup, Source};
 
 use super::conn::{quote_ident, PgTarget};
@@ -44,7 +45,7 @@ impl DumpFormat {
 
     /// The format of an artifact format name, if it is a database dump.
     pub fn of(format: &str) -> Option<Self> {
-        match format {
+        match format.strip_suffix(crate::sealed::SUFFIX).unwrap_or(format) {
             "sql.zst" => Some(DumpFormat::Plain),
             "dump" => Some(DumpFormat::Custom),
             _ => None,
@@ -60,6 +61,21 @@ pub struct Request {
     pub format: DumpFormat,
     pub level: i32,
     pub threads: u32,
+    pub encryption: Option<Encryption>,
+}
+
+/// Where the dump goes: compressed (plain SQL) or as it is (custom).
+fn artifact_writer(
+    request: &Request,
+    artifact: Box<dyn ops_storage::Upload>,
+    seal: Option<&Encryption>,
+) -> io::Result<ArtifactWriter> {
+    match request.format {
+        DumpFormat::Plain => {
+            ArtifactWriter::compressed(artifact, request.level, request.threads, seal)
+        }
+        DumpFormat::Custom => ArtifactWriter::plain(artifact, seal),
+    }
 }
 
 /// Dumps the database into `request.to`; returns the backup record.
@@ -103,11 +119,10 @@ pub fn dump(request: &Request) -> anyhow::Result<Backup> {
         }),
         sled: None,
         root: None,
+        encryption: request.encryption.as_ref(),
     })?;
-    let out = match request.format {
-        DumpFormat::Plain => ArtifactWriter::compressed(artifact, request.level, request.threads),
-        DumpFormat::Custom => ArtifactWriter::plain(artifact),
-    };
+    let out = artifact_writer(request, artifact, pending.encryption())
+        .map_err(|err| pending.write_error(err))?;
 
     let snapshot = Snapshot::open(target.clone(), client)?;
     let mut command = target.command(&pg_dump.path);

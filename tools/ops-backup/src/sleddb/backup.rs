@@ -6,6 +6,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use ops_shared::keys::Encryption;
 use ops_shared::{Backup, Source};
 
 use super::stream::{self, Contents, Discard};
@@ -27,6 +28,7 @@ pub struct Request {
     pub name: Option<String>,
     pub level: i32,
     pub threads: u32,
+    pub encryption: Option<Encryption>,
 }
 
 /// Backs up the database at `request.path`; returns the backup record.
@@ -71,9 +73,16 @@ fn backup_from(path: &Path, request: &Request) -> anyhow::Result<Backup> {
             recovered: db.was_recovered(),
         }),
         root: None,
+        encryption: request.encryption.as_ref(),
     })?;
     let mut out = Counting {
-        inner: ArtifactWriter::compressed(artifact, request.level, request.threads),
+        inner: ArtifactWriter::compressed(
+            artifact,
+            request.level,
+            request.threads,
+            pending.encryption(),
+        )
+        .map_err(|err| pending.write_error(err))?,
         bytes: 0,
     };
     let (_db, contents) = stream::write(&path, db, &mut out)?;
@@ -165,7 +174,11 @@ fn check(
     let mut hashing = HashingReader::new(ops_shared::progress::Counting(file));
     let mut contents = None;
     if level == Level::Full {
-        match decode(&mut hashing, sink) {
+        let plain = crate::sealed::plaintext(artifact, &mut hashing);
+        match plain
+            .map_err(anyhow::Error::from)
+            .and_then(|plain| decode(plain, sink))
+        {
             Ok(read) => {
                 compare_contents(&manifest, &read, findings);
                 contents = Some(read);
@@ -181,7 +194,7 @@ fn check(
     Ok(contents)
 }
 
-fn decode(input: &mut impl Read, sink: &mut dyn stream::Sink) -> anyhow::Result<Contents> {
+fn decode(input: impl Read, sink: &mut dyn stream::Sink) -> anyhow::Result<Contents> {
     let decoder = zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(CHUNK, input))?;
     let mut decoded = BufReader::with_capacity(CHUNK, decoder);
     stream::read(&mut decoded, sink)
