@@ -14,6 +14,9 @@
 #   OFFSITE       a second place each new verified backup is copied to, e.g.
 #                 s3://bucket/web01 (with the AWS_* variables) or a mounted disk;
 #                 pruned with the same KEEP and checked by health     (none)
+#   RECIPIENTS_FILE  encrypt every backup to the age public keys in this file
+#                 (ops-backup keygen prints one); this host then cannot read
+#                 them, and verifies them as stored                  (none)
 #   MAX_AGE       health: the newest backup of a series may be this old (26h)
 #   DISK_WARN     health: warn when BACKUP_DIR's filesystem is this full (80%)
 #   DISK_CRIT     health: critical when it is this full               (90%)
@@ -35,6 +38,7 @@ DISK_WARN=${DISK_WARN:-80%}
 DISK_CRIT=${DISK_CRIT:-90%}
 PROM_FILE=${PROM_FILE:-}
 OFFSITE=${OFFSITE:-}
+RECIPIENTS_FILE=${RECIPIENTS_FILE:-}
 RECORDS=${RECORDS:-}
 [[ -z ${OPS_BIN:-} ]] || PATH="$OPS_BIN:$PATH"
 
@@ -88,6 +92,7 @@ for i in "${!sources[@]}"; do
   log "backing up $shown"
   series=()
   [[ -z ${names[$i]} ]] || series=("--name=${names[$i]}")
+  [[ -z $RECIPIENTS_FILE ]] || series+=("--recipients-file=$RECIPIENTS_FILE")
   if ops-backup create "$source" --to "$BACKUP_DIR" "${series[@]}" --json |
     ops-verify --json >>"$made"; then
     log "backed up and verified $shown"

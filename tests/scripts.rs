@@ -38,6 +38,7 @@ fn script(name: &str, vars: &[(&str, &str)]) -> Outcome {
         "RECORDS",
         "PROM_FILE",
         "SNAPSHOT_REPO",
+        "RECIPIENTS_FILE",
         "DISK_WARN",
         "DISK_CRIT",
     ] {
@@ -666,4 +667,39 @@ fn integrity_targets_find_repair_in_batches_and_report_the_tables() {
     stats
         .stdout_contains("index_size")
         .stdout_contains("make_integrity");
+}
+
+#[test]
+fn backup_sh_encrypts_to_recipients_file_and_verifies_without_the_key() {
+    let tmp = tempdir().unwrap();
+    let data = data_tree(tmp.path());
+    let backups = tmp.path().join("backups");
+    let log = tmp.path().join("records.jsonl");
+    let key = tmp.path().join("backup.key");
+    let keygen = Command::new(bin_dir().join("ops-backup"))
+        .args(["keygen", "--output"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(keygen.status.success());
+    let recipients = tmp.path().join("recipients");
+    fs::write(&recipients, &keygen.stdout).unwrap();
+    let vars = [
+        ("DATA_DIRS", data.to_str().unwrap()),
+        ("BACKUP_DIR", backups.to_str().unwrap()),
+        ("RECIPIENTS_FILE", recipients.to_str().unwrap()),
+        ("RECORDS", log.to_str().unwrap()),
+        ("DISK_WARN", "100%"),
+        ("DISK_CRIT", "100%"),
+    ];
+    let run = script("backup.sh", &vars);
+    assert_eq!(run.code, 0, "{run:?}");
+    let made: Vec<Value> = records(&log)
+        .into_iter()
+        .filter(|r| r["type"] == "backup")
+        .collect();
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert_eq!(made[0]["format"], "tar.zst.age");
+    assert_eq!(made[0]["verify"]["ok"], true);
+    assert_eq!(made[0]["verify"]["level"], "quick");
 }
