@@ -45,6 +45,16 @@ step "ops-backup list backups | ops-prune --keep-last 1 --human"
 ops-backup list backups | ops-prune --keep-last 1 --human ||
   echo "(ops-prune exited $?: a failed verification stops pruning of that series)"
 
+step "encrypted backups: this host holds only the public key"
+run "ops-backup keygen --output backup.key > recipients.txt"
+run "ops-backup create ./data --to sealed --recipients-file recipients.txt | ops-verify --human"
+run "ops-backup list sealed | ops-verify --identity backup.key --human"
+if command -v age >/dev/null; then
+  run "mkdir by-age && age -d -i backup.key \"\$(find sealed -name '*.tar.zst.age')\" | tar --zstd -x -C by-age && diff -r data by-age && echo 'the age CLI restored it'"
+else
+  step "(with the age CLI installed, age -d -i backup.key FILE | tar --zstd -x restores it)"
+fi
+
 step "deduplicated snapshots: the second one reads only what changed"
 run "ops-snapshot create ./data --repo snaps --human"
 echo "a new line" >> data/README
