@@ -68,6 +68,7 @@ bench: build
 	OPS_BIN=$(BIN) scripts/bench-pg.sh
 	OPS_BIN=$(BIN) scripts/bench-sled.sh
 	OPS_BIN=$(BIN) scripts/bench-encrypt.sh
+	OPS_BIN=$(BIN) scripts/bench-snapshot-encrypt.sh
 	OPS_BIN=$(BIN) scripts/bench-prune.sh
 	OPS_BIN=$(BIN) scripts/bench-health.sh
 	OPS_BIN=$(BIN) scripts/bench-compact.sh

@@ -814,3 +814,78 @@ fn a_restore_from_a_bucket_fetches_each_pack_once() {
         .collect();
     assert_eq!(fetched.len(), packs, "{fetched:#?}");
 }
+
+#[test]
+fn an_encrypted_repository_in_a_bucket_shows_nothing_and_verifies_without_the_key() {
+    let s3 = server();
+    let repo = format!("s3://{}/sealed", s3.bucket("sealed"));
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = "okapimarker";
+    let data = tmp.path().join(format!("{marker}_src"));
+    fs::create_dir_all(&data).unwrap();
+    fs::write(data.join(format!("{marker}.txt")), marker.repeat(5000)).unwrap();
+    fs::write(data.join("big.bin"), pseudo_random(5 << 20, 9)).unwrap();
+    let pass = tmp.path().join("repo.pass");
+    fs::write(&pass, "a bucket passphrase\n").unwrap();
+    fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let keyed = |args: &[&str]| {
+        ops_tests::ops_keyless("ops-snapshot")
+            .s3(s3)
+            .env("OPS_PASSWORD_FILE", &pass)
+            .args(args)
+            .run()
+    };
+    keyed(&[
+        "create",
+        data.to_str().unwrap(),
+        "--repo",
+        &repo,
+        "--encrypt",
+    ])
+    .success();
+    let stored = keys(s3, &repo);
+    assert!(stored.iter().any(|k| k.starts_with("keys/")), "{stored:?}");
+    let mirror = tmp.path().join("mirror");
+    let out = s3.aws(&["s3", "sync", &format!("{repo}/"), mirror.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for entry in walkdir::WalkDir::new(&mirror) {
+        let entry = entry.unwrap();
+        assert!(!entry.path().display().to_string().contains(marker));
+        if entry.file_type().is_file() {
+            let bytes = fs::read(entry.path()).unwrap();
+            assert!(
+                !bytes.windows(marker.len()).any(|w| w == marker.as_bytes()),
+                "{} holds the marker",
+                entry.path().display()
+            );
+        }
+    }
+
+    let target = tmp.path().join("restored");
+    keyed(&[
+        "restore",
+        "latest",
+        "--repo",
+        &repo,
+        "--to",
+        target.to_str().unwrap(),
+    ])
+    .success();
+    assert_same_tree(&data, &target);
+    let without = ops_tests::ops_keyless("ops-verify")
+        .s3(s3)
+        .args(["--read-data", "--repo", &repo])
+        .run()
+        .success();
+    assert_eq!(without.record()["verify"]["level"], "quick");
+    ops_tests::ops_keyless("ops-snapshot")
+        .s3(s3)
+        .args(["list", "--repo", &repo])
+        .run()
+        .fails_with(2)
+        .stderr_contains("OPS_PASSWORD_FILE");
+}

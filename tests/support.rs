@@ -53,6 +53,25 @@ pub fn ops(tool: &str) -> Run {
     }
 }
 
+/// `tool` with no key at hand: none of the key variables, and no terminal
+/// to ask for a passphrase on (`setsid`), as under cron.
+pub fn ops_keyless(tool: &str) -> Run {
+    let mut run = ops(tool);
+    let mut command = Command::new("setsid");
+    command.arg("--wait").arg(run.command.get_program());
+    command.env("OPS_CACHE_DIR", test_cache());
+    for name in [
+        "OPS_PASSWORD_FILE",
+        "OPS_PASSWORD_COMMAND",
+        "OPS_IDENTITY_FILE",
+        "OPS_RECIPIENTS_FILE",
+    ] {
+        command.env_remove(name);
+    }
+    run.command = command;
+    run
+}
+
 /// Where the tests' ops-snapshot indexes go (not the user's cache), unless
 /// OPS_CACHE_DIR says otherwise.
 pub fn test_cache() -> PathBuf {

@@ -31,7 +31,15 @@ pub const PASSWORD_COMMAND_VAR: &str = "OPS_PASSWORD_COMMAND";
 /// The longest key, recipients or password file read.
 const MAX_KEY_FILE: u64 = 1 << 20;
 
-static IDENTITIES: RwLock<Vec<x25519::Identity>> = RwLock::new(Vec::new());
+/// scrypt's N = 2^this for what we seal with a passphrase: 128 MiB and
+/// about 0.3 s, so a tool's memory stays bounded (age's own default
+/// targets a second, and 512 MiB on a fast machine).
+const SCRYPT_WORK_FACTOR: u8 = 17;
+/// The most work a passphrase-sealed file may ask of us (256 MiB, as the
+/// age CLI seals), so a planted file cannot take gigabytes and minutes.
+const SCRYPT_MAX_WORK_FACTOR: u8 = 18;
+
+static IDENTITIES: RwLock<Option<Vec<x25519::Identity>>> = RwLock::new(None);
 static PASSPHRASE: Mutex<Option<SecretString>> = Mutex::new(None);
 
 /// How to encrypt what is written (ops-backup create).
@@ -80,10 +88,10 @@ impl SealArgs {
 /// The keys that open encrypted backups (every reading tool).
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct OpenArgs {
-    /// Read encrypted backups with the age identity (secret key) in this
+    /// Read encrypted backups and repositories with the age identity (secret key) in this
     /// file, as ops-backup keygen or age-keygen writes it; the file must
     /// not be readable by others (repeatable) [env: OPS_IDENTITY_FILE].
-    /// Passphrase-encrypted backups take OPS_PASSWORD_FILE or
+    /// Passphrase-encrypted ones take OPS_PASSWORD_FILE or
     /// OPS_PASSWORD_COMMAND, or ask on the terminal.
     #[arg(long, value_name = "FILE")]
     pub identity: Vec<PathBuf>,
@@ -103,9 +111,133 @@ impl OpenArgs {
         for file in &files {
             identities.extend(read_identity_file(file)?);
         }
-        *IDENTITIES.write().unwrap_or_else(PoisonError::into_inner) = identities;
+        *IDENTITIES.write().unwrap_or_else(PoisonError::into_inner) = Some(identities);
         Ok(())
     }
+}
+
+/// The identities this process was given, or (for tools without
+/// `--identity`) those in the file OPS_IDENTITY_FILE names.
+fn identities() -> io::Result<Vec<x25519::Identity>> {
+    if let Some(given) = IDENTITIES
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+    {
+        return Ok(given.clone());
+    }
+    OpenArgs::default()
+        .install()
+        .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err.to_string()))?;
+    Ok(IDENTITIES
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+        .unwrap_or_default())
+}
+
+/// Whether a passphrase can be had without asking for one that is not needed.
+fn passphrase_at_hand() -> bool {
+    PASSPHRASE
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .is_some()
+        || std::env::var_os(PASSWORD_FILE_VAR).is_some()
+        || std::env::var_os(PASSWORD_COMMAND_VAR).is_some()
+        || fs::File::open("/dev/tty").is_ok()
+}
+
+/// Opens the first of `sealed` (age files, each a key slot holding the same
+/// secret) that this process's identities or passphrase open and whose
+/// content `accept`s; returns its position and content. `None` when no key
+/// for any of them is at hand, so the caller can say which to give.
+///
+/// Fails when keys were at hand but none opened a slot.
+pub fn open_any(
+    sealed: &[&[u8]],
+    accept: impl Fn(&[u8]) -> bool,
+) -> io::Result<Option<(usize, Vec<u8>)>> {
+    let identities = identities()?;
+    let mut tried = false;
+    // Identities first: they cost nothing, a passphrase costs a second.
+    for want_scrypt in [false, true] {
+        for (at, bytes) in sealed.iter().enumerate() {
+            let Ok(decryptor) = age::Decryptor::new(*bytes) else {
+                continue;
+            };
+            if decryptor.is_scrypt() != want_scrypt {
+                continue;
+            }
+            let opened = if want_scrypt {
+                if !passphrase_at_hand() {
+                    continue;
+                }
+                let identity = scrypt_identity(passphrase(false)?);
+                decryptor.decrypt(std::iter::once(&identity as &dyn age::Identity))
+            } else {
+                if identities.is_empty() {
+                    continue;
+                }
+                decryptor.decrypt(identities.iter().map(|i| i as &dyn age::Identity))
+            };
+            tried = true;
+            let mut content = Vec::new();
+            let read = opened.map(|mut reader| reader.read_to_end(&mut content));
+            if matches!(read, Ok(Ok(_))) && accept(&content) {
+                return Ok(Some((at, content)));
+            }
+        }
+    }
+    if tried {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "none of the keys given (--identity, {IDENTITY_FILE_VAR}, {PASSWORD_FILE_VAR}, \
+                 {PASSWORD_COMMAND_VAR}) opens it"
+            ),
+        ));
+    }
+    Ok(None)
+}
+
+fn scrypt_identity(passphrase: SecretString) -> age::scrypt::Identity {
+    let mut identity = age::scrypt::Identity::new(passphrase);
+    identity.set_max_work_factor(SCRYPT_MAX_WORK_FACTOR);
+    identity
+}
+
+/// Seals `secret` as one age file with `encryption`.
+pub fn seal(encryption: &Encryption, secret: &[u8]) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut writer = encryption.wrap(&mut out)?;
+    writer.write_all(secret)?;
+    writer.finish()?;
+    Ok(out)
+}
+
+/// The passphrase in the first line of `path` (a new one, for a key slot);
+/// the file must not be readable by others.
+///
+/// Fails (usage) if it cannot be read, others can, or it is empty.
+pub fn read_password_file(path: &Path) -> Result<SecretString, UsageError> {
+    let text = read_key_file(path, "password file", true)?;
+    let line = text.lines().next().unwrap_or_default();
+    if line.is_empty() {
+        return Err(UsageError(format!(
+            "password file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(SecretString::from(line.to_owned()))
+}
+
+/// A passphrase for a new key slot: from the terminal, asked twice.
+pub fn new_passphrase() -> io::Result<SecretString> {
+    let text = read_passphrase_from_terminal(true)?;
+    if text.is_empty() {
+        return Err(io::Error::other("the passphrase is empty"));
+    }
+    Ok(SecretString::from(text))
 }
 
 /// What a backup is encrypted to, recorded in the clear so that tools
@@ -144,7 +276,10 @@ impl Encryption {
                     .map_err(|err| io::Error::other(format!("cannot encrypt: {err}")))
             }
             Encryption::Passphrase(passphrase) => {
-                Ok(age::Encryptor::with_user_passphrase(passphrase.clone()))
+                let mut recipient = age::scrypt::Recipient::new(passphrase.clone());
+                recipient.set_work_factor(SCRYPT_WORK_FACTOR);
+                age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+                    .map_err(|err| io::Error::other(format!("cannot encrypt: {err}")))
             }
         }
     }
@@ -176,10 +311,7 @@ pub fn can_open(sealing: &Sealing) -> bool {
             || std::env::var_os(PASSWORD_COMMAND_VAR).is_some()
             || fs::File::open("/dev/tty").is_ok()
     } else {
-        !IDENTITIES
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_empty()
+        identities().is_ok_and(|found| !found.is_empty())
     }
 }
 
@@ -192,7 +324,7 @@ pub fn can_open(sealing: &Sealing) -> bool {
 pub fn decrypt<R: Read>(input: R, what: &Path) -> io::Result<age::stream::StreamReader<R>> {
     let decryptor = age::Decryptor::new(input).map_err(|err| unreadable(what, &err))?;
     if decryptor.is_scrypt() {
-        let identity = age::scrypt::Identity::new(passphrase(false)?);
+        let identity = scrypt_identity(passphrase(false)?);
         return decryptor
             .decrypt(std::iter::once(&identity as &dyn age::Identity))
             .map_err(|err| match err {
@@ -207,7 +339,7 @@ pub fn decrypt<R: Read>(input: R, what: &Path) -> io::Result<age::stream::Stream
                 other => unreadable(what, &other),
             });
     }
-    let identities = IDENTITIES.read().unwrap_or_else(PoisonError::into_inner);
+    let identities = identities()?;
     if identities.is_empty() {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
@@ -400,6 +532,10 @@ fn read_passphrase(confirm: bool) -> io::Result<String> {
         }
         return Ok(first_line(&String::from_utf8_lossy(&output.stdout)));
     }
+    read_passphrase_from_terminal(confirm)
+}
+
+fn read_passphrase_from_terminal(confirm: bool) -> io::Result<String> {
     let no_terminal = || {
         io::Error::other(format!(
             "a passphrase is needed: set {PASSWORD_FILE_VAR} to a file holding it (mode 0600) \

@@ -52,9 +52,72 @@ pub enum Command {
     /// checked; the manifest last, so the snapshot keeps its id. Snapshots
     /// it has already are skipped, so the copy can run from cron.
     Copy(CopyArgs),
+    /// The key slots of an encrypted repository: list, add, remove. Each
+    /// slot holds the repository's master key for one passphrase or age
+    /// public key, so changing a password rewrites no data.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+impl Command {
+    /// The repository options every subcommand has.
+    pub fn repo(&self) -> &Repo {
+        match self {
+            Command::Create(args) => &args.repo,
+            Command::List(args)
+            | Command::RebuildIndex(args)
+            | Command::Key(KeyCommand::List(args)) => &args.repo,
+            Command::Restore(args) => &args.repo,
+            Command::Diff(args) => &args.repo,
+            Command::Export(args) => &args.repo,
+            Command::Gc(args) => &args.repo,
+            Command::Copy(args) => &args.repo,
+            Command::Key(KeyCommand::Add(args)) => &args.repo,
+            Command::Key(KeyCommand::Remove(args)) => &args.repo,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// List the key slots (no key needed); `current` marks the one that
+    /// opened the repository.
+    List(RepoArgs),
+    /// Add a key slot; the repository is opened with a key it has.
+    Add(KeyAddArgs),
+    /// Remove a key slot; not the one that opened the repository in this
+    /// run, so never the last.
+    Remove(KeyRemoveArgs),
 }
 
 #[derive(Debug, Args)]
+pub struct KeyAddArgs {
+    #[command(flatten)]
+    pub repo: Repo,
+    /// The new slot's passphrase, in the first line of this file (mode 0600)
+    /// [default: asked twice on the terminal].
+    #[arg(long, value_name = "FILE", conflicts_with = "recipient")]
+    pub new_password_file: Option<PathBuf>,
+    /// A slot for this age public key instead of a passphrase (repeatable:
+    /// one slot any of their identities opens).
+    #[arg(long, value_name = "AGE_PUBLIC_KEY")]
+    pub recipient: Vec<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyRemoveArgs {
+    /// The slot: its id or a unique prefix, as `key list` shows it.
+    pub id: String,
+    #[command(flatten)]
+    pub repo: Repo,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+#[allow(clippy::struct_field_names)] // `--repo` is the flag's name
 pub struct Repo {
     /// The repository directory.
     #[arg(long, value_name = "REPO")]
@@ -62,6 +125,8 @@ pub struct Repo {
     /// How long to wait for another process holding the repository.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
     pub lock_wait: Duration,
+    #[command(flatten)]
+    pub keys: ops_shared::keys::OpenArgs,
 }
 
 impl Repo {
@@ -103,6 +168,17 @@ pub struct CreateArgs {
     /// Reader and compressor threads; 0 uses every core.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Encrypt a new repository (recommended for anything off-site): its
+    /// master key goes into a first key slot for the passphrase from
+    /// OPS_PASSWORD_FILE or OPS_PASSWORD_COMMAND (or asked twice on the
+    /// terminal), or for --recipient. An encrypted repository needs no
+    /// flag afterwards, only its key.
+    #[arg(long)]
+    pub encrypt: bool,
+    /// With --encrypt, the first key slot is for this age public key
+    /// instead of a passphrase (repeatable); later runs need its identity.
+    #[arg(long, value_name = "AGE_PUBLIC_KEY", requires = "encrypt")]
+    pub recipient: Vec<String>,
     #[command(flatten)]
     pub output: OutputArgs,
 }

@@ -3,6 +3,7 @@
 
 use std::io::{self, IsTerminal};
 
+use ops_shared::keys::SealArgs;
 use ops_shared::lock::Access;
 use ops_shared::progress;
 use ops_shared::record::{human_bytes, Compact, Snapshot};
@@ -19,6 +20,7 @@ use crate::{diff, export};
 
 /// Runs the subcommand `cli` names.
 pub fn dispatch(cli: Cli) -> anyhow::Result<Status> {
+    cli.command.repo().keys.install()?;
     match cli.command {
         Command::Create(args) => create(args),
         Command::List(args) => list(&args),
@@ -28,6 +30,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Status> {
         Command::Gc(args) => gc(&args),
         Command::RebuildIndex(args) => rebuild_index(&args),
         Command::Copy(args) => copy(&args),
+        Command::Key(command) => crate::key::run(&command),
     }
 }
 
@@ -49,6 +52,16 @@ fn create(args: CreateArgs) -> anyhow::Result<Status> {
         threads: threads(args.threads),
         level: args.level,
         lock_wait: args.repo.lock_wait,
+        encrypt: if args.encrypt {
+            let seal = SealArgs {
+                passphrase: args.recipient.is_empty(),
+                recipient: args.recipient,
+                recipients_file: Vec::new(),
+            };
+            seal.encryption()?
+        } else {
+            None
+        },
     };
     progress::start(&format!("snapshotting {}", request.source.display()), None);
     let created = crate::create::create(args.repo.path()?, &request)?;

@@ -52,7 +52,18 @@ pub fn copy(
 ) -> Result<(), RepoError> {
     let (reader, _from_lock) = open_reader(from, wait, TOOL)?;
     let source = Arc::clone(&reader.repo);
-    let target = Repo::open_or_init(to, source.config.level, wait, TOOL)?;
+    if source.is_encrypted()
+        || Repo::read_config(to).is_ok_and(|config| config.encryption.is_some())
+    {
+        return Err(RepoError::Refused(format!(
+            "copying snapshots of encrypted repositories is not supported yet ({} to {}): \
+             chunk ids are keyed per repository; copy the whole repository as it is stored \
+             instead (cp -a, aws s3 sync)",
+            from.display(),
+            to.display()
+        )));
+    }
+    let target = Repo::open_or_init(to, source.config.level, None, wait, TOOL)?;
     if target.config.id == source.config.id && same_place(from, to) {
         return Err(RepoError::io(
             to.to_owned(),

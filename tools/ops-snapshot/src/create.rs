@@ -43,6 +43,8 @@ pub struct Request {
     pub skip_unreadable: bool,
     pub threads: usize,
     pub level: i32,
+    /// The first key slot of a new, encrypted repository.
+    pub encrypt: Option<ops_shared::keys::Encryption>,
     pub lock_wait: Duration,
 }
 
@@ -98,6 +100,7 @@ pub fn create(root: &Path, request: &Request) -> anyhow::Result<Created> {
     let repo = Arc::new(Repo::open_or_init(
         root,
         request.level,
+        request.encrypt.as_ref(),
         request.lock_wait,
         "ops-snapshot create",
     )?);
@@ -112,7 +115,7 @@ pub fn create(root: &Path, request: &Request) -> anyhow::Result<Created> {
         .manifests()?
         .into_iter()
         .rfind(|(_, m)| m.name == name && m.paths == [source_text.clone()]);
-    let store = ChunkStore::start(Arc::clone(&repo), Arc::clone(&index), request.threads);
+    let store = ChunkStore::start(Arc::clone(&repo), Arc::clone(&index), request.threads)?;
     let started = Timestamp::now();
     let walked = Walked {
         source: &source,
@@ -558,7 +561,7 @@ fn read_file(
     chunker.reset(node.size);
     let mut size = 0u64;
     while let Some(chunk) = chunker.next(&mut file).map_err(ReadError::Source)? {
-        let id = Id::of(chunk);
+        let id = putter.id_of(chunk);
         putter.put(id, chunk).map_err(ReadError::Store)?;
         node.chunks.push(id);
         size += chunk.len() as u64;
@@ -590,7 +593,7 @@ fn vanished(err: Option<&io::Error>) -> bool {
     })
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_owned())
         .unwrap_or_default()

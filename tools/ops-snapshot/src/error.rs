@@ -29,6 +29,14 @@ pub enum RepoError {
     NoSnapshot { repo: PathBuf, wanted: String },
     #[error("{wanted:?} matches {count} snapshots; give more of the id")]
     Ambiguous { wanted: String, count: usize },
+    #[error("{}: the repository is encrypted; give its key: OPS_PASSWORD_FILE or OPS_PASSWORD_COMMAND for a passphrase, --identity FILE or OPS_IDENTITY_FILE for an age identity", .0.display())]
+    Locked(PathBuf),
+    #[error("{}: {why}; nothing was done", repo.display())]
+    WrongKey { repo: PathBuf, why: String },
+    #[error("{}: the repository exists unencrypted, and encryption is chosen when a repository is created; drop --encrypt, or snapshot into a new repository", .0.display())]
+    ClearNotEncrypted(PathBuf),
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl RepoError {
@@ -45,6 +53,9 @@ impl RepoError {
                 | RepoError::TooNew { .. }
                 | RepoError::NoSnapshot { .. }
                 | RepoError::Ambiguous { .. }
+                | RepoError::Locked(_)
+                | RepoError::ClearNotEncrypted(_)
+                | RepoError::Refused(_)
                 | RepoError::Lock(LockError::Refused { .. })
         )
     }

@@ -52,7 +52,7 @@ impl Packs {
             if only_new.is_some_and(|known| known.tables.contains_key(&pack)) {
                 continue;
             }
-            let entries = match pack::read_table(&repo.pack_path(&pack)) {
+            let entries = match pack::read_table(&repo.pack_path(&pack), repo.codec()?) {
                 Ok(entries) => entries,
                 Err(err) => {
                     ops_shared::entry::warn(format!(
@@ -170,7 +170,7 @@ fn repack(
                 .read_stored(entry.offset, entry.stored)
                 .map_err(io_error)?;
             // A damaged chunk is not copied as if it were good.
-            pack::decode(&entry.id, &stored, entry.raw).map_err(|err| {
+            pack::decode(repo.codec()?, &entry.id, &stored, entry.raw).map_err(|err| {
                 RepoError::Damaged(format!(
                     "chunk {} in pack {pack}: {err}; gc stopped before deleting anything",
                     entry.id.short()

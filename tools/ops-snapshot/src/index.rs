@@ -172,7 +172,7 @@ impl Index {
         *self.on_disk.write().map_err(|_| poisoned())? = on_disk.clone();
         for pack in on_disk.difference(&known) {
             let path = repo.pack_path(pack);
-            let entries = match pack::read_table(&path) {
+            let entries = match pack::read_table(&path, repo.codec()?) {
                 Ok(entries) => entries,
                 Err(err) => {
                     // Only what is in this pack is affected; verify names it.

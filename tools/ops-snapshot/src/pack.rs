@@ -11,6 +11,10 @@
 //! is read, so every byte of a pack is covered without hashing it twice.
 //! The table alone rebuilds the index.
 //!
+//! In an encrypted repository (see `crypt`) each chunk and the table are
+//! sealed, the magic is "OPSPACKS", and a pack is named by the SHA-256 of
+//! all its bytes, so that a check without the key still covers every byte.
+//!
 //! A pack's name is known only once it is complete, so it is built in
 //! memory (a few tens of MiB at most) and stored in one write: a local
 //! file renamed into place, or one object in a bucket, never half there.
@@ -23,6 +27,7 @@ use std::path::Path;
 use ops_shared::atomic;
 use ops_storage::Mode;
 
+use crate::crypt::{Codec, Role};
 use crate::id::Id;
 use crate::repo::{make_dir, Repo};
 
@@ -37,6 +42,7 @@ const MAX_BYTES: u64 = 64 << 20;
 /// How much of a pack's end one read fetches, hoping the table fits.
 const TAIL_GUESS: u64 = 256 << 10;
 const MAGIC: &[u8; 8] = b"OPSPACK1";
+const SEALED_MAGIC: &[u8; 8] = b"OPSPACKS";
 const ENTRY_BYTES: usize = 40;
 
 /// One chunk in a pack.
@@ -89,7 +95,7 @@ impl PackWriter {
     /// empty pack takes any chunk, others only while they and their table
     /// stay within the target.
     pub fn fits(&self, stored: usize) -> bool {
-        let table = (self.entries.len() + 1) * ENTRY_BYTES + 12;
+        let table = (self.entries.len() + 1) * ENTRY_BYTES + 12 + crate::crypt::OVERHEAD;
         self.entries.is_empty() || (self.out.len() + stored + table) as u64 <= TARGET_BYTES
     }
 
@@ -99,17 +105,24 @@ impl PackWriter {
 
     /// Adds the table and stores the pack durably under its name.
     pub fn finish(mut self, repo: &Repo) -> io::Result<Sealed> {
-        let mut table = Vec::with_capacity(self.entries.len() * ENTRY_BYTES + 12);
+        let codec = repo.codec().map_err(io::Error::other)?;
+        let start = self.out.len();
+        self.out.resize(start + codec.head(), 0);
         for entry in &self.entries {
-            table.extend_from_slice(&entry.id.0);
-            table.extend_from_slice(&entry.stored.to_le_bytes());
-            table.extend_from_slice(&entry.raw.to_le_bytes());
+            self.out.extend_from_slice(&entry.id.0);
+            self.out.extend_from_slice(&entry.stored.to_le_bytes());
+            self.out.extend_from_slice(&entry.raw.to_le_bytes());
         }
+        codec.seal_tail(Role::Table, &mut self.out, start);
         let count = u32::try_from(self.entries.len()).map_err(io::Error::other)?;
-        table.extend_from_slice(&count.to_le_bytes());
-        table.extend_from_slice(MAGIC);
-        let id = Id::of(&table[..table.len() - 12]);
-        self.out.extend_from_slice(&table);
+        self.out.extend_from_slice(&count.to_le_bytes());
+        let id = if codec.is_sealed() {
+            self.out.extend_from_slice(SEALED_MAGIC);
+            Id::of(&self.out)
+        } else {
+            self.out.extend_from_slice(MAGIC);
+            Id::of(&self.out[start..self.out.len() - 12])
+        };
         let target = repo.pack_path(&id);
         match target.parent() {
             Some(dir) if !repo.is_remote() && !dir.is_dir() => {
@@ -140,7 +153,7 @@ pub enum PackError {
 
 /// Reads the chunk table at the end of the pack at `path`, in one read of
 /// its end when the table is not large.
-pub fn read_table(path: &Path) -> Result<Vec<PackEntry>, PackError> {
+pub fn read_table(path: &Path, codec: &Codec) -> Result<Vec<PackEntry>, PackError> {
     let not_found = || io::Error::new(io::ErrorKind::NotFound, "no such pack");
     let len = ops_storage::stat(path)?.ok_or_else(not_found)?.size;
     if len < 12 {
@@ -148,20 +161,34 @@ pub fn read_table(path: &Path) -> Result<Vec<PackEntry>, PackError> {
     }
     let guess = len.min(TAIL_GUESS);
     let mut tail = ops_storage::read_range(path, len - guess, guess)?;
-    let end = &tail[tail.len() - 12..];
-    if &end[4..] != MAGIC {
-        return Err(PackError::BadTable);
-    }
-    let count = u64::from(u32::from_le_bytes([end[0], end[1], end[2], end[3]]));
-    let table_len = count * ENTRY_BYTES as u64;
-    if table_len + 12 > len {
-        return Err(PackError::BadTable);
-    }
+    let table_len = table_len(&tail, len, codec)?;
     if table_len + 12 > guess {
         tail = ops_storage::read_range(path, len - 12 - table_len, table_len + 12)?;
     }
     let table = &tail[tail.len() - 12 - table_len as usize..tail.len() - 12];
-    parse_table(table, len - 12 - table_len)
+    let table = codec
+        .open(Role::Table, table)
+        .map_err(|_| PackError::BadTable)?;
+    parse_table(&table, len - 12 - table_len)
+}
+
+/// The stored length of the table of a pack of `len` bytes ending in `tail`.
+fn table_len(tail: &[u8], len: u64, codec: &Codec) -> Result<u64, PackError> {
+    let end = &tail[tail.len() - 12..];
+    let magic = if codec.is_sealed() {
+        SEALED_MAGIC
+    } else {
+        MAGIC
+    };
+    if &end[4..] != magic {
+        return Err(PackError::BadTable);
+    }
+    let count = u64::from(u32::from_le_bytes([end[0], end[1], end[2], end[3]]));
+    let table_len = count * ENTRY_BYTES as u64 + codec.overhead() as u64;
+    if table_len + 12 > len {
+        return Err(PackError::BadTable);
+    }
+    Ok(table_len)
 }
 
 fn parse_table(table: &[u8], data_len: u64) -> Result<Vec<PackEntry>, PackError> {
@@ -243,41 +270,60 @@ impl PackSource {
     }
 }
 
-/// Decompresses stored bytes and checks them against the chunk's id.
-pub fn decode(id: &Id, stored: &[u8], raw: u32) -> Result<Vec<u8>, ChunkError> {
-    let data = zstd::bulk::decompress(stored, raw as usize)
+/// Opens, decompresses and checks stored bytes against the chunk's id.
+pub fn decode(codec: &Codec, id: &Id, stored: &[u8], raw: u32) -> Result<Vec<u8>, ChunkError> {
+    let opened;
+    let compressed = if codec.is_sealed() {
+        opened = codec
+            .open(Role::Chunk(id), stored)
+            .map_err(|err| ChunkError::Undecodable(err.to_string()))?;
+        &opened[..]
+    } else {
+        stored
+    };
+    let data = zstd::bulk::decompress(compressed, raw as usize)
         .map_err(|err| ChunkError::Undecodable(err.to_string()))?;
-    if data.len() != raw as usize || Id::of(&data) != *id {
+    if data.len() != raw as usize || codec.id_of(&data) != *id {
         return Err(ChunkError::Mismatch);
     }
     Ok(data)
 }
 
 /// Reads a whole pack and checks it: the file against its name, the table,
-/// and every chunk against its id. Returns the damaged chunks.
+/// and every chunk against its id. Returns the damaged chunks. Without the
+/// `codec` of an encrypted repository, only the bytes against the name.
 ///
 /// Fails only when the file cannot be read or its table is unusable.
-pub fn check_pack(path: &Path, id: &Id) -> Result<PackCheck, PackError> {
+pub fn check_pack(path: &Path, id: &Id, codec: Option<&Codec>) -> Result<PackCheck, PackError> {
     let bytes = read_whole(path)?;
     let len = bytes.len() as u64;
-    if len < 12 || &bytes[bytes.len() - 8..] != MAGIC {
+    if len < 12 {
         return Err(PackError::BadTable);
     }
-    let tail = &bytes[bytes.len() - 12..];
-    let count = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
-    let table_len = count * ENTRY_BYTES as u64;
-    if table_len + 12 > len {
-        return Err(PackError::BadTable);
-    }
+    let Some(codec) = codec else {
+        let whole_ok = &bytes[bytes.len() - 8..] == SEALED_MAGIC && Id::of(&bytes) == *id;
+        return Ok(PackCheck {
+            damaged: Vec::new(),
+            whole_ok,
+        });
+    };
+    let table_len = table_len(&bytes, len, codec)?;
     let data_len = len - 12 - table_len;
     let table = &bytes[data_len as usize..(len - 12) as usize];
-    let whole_ok = Id::of(table) == *id;
-    let entries = parse_table(table, data_len)?;
+    let whole_ok = if codec.is_sealed() {
+        Id::of(&bytes) == *id
+    } else {
+        Id::of(table) == *id
+    };
+    let table = codec
+        .open(Role::Table, table)
+        .map_err(|_| PackError::BadTable)?;
+    let entries = parse_table(&table, data_len)?;
     let mut damaged = Vec::new();
     for entry in &entries {
         let start = entry.offset as usize;
         let stored = &bytes[start..start + entry.stored as usize];
-        if let Err(err) = decode(&entry.id, stored, entry.raw) {
+        if let Err(err) = decode(codec, &entry.id, stored, entry.raw) {
             damaged.push((*entry, err));
         }
     }

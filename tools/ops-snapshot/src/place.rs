@@ -19,7 +19,7 @@ pub fn is_repository(dir: &Path) -> bool {
     if is_dir("snapshots") && is_dir("packs") {
         return true;
     }
-    match Repo::open(dir) {
+    match Repo::read_config(dir) {
         Ok(_) | Err(RepoError::TooNew { .. }) => true,
         Err(_) => false,
     }

@@ -201,7 +201,9 @@ impl ChunkReader {
         let stored = source
             .read_stored(at.offset, at.stored)
             .map_err(|err| damaged(err.to_string()))?;
-        let data = pack::decode(id, &stored, at.raw).map_err(|err| damaged(err.to_string()))?;
+        let codec = self.repo.codec()?;
+        let data =
+            pack::decode(codec, id, &stored, at.raw).map_err(|err| damaged(err.to_string()))?;
         ops_shared::progress::add_bytes(data.len() as u64);
         Ok((stored, data))
     }

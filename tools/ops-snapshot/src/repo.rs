@@ -3,6 +3,8 @@
 //!
 //! ```text
 //! REPO/config               {"format":"ops-snapshot","version":1,...}
+//!                           (version 2 when encrypted: see `crypt`)
+//! REPO/keys/<id>            an encrypted repository's key slots
 //! REPO/.ops-lock            flock: create and gc's planning hold it shared,
 //!                           gc's deletion and forget exclusive
 //! REPO/snapshots/<id>       one JSON manifest per snapshot; id = its SHA-256
@@ -35,12 +37,14 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use ops_shared::atomic;
+use ops_shared::keys::Encryption as SlotKey;
 use ops_shared::lock::{Access, DirLock};
 use ops_shared::record::Snapshot;
 use ops_storage::{Mode, PlaceLock};
 use serde::{Deserialize, Serialize};
 
 use crate::chunker::Params;
+use crate::crypt::{self, Codec, Role};
 use crate::error::RepoError;
 use crate::id::Id;
 
@@ -48,8 +52,10 @@ use crate::id::Id;
 /// is a few hundred bytes plus the list's chunk ids).
 const MAX_MANIFEST: u64 = 64 << 20;
 
-/// The repository format this version writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest repository format this version reads: 1 in the clear, 2
+/// encrypted (so that a version that cannot decrypt refuses it).
+pub const FORMAT_VERSION: u32 = 2;
+const CLEAR_VERSION: u32 = 1;
 const FORMAT_NAME: &str = "ops-snapshot";
 
 /// `REPO/config`.
@@ -67,13 +73,21 @@ pub struct Config {
     pub tree_chunks: Params,
     /// zstd level of stored chunks.
     pub level: i32,
+    /// How the repository is encrypted; absent in the clear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<crypt::Encryption>,
 }
 
 impl Config {
-    fn new(level: i32) -> Config {
+    fn new(level: i32, encryption: Option<crypt::Encryption>) -> Config {
         Config {
             format: FORMAT_NAME.into(),
-            version: FORMAT_VERSION,
+            version: if encryption.is_some() {
+                FORMAT_VERSION
+            } else {
+                CLEAR_VERSION
+            },
+            encryption,
             id: random_id(),
             created: Timestamp::now(),
             data_chunks: Params::DATA,
@@ -105,17 +119,102 @@ pub struct Manifest {
 }
 
 /// An open repository.
-#[derive(Debug)]
 pub struct Repo {
     pub root: PathBuf,
     pub config: Config,
+    /// How its contents are named and sealed; `None` for an encrypted
+    /// repository opened without its key.
+    codec: Option<Codec>,
+    /// The key slot that opened it.
+    pub slot: Option<String>,
 }
 
+impl std::fmt::Debug for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Repo({})", self.root.display())
+    }
+}
+
+/// An encrypted repository's master key, for new key slots.
+pub struct MasterKey(pub Vec<u8>);
+
 impl Repo {
-    /// Opens the repository at `root`.
+    /// Opens the repository at `root`, with its key if it is encrypted.
     ///
-    /// Fails when `root` is not a repository, or is one of a newer format.
+    /// Fails when `root` is not a repository, is one of a newer format, or
+    /// is encrypted and no key given opens it.
     pub fn open(root: &Path) -> Result<Repo, RepoError> {
+        Repo::open_keyed(root).map(|(repo, _)| repo)
+    }
+
+    /// [`Repo::open`], with the master key of an encrypted repository.
+    pub fn open_keyed(root: &Path) -> Result<(Repo, Option<MasterKey>), RepoError> {
+        let (repo, master) = Repo::open_maybe_locked(root)?;
+        if repo.codec.is_none() {
+            return Err(RepoError::Locked(root.to_owned()));
+        }
+        Ok((repo, master))
+    }
+
+    /// Opens the repository at `root`; an encrypted one stays locked (only
+    /// its stored bytes can be checked) when no key for it is at hand.
+    ///
+    /// Fails as [`Repo::open`], but for a missing key.
+    pub fn open_without_key(root: &Path) -> Result<Repo, RepoError> {
+        Repo::open_maybe_locked(root).map(|(repo, _)| repo)
+    }
+
+    /// Whether this is an encrypted repository opened without its key.
+    pub fn is_locked(&self) -> bool {
+        self.codec.is_none()
+    }
+
+    pub fn is_encrypted(&self) -> bool {
+        self.config.encryption.is_some()
+    }
+
+    /// How chunks, tables and manifests are named and sealed.
+    ///
+    /// Fails on an encrypted repository opened without its key.
+    pub fn codec(&self) -> Result<&Codec, RepoError> {
+        self.codec
+            .as_ref()
+            .ok_or_else(|| RepoError::Locked(self.root.clone()))
+    }
+
+    fn open_maybe_locked(root: &Path) -> Result<(Repo, Option<MasterKey>), RepoError> {
+        let config = Repo::read_config(root)?;
+        let Some(encryption) = &config.encryption else {
+            let repo = Repo {
+                root: root.to_owned(),
+                config,
+                codec: Some(Codec::clear()),
+                slot: None,
+            };
+            return Ok((repo, None));
+        };
+        let unlocked = crate::slots::unlock(root, encryption)?;
+        let (slot, codec, master) = match unlocked {
+            Some((slot, sealer, master)) => (
+                Some(slot),
+                Some(Codec::sealed(sealer)),
+                Some(MasterKey(master)),
+            ),
+            None => (None, None, None),
+        };
+        let repo = Repo {
+            root: root.to_owned(),
+            config,
+            codec,
+            slot,
+        };
+        Ok((repo, master))
+    }
+
+    /// The config of the repository at `root`, without opening it.
+    ///
+    /// Fails as [`Repo::open`], but for a missing key.
+    pub fn read_config(root: &Path) -> Result<Config, RepoError> {
         let text = match ops_storage::read_small(&root.join("config"), 1 << 20) {
             Ok(text) => text,
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
@@ -142,25 +241,43 @@ impl Repo {
                 id: config.id,
             });
         }
-        Ok(Repo {
-            root: root.to_owned(),
-            config,
-        })
+        if config.encryption.is_some() != (config.version >= 2) {
+            return Err(RepoError::Damaged(format!(
+                "{}: the config says version {} but {}: it was changed or damaged",
+                root.join("config").display(),
+                config.version,
+                if config.encryption.is_some() {
+                    "names an encryption"
+                } else {
+                    "names no encryption"
+                }
+            )));
+        }
+        Ok(config)
     }
 
     /// Opens the repository at `root`, creating it first if `root` does not
     /// exist, is an empty directory, or holds only what an interrupted
-    /// creation leaves (see [`Repo::init`]).
+    /// creation leaves (see [`Repo::init`]); a new one is encrypted with a
+    /// first key slot for `encrypt`.
+    ///
+    /// Fails as [`Repo::open`], and when `encrypt` is asked of a repository
+    /// that exists in the clear.
     pub fn open_or_init(
         root: &Path,
         level: i32,
+        encrypt: Option<&SlotKey>,
         wait: Duration,
         tool: &str,
     ) -> Result<Repo, RepoError> {
-        match Repo::open(root) {
-            Err(RepoError::NotARepo(_)) => Repo::init(root, level, wait, tool),
-            other => other,
+        let repo = match Repo::open(root) {
+            Err(RepoError::NotARepo(_)) => Repo::init(root, level, encrypt, wait, tool)?,
+            other => other?,
+        };
+        if encrypt.is_some() && !repo.is_encrypted() {
+            return Err(RepoError::ClearNotEncrypted(root.to_owned()));
         }
+        Ok(repo)
     }
 
     /// Creates the repository at `root` while holding it exclusively, so a
@@ -169,9 +286,15 @@ impl Repo {
     /// file, empty `snapshots` and `packs` and temporary files, which the
     /// next creation recognises as its own and finishes. Anything else in
     /// `root` makes it not a repository, and nothing there is touched.
-    fn init(root: &Path, level: i32, wait: Duration, tool: &str) -> Result<Repo, RepoError> {
+    fn init(
+        root: &Path,
+        level: i32,
+        encrypt: Option<&SlotKey>,
+        wait: Duration,
+        tool: &str,
+    ) -> Result<Repo, RepoError> {
         if ops_storage::is_remote(root) {
-            return Repo::init_remote(root, level);
+            return Repo::init_remote(root, level, encrypt);
         }
         let parent = root.parent().filter(|p| !p.as_os_str().is_empty());
         if let Some(parent) = parent {
@@ -205,37 +328,62 @@ impl Repo {
         for temp in leftovers {
             fs::remove_file(&temp).map_err(|err| RepoError::io(temp.clone(), err))?;
         }
-        let config = Config::new(level);
         for dir in [root.join("snapshots"), root.join("packs")] {
             make_dir(&dir).map_err(|err| RepoError::io(dir.clone(), err))?;
         }
+        let (encryption, master) = first_slot(root, encrypt)?;
+        let config = Config::new(level, encryption);
         let text = serde_json::to_vec_pretty(&config).unwrap_or_default();
         let path = root.join("config");
         // Commit fsyncs `root`, which makes the two directories durable too.
         atomic::write_replace(&path, &text).map_err(|err| RepoError::io(path, err))?;
-        Repo::open(root)
+        Repo::created(root, master)
+    }
+
+    /// The repository just created at `root`, opened with the master key it
+    /// was created with (its slot may be for a public key only).
+    fn created(root: &Path, master: Option<Vec<u8>>) -> Result<Repo, RepoError> {
+        let config = Repo::read_config(root)?;
+        let codec = match (&config.encryption, master) {
+            (None, _) => Codec::clear(),
+            (Some(encryption), Some(master)) => match crypt::Sealer::new(&master, encryption) {
+                Some(sealer) => Codec::sealed(sealer),
+                None => return Repo::open(root),
+            },
+            (Some(_), None) => return Repo::open(root),
+        };
+        Ok(Repo {
+            root: root.to_owned(),
+            config,
+            codec: Some(codec),
+            slot: None,
+        })
     }
 
     /// Creates a repository in a bucket: only where nothing is yet (an
     /// earlier creator's lock objects aside), the config alone. Two
     /// creators at once both succeed and share the repository; the config
     /// written last names it.
-    fn init_remote(root: &Path, level: i32) -> Result<Repo, RepoError> {
+    fn init_remote(root: &Path, level: i32, encrypt: Option<&SlotKey>) -> Result<Repo, RepoError> {
         let io_error = |err| RepoError::io(root.to_owned(), err);
         ops_storage::prepare(root).map_err(io_error)?;
         // Objects, not prefixes: some servers keep a prefix whose objects
         // are all deleted as an empty directory.
         let present = ops_storage::list_deep(root).map_err(io_error)?;
         let lock = format!("{}/", ops_shared::lock::LOCK_FILE);
-        if present.iter().any(|object| !object.name.starts_with(&lock)) {
+        let slots = format!("{}/", crate::slots::DIR);
+        let foreign = |name: &str| !name.starts_with(&lock) && !name.starts_with(&slots);
+        if present.iter().any(|object| foreign(&object.name)) {
             return Err(RepoError::NotARepo(root.to_owned()));
         }
-        let text = serde_json::to_vec_pretty(&Config::new(level)).unwrap_or_default();
+        let (encryption, master) = first_slot(root, encrypt)?;
+        let text = serde_json::to_vec_pretty(&Config::new(level, encryption)).unwrap_or_default();
         match ops_storage::write(&root.join("config"), Mode::New, text) {
-            Err(err) if err.kind() != io::ErrorKind::AlreadyExists => return Err(io_error(err)),
-            _ => {}
+            Err(err) if err.kind() != io::ErrorKind::AlreadyExists => Err(io_error(err)),
+            // Another creator's config: its key, from its slot.
+            Err(_) => Repo::open(root),
+            Ok(()) => Repo::created(root, master),
         }
-        Repo::open(root)
     }
 
     /// Locks the repository; see the module docs for who holds it how.
@@ -321,7 +469,11 @@ impl Repo {
 
     /// Reads one snapshot's manifest, checking it against its id.
     pub fn manifest(&self, id: &str) -> Result<Manifest, RepoError> {
-        let bytes = self.manifest_bytes(id)?;
+        let stored = self.manifest_bytes(id)?;
+        let bytes = self
+            .codec()?
+            .open(Role::Manifest, &stored)
+            .map_err(|err| RepoError::Damaged(format!("snapshot {id}: its manifest {err}")))?;
         serde_json::from_slice(&bytes)
             .map_err(|err| RepoError::Damaged(format!("snapshot {id}: unreadable manifest: {err}")))
     }
@@ -390,7 +542,8 @@ impl Repo {
 
     /// Stores a snapshot manifest durably; returns its id.
     pub fn write_manifest(&self, manifest: &Manifest) -> Result<String, RepoError> {
-        self.write_manifest_bytes(&serde_json::to_vec(manifest).unwrap_or_default())
+        let plain = serde_json::to_vec(manifest).unwrap_or_default();
+        self.write_manifest_bytes(&self.codec()?.seal(Role::Manifest, &plain))
     }
 
     /// Stores a manifest as it was read from another repository; its id
@@ -477,7 +630,7 @@ pub fn record(repo: &Path, id: &str, manifest: &Manifest) -> Snapshot {
     }
 }
 
-fn absolute(path: &Path) -> PathBuf {
+pub(crate) fn absolute(path: &Path) -> PathBuf {
     if path.is_absolute() {
         return path.to_owned();
     }
@@ -517,6 +670,20 @@ fn pack_id(name: &str) -> Option<Id> {
     (sub.len() == 2 && file.starts_with(sub)).then_some(id)
 }
 
+/// A new master key with its first slot, for `encrypt`; the config's record
+/// of it.
+type FirstSlot = (Option<crypt::Encryption>, Option<Vec<u8>>);
+
+fn first_slot(root: &Path, encrypt: Option<&SlotKey>) -> Result<FirstSlot, RepoError> {
+    let Some(key) = encrypt else {
+        return Ok((None, None));
+    };
+    let io_error = |err| RepoError::io(root.join(crate::slots::DIR), err);
+    let (master, encryption) = crypt::new_master_key().map_err(io_error)?;
+    crate::slots::add(root, key, &master).map_err(io_error)?;
+    Ok((Some(encryption), Some(master)))
+}
+
 /// The temporary files to remove if `root` holds only what an unfinished
 /// [`Repo::init`] leaves; `None` if it holds anything else.
 fn unfinished_init(root: &Path) -> Result<Option<Vec<PathBuf>>, RepoError> {
@@ -528,7 +695,19 @@ fn unfinished_init(root: &Path) -> Result<Option<Vec<PathBuf>>, RepoError> {
         let kind = entry
             .file_type()
             .map_err(|err| RepoError::io(entry.path(), err))?;
-        let ours = if name == "snapshots" || name == "packs" {
+        let ours = if name == crate::slots::DIR && kind.is_dir() {
+            // Slots of a key no config names yet.
+            for slot in
+                fs::read_dir(entry.path()).map_err(|err| RepoError::io(entry.path(), err))?
+            {
+                let slot = slot.map_err(|err| RepoError::io(entry.path(), err))?;
+                if !slot.file_type().is_ok_and(|kind| kind.is_file()) {
+                    return Ok(None);
+                }
+                temps.push(slot.path());
+            }
+            true
+        } else if name == "snapshots" || name == "packs" {
             kind.is_dir()
                 && fs::read_dir(entry.path())
                     .map_err(|err| RepoError::io(entry.path(), err))?
@@ -562,7 +741,7 @@ pub fn make_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// 128 random bits as hex.
-fn random_id() -> String {
+pub fn random_id() -> String {
     let mut seed = [0u8; 16];
     let read =
         fs::File::open("/dev/urandom").and_then(|mut f| io::Read::read_exact(&mut f, &mut seed));

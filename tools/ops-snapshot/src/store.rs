@@ -22,6 +22,7 @@ use crate::id::Id;
 use crate::index::Index;
 use ops_shared::zstd_raw::{raw_frame, Probe};
 
+use crate::crypt::{Codec, Role};
 use crate::error::RepoError;
 use crate::pack::{PackWriter, Sealed};
 use crate::repo::Repo;
@@ -51,6 +52,7 @@ struct Batch {
 }
 
 pub struct ChunkStore {
+    repo: Arc<Repo>,
     index: Arc<Index>,
     claimed: Mutex<HashSet<Id>>,
     level: i32,
@@ -64,7 +66,14 @@ pub struct ChunkStore {
 
 impl ChunkStore {
     /// Starts `threads` compressors and a pack writer for `repo`.
-    pub fn start(repo: Arc<Repo>, index: Arc<Index>, threads: usize) -> ChunkStore {
+    ///
+    /// Fails on an encrypted repository opened without its key.
+    pub fn start(
+        repo: Arc<Repo>,
+        index: Arc<Index>,
+        threads: usize,
+    ) -> Result<ChunkStore, RepoError> {
+        repo.codec()?;
         let threads = threads.max(1);
         // Only long chunks (up to 8 MiB each) wait here, so a short queue:
         // a longer one held 30 MiB more at its peak and was no faster.
@@ -75,12 +84,15 @@ impl ChunkStore {
             .map(|_| {
                 let rx = compress_rx.clone();
                 let tx = to_pack.clone();
-                thread::spawn(move || compress(&rx, &tx, level))
+                let repo = Arc::clone(&repo);
+                thread::spawn(move || compress(&rx, &tx, level, repo.codec()?))
             })
             .collect();
         let packer_index = Arc::clone(&index);
-        let packer = thread::spawn(move || write_packs(&repo, &packer_index, &pack_rx));
-        ChunkStore {
+        let packer_repo = Arc::clone(&repo);
+        let packer = thread::spawn(move || write_packs(&packer_repo, &packer_index, &pack_rx));
+        Ok(ChunkStore {
+            repo,
             index,
             claimed: Mutex::new(HashSet::new()),
             level,
@@ -89,7 +101,7 @@ impl ChunkStore {
             to_pack: Some(to_pack),
             compressors,
             packer: Some(packer),
-        }
+        })
     }
 
     /// A handle for one thread to store chunks through.
@@ -97,6 +109,7 @@ impl ChunkStore {
         let compressor = zstd::bulk::Compressor::new(self.level).map_err(compress_failed)?;
         Ok(Putter {
             store: self,
+            codec: self.repo.codec()?,
             compressor,
             batch: Batch::default(),
         })
@@ -156,11 +169,17 @@ impl Drop for ChunkStore {
 /// dropped.
 pub struct Putter<'a> {
     store: &'a ChunkStore,
+    codec: &'a Codec,
     compressor: zstd::bulk::Compressor<'static>,
     batch: Batch,
 }
 
 impl Putter<'_> {
+    /// The id of a chunk of `data` in this repository.
+    pub fn id_of(&self, data: &[u8]) -> Id {
+        self.codec.id_of(data)
+    }
+
     /// Stores `data` under its id `id` unless the repository has it.
     /// Returns whether it was new.
     ///
@@ -176,14 +195,19 @@ impl Putter<'_> {
             return Ok(true);
         }
         let start = self.batch.bytes.len();
-        self.batch
-            .bytes
-            .resize(start + zstd::zstd_safe::compress_bound(data.len()), 0);
-        let stored = self
+        let head = self.codec.head();
+        self.batch.bytes.resize(
+            start + head + zstd::zstd_safe::compress_bound(data.len()),
+            0,
+        );
+        let compressed = self
             .compressor
-            .compress_to_buffer(data, &mut self.batch.bytes[start..])
+            .compress_to_buffer(data, &mut self.batch.bytes[start + head..])
             .map_err(compress_failed)?;
-        self.batch.bytes.truncate(start + stored);
+        self.batch.bytes.truncate(start + head + compressed);
+        self.codec
+            .seal_tail(Role::Chunk(&id), &mut self.batch.bytes, start);
+        let stored = self.batch.bytes.len() - start;
         self.batch
             .chunks
             .push((id, stored as u32, data.len() as u32));
@@ -220,14 +244,24 @@ fn compress_failed(err: std::io::Error) -> RepoError {
 
 /// Compresses until the queue closes; an error here must fail the run,
 /// or a snapshot could name a chunk that was never stored.
-fn compress(rx: &Receiver<(Id, Vec<u8>)>, tx: &Sender<Batch>, level: i32) -> Result<(), RepoError> {
+fn compress(
+    rx: &Receiver<(Id, Vec<u8>)>,
+    tx: &Sender<Batch>,
+    level: i32,
+    codec: &Codec,
+) -> Result<(), RepoError> {
     let mut compressor = zstd::bulk::Compressor::new(level).map_err(compress_failed)?;
     let mut probe = Probe::new().map_err(compress_failed)?;
     for (id, data) in rx {
-        let bytes = if probe.incompressible(&data) {
+        let compressed = if probe.incompressible(&data) {
             raw_frame(&data)
         } else {
             compressor.compress(&data).map_err(compress_failed)?
+        };
+        let bytes = if codec.is_sealed() {
+            codec.seal(Role::Chunk(&id), &compressed)
+        } else {
+            compressed
         };
         let chunks = vec![(id, bytes.len() as u32, data.len() as u32)];
         tx.send(Batch { bytes, chunks }).map_err(|_| stopped())?;

@@ -104,7 +104,7 @@ impl<'a> TreeWriter<'a> {
 
     fn cut(&mut self) -> Result<(), RepoError> {
         let length = chunker::cut_point(&self.buffer, self.params, self.masks);
-        let id = Id::of(&self.buffer[..length]);
+        let id = self.store.id_of(&self.buffer[..length]);
         self.store.put(id, &self.buffer[..length])?;
         self.chunks.push(id);
         self.buffer.drain(..length);

@@ -35,10 +35,7 @@ pub struct Checked {
 /// newer format; fails when a repository's config cannot be read.
 pub fn check_repos(repos: &[PathBuf]) -> anyhow::Result<()> {
     for root in repos {
-        match Repo::open(root) {
-            Ok(_) => {}
-            Err(err) => return Err(err.into()),
-        }
+        Repo::read_config(root)?;
     }
     Ok(())
 }
@@ -50,10 +47,11 @@ pub fn check_repos(repos: &[PathBuf]) -> anyhow::Result<()> {
 pub fn verify_repo(root: &Path, depth: SnapshotDepth) -> Result<(Vec<Checked>, bool), RepoError> {
     let check = verify(root, None, depth.read, depth.lock_wait)?;
     let unused_damage = report_unused_damage(root, &check);
+    let read = level_reached(root, &check, depth.read);
     let checked = check
         .snapshots
         .into_iter()
-        .map(|found| annotate(found.snapshot, found.errors, depth.read))
+        .map(|found| annotate(found.snapshot, found.errors, read))
         .collect();
     Ok((checked, unused_damage))
 }
@@ -70,12 +68,14 @@ pub fn verify_records(snapshots: Vec<Snapshot>, depth: SnapshotDepth) -> (Vec<Ch
         }
     }
     let mut errors: HashMap<(PathBuf, String), Vec<String>> = HashMap::new();
+    let mut reached: HashMap<PathBuf, ReadData> = HashMap::new();
     let mut unused_damage = false;
     for (root, ids) in by_repo {
         let found: Vec<(String, Vec<String>)> =
             match verify(&root, Some(&ids), depth.read, depth.lock_wait) {
                 Ok(check) => {
                     unused_damage |= report_unused_damage(&root, &check);
+                    reached.insert(root.clone(), level_reached(&root, &check, depth.read));
                     check
                         .snapshots
                         .into_iter()
@@ -98,10 +98,31 @@ pub fn verify_records(snapshots: Vec<Snapshot>, depth: SnapshotDepth) -> (Vec<Ch
                 .get(&(snapshot.repo.clone(), snapshot.id.clone()))
                 .cloned()
                 .unwrap_or_else(|| vec!["the repository did not report on it".into()]);
-            annotate(snapshot, found, depth.read)
+            let read = reached.get(&snapshot.repo).copied().unwrap_or(depth.read);
+            annotate(snapshot, found, read)
         })
         .collect();
     (checked, unused_damage)
+}
+
+/// How far the snapshots of `root` were checked: as stored only (quick)
+/// when it is encrypted and no key opened it, which is said on stderr.
+fn level_reached(root: &Path, check: &RepoCheck, read: ReadData) -> ReadData {
+    if !check.locked {
+        return read;
+    }
+    ops_shared::entry::note(format!(
+        "{}: encrypted, and no key given opens it: its manifests{} were checked as stored, \
+         not what the snapshots hold; give its passphrase (OPS_PASSWORD_FILE, \
+         OPS_PASSWORD_COMMAND) or --identity for a full check",
+        root.display(),
+        if read == ReadData::None {
+            ""
+        } else {
+            " and packs"
+        }
+    ));
+    ReadData::None
 }
 
 fn report_unused_damage(root: &Path, check: &RepoCheck) -> bool {
