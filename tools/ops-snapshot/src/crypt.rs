@@ -12,8 +12,9 @@
 //! The master key is kept only in key slots, `REPO/keys/<id>`: each is an
 //! age file holding it, for a passphrase (scrypt) or an age public key.
 //! Adding or removing a slot rewrites no data. The config carries a check
-//! value of the key (an HMAC under it), so a slot holding another key,
-//! such as one a stranger wrote for our public key, is not taken.
+//! value of the key (a hash of it), so a slot holding another key, such as
+//! one a stranger wrote for our public key, is not taken; a stranger's
+//! whole new config is caught by `known`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -21,7 +22,7 @@ use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use crate::id::Id;
 
@@ -54,7 +55,7 @@ impl Role<'_> {
 pub struct Encryption {
     pub cipher: String,
     pub chunk_ids: String,
-    /// HMAC-SHA256 under the chunk-id key of [`CHECK_INPUT`], in hex.
+    /// SHA-256 of [`CHECK_INPUT`] and the master key, in hex: no chunk id.
     pub key_check: String,
 }
 
@@ -69,6 +70,8 @@ pub struct Sealer {
     /// Nonces are this random prefix and a counter: unique per process.
     prefix: [u8; 16],
     counter: AtomicU64,
+    /// The config's check value of this key.
+    check: String,
 }
 
 impl Sealer {
@@ -94,17 +97,17 @@ impl Sealer {
             ids: <Hmac<Sha256> as Mac>::new_from_slice(ids).ok()?,
             prefix,
             counter: AtomicU64::new(0),
+            check: hex::encode(
+                Sha256::new()
+                    .chain_update(CHECK_INPUT)
+                    .chain_update(master)
+                    .finalize(),
+            ),
         })
     }
 
     fn check(&self) -> String {
-        hex::encode(
-            self.ids
-                .clone()
-                .chain_update(CHECK_INPUT)
-                .finalize()
-                .into_bytes(),
-        )
+        self.check.clone()
     }
 }
 

@@ -37,6 +37,12 @@ pub enum RepoError {
     ClearNotEncrypted(PathBuf),
     #[error("{0}")]
     Refused(String),
+    #[error("{}: it was an encrypted repository when last opened here, but {found}: someone may have replaced it to read what is written next; nothing was done. If you replaced it yourself, remove {}", repo.display(), record.display())]
+    Replaced {
+        repo: PathBuf,
+        found: String,
+        record: PathBuf,
+    },
 }
 
 impl RepoError {

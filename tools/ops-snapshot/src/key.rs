@@ -95,7 +95,11 @@ fn list(args: &RepoArgs) -> anyhow::Result<Status> {
         return Err(not_encrypted(&repo));
     }
     let mut out = Output::stdout(args.output.mode());
-    for (id, slot) in slots::list(&repo.root)? {
+    let listing = slots::list(&repo.root)?;
+    for damaged in &listing.damaged {
+        ops_shared::entry::warn(damaged.clone());
+    }
+    for (id, slot) in listing.slots {
         out.record(&key(&repo, id, slot))?;
     }
     out.finish()?;
@@ -128,6 +132,7 @@ fn add(args: &KeyAddArgs) -> anyhow::Result<Status> {
     let id = slots::add(&repo.root, &new_key, &master.0)
         .map_err(|err| RepoError::io(repo.root.join(slots::DIR), err))?;
     let added = slots::list(&repo.root)?
+        .slots
         .into_iter()
         .find(|(slot_id, _)| *slot_id == id)
         .ok_or_else(|| {
@@ -153,7 +158,7 @@ fn remove(args: &KeyRemoveArgs) -> anyhow::Result<Status> {
     if master.is_none() {
         return Err(not_encrypted(&repo));
     }
-    let all = slots::list(&repo.root)?;
+    let all = slots::list(&repo.root)?.slots;
     let matching: Vec<_> = all
         .iter()
         .filter(|(id, _)| !args.id.is_empty() && id.starts_with(&args.id))

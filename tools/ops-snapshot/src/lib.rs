@@ -17,6 +17,7 @@ mod gc;
 mod id;
 mod index;
 mod key;
+mod known;
 mod live;
 mod pack;
 mod place;

@@ -184,6 +184,7 @@ impl Repo {
 
     fn open_maybe_locked(root: &Path) -> Result<(Repo, Option<MasterKey>), RepoError> {
         let config = Repo::read_config(root)?;
+        crate::known::check(root, Some(&config))?;
         let Some(encryption) = &config.encryption else {
             let repo = Repo {
                 root: root.to_owned(),
@@ -202,6 +203,9 @@ impl Repo {
             ),
             None => (None, None, None),
         };
+        if codec.is_some() {
+            remember(root, &config);
+        }
         let repo = Repo {
             root: root.to_owned(),
             config,
@@ -271,7 +275,10 @@ impl Repo {
         tool: &str,
     ) -> Result<Repo, RepoError> {
         let repo = match Repo::open(root) {
-            Err(RepoError::NotARepo(_)) => Repo::init(root, level, encrypt, wait, tool)?,
+            Err(RepoError::NotARepo(_)) => {
+                crate::known::check(root, None)?;
+                Repo::init(root, level, encrypt, wait, tool)?
+            }
             other => other?,
         };
         if encrypt.is_some() && !repo.is_encrypted() {
@@ -352,6 +359,7 @@ impl Repo {
             },
             (Some(_), None) => return Repo::open(root),
         };
+        remember(root, &config);
         Ok(Repo {
             root: root.to_owned(),
             config,
@@ -411,15 +419,7 @@ impl Repo {
 
     /// Where this repository's chunk index is kept (see the module docs).
     pub fn index_dir(&self) -> PathBuf {
-        let env = |name| {
-            std::env::var_os(name)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
-        let cache = env("OPS_CACHE_DIR")
-            .or_else(|| env("XDG_CACHE_HOME").map(|dir| dir.join("ops-snapshot")))
-            .or_else(|| env("HOME").map(|home| home.join(".cache/ops-snapshot")));
-        match cache {
+        match cache_base() {
             Some(cache) if self.is_remote() => {
                 let place = Id::of(self.root.as_os_str().as_encoded_bytes()).to_hex();
                 cache.join(format!("{}-{}", self.config.id, &place[..16]))
@@ -737,6 +737,30 @@ pub fn make_dir(dir: &Path) -> io::Result<()> {
     {
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
         other => other,
+    }
+}
+
+/// The cache directory of this user: OPS_CACHE_DIR, else under
+/// XDG_CACHE_HOME or HOME.
+pub(crate) fn cache_base() -> Option<PathBuf> {
+    let env = |name| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    env("OPS_CACHE_DIR")
+        .or_else(|| env("XDG_CACHE_HOME").map(|dir| dir.join("ops-snapshot")))
+        .or_else(|| env("HOME").map(|home| home.join(".cache/ops-snapshot")))
+}
+
+/// Keeps the record that `root` is this encrypted repository; a cache that
+/// cannot be written costs only that protection, said on stderr.
+fn remember(root: &Path, config: &Config) {
+    if let Err(err) = crate::known::remember(root, config) {
+        ops_shared::entry::warn(format!(
+            "cannot record {} as a known encrypted repository in the cache: {err}",
+            root.display()
+        ));
     }
 }
 

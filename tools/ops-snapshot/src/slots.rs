@@ -26,8 +26,10 @@ use crate::error::RepoError;
 /// costs a second of scrypt, paid once however often a repository opens.
 static UNLOCKED: Mutex<Vec<(String, Vec<u8>)>> = Mutex::new(Vec::new());
 
-/// The largest slot read.
-const MAX_SLOT: u64 = 1 << 20;
+/// The largest slot read (one for a dozen public keys is a few KiB).
+const MAX_SLOT: u64 = 64 << 10;
+/// The most slots a repository may have: each costs an open a try.
+const MAX_SLOTS: usize = 64;
 pub const DIR: &str = "keys";
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -76,25 +78,59 @@ pub fn add(root: &Path, key: &SlotKey, master: &[u8]) -> io::Result<String> {
     Ok(id)
 }
 
-/// Every slot, by id; those that cannot be read are left out.
-pub fn list(root: &Path) -> Result<Vec<(String, Slot)>, RepoError> {
+/// The slots of a repository: those that read, by id, oldest first, and
+/// what is wrong with those that do not.
+pub struct Listing {
+    pub slots: Vec<(String, Slot)>,
+    pub damaged: Vec<String>,
+}
+
+/// Every slot.
+///
+/// Fails when `keys/` cannot be listed or holds more than [`MAX_SLOTS`].
+pub fn list(root: &Path) -> Result<Listing, RepoError> {
     let dir = root.join(DIR);
     let listing = match ops_storage::list(&dir) {
         Err(err) if err.kind() == io::ErrorKind::NotFound => Vec::new(),
         listing => listing.map_err(|err| RepoError::io(dir.clone(), err))?,
     };
-    let mut slots = Vec::new();
-    for object in listing.into_iter().filter(|o| is_slot_id(&o.name)) {
-        let path = dir.join(&object.name);
-        let Ok(bytes) = ops_storage::read_small(&path, MAX_SLOT) else {
-            continue;
-        };
-        if let Ok(slot) = serde_json::from_slice::<Slot>(&bytes) {
-            slots.push((object.name, slot));
+    let ids: Vec<String> = listing
+        .into_iter()
+        .map(|object| object.name)
+        .filter(|name| is_slot_id(name))
+        .collect();
+    if ids.len() > MAX_SLOTS {
+        return Err(RepoError::Damaged(format!(
+            "{} holds {} key slots, more than the {MAX_SLOTS} a repository may have: \
+             someone wrote them there; remove those `ops-snapshot key list` does not know",
+            dir.display(),
+            ids.len()
+        )));
+    }
+    let mut found = Listing {
+        slots: Vec::new(),
+        damaged: Vec::new(),
+    };
+    for id in ids {
+        let path = dir.join(&id);
+        let read = ops_storage::read_small(&path, MAX_SLOT)
+            .map_err(|err| err.to_string())
+            .and_then(|bytes| serde_json::from_slice::<Slot>(&bytes).map_err(|err| err.to_string()))
+            .and_then(|slot| match hex::decode(&slot.sealed) {
+                Ok(_) => Ok(slot),
+                Err(err) => Err(format!("its sealed key is not hex: {err}")),
+            });
+        match read {
+            Ok(slot) => found.slots.push((id, slot)),
+            Err(why) => found
+                .damaged
+                .push(format!("key slot {}: unreadable ({why})", path.display())),
         }
     }
-    slots.sort_by(|a, b| a.1.created.cmp(&b.1.created).then_with(|| a.0.cmp(&b.0)));
-    Ok(slots)
+    found
+        .slots
+        .sort_by(|a, b| a.1.created.cmp(&b.1.created).then_with(|| a.0.cmp(&b.0)));
+    Ok(found)
 }
 
 /// The master key from the first slot this process's keys open, with the
@@ -113,7 +149,19 @@ pub fn unlock(
         }
     }
     drop(unlocked);
-    let slots = list(root)?;
+    let Listing { slots, damaged } = list(root)?;
+    if slots.is_empty() {
+        return Err(RepoError::Damaged(format!(
+            "{}: the repository is encrypted but has no readable key slot in {DIR}/{}, so \
+             nobody can open it; put back {DIR}/ from a copy of the repository",
+            root.display(),
+            if damaged.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", damaged.join("; "))
+            }
+        )));
+    }
     let sealed: Vec<Vec<u8>> = slots
         .iter()
         .map(|(_, slot)| hex::decode(&slot.sealed).unwrap_or_default())

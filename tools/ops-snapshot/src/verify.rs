@@ -90,13 +90,22 @@ pub fn verify(
         .into_iter()
         .map(|(id, manifest)| checker.snapshot(&reader, root, id, manifest))
         .collect();
-    let unused_damage = checker.unused_damage();
+    let mut unused_damage = checker.unused_damage();
+    unused_damage.extend(slot_damage(repo)?);
     Ok(RepoCheck {
         snapshots,
         unused_damage,
         packs_read,
         locked: false,
     })
+}
+
+/// What is wrong with an encrypted repository's key slots.
+fn slot_damage(repo: &Repo) -> Result<Vec<String>, RepoError> {
+    if !repo.is_encrypted() {
+        return Ok(Vec::new());
+    }
+    Ok(crate::slots::list(&repo.root)?.damaged)
 }
 
 /// [`verify`] of an encrypted repository without its key.
@@ -132,11 +141,12 @@ fn verify_stored(
     };
     let packs_read = packs.len();
     let damage = read_packs(repo, packs);
-    let unused_damage = damage
+    let mut unused_damage: Vec<String> = damage
         .packs
         .into_values()
         .chain(damage.tables.into_values())
         .collect();
+    unused_damage.extend(slot_damage(repo)?);
     Ok(RepoCheck {
         snapshots,
         unused_damage,
@@ -184,7 +194,7 @@ impl Damage {
                 if !check.whole_ok {
                     self.tables.insert(
                         pack,
-                        format!("pack {pack}: its contents do not match its name (damaged)"),
+                        format!("pack {pack}: it does not match its name (damaged)"),
                     );
                 }
             }

@@ -486,3 +486,96 @@ fn what_cannot_be_done_encrypted_is_refused_clearly() {
         .fails_with(2)
         .stderr_contains("newer");
 }
+
+#[test]
+fn a_repository_replaced_by_someone_without_the_key_is_not_written_to() {
+    let s = setup();
+    create_encrypted(&s);
+    let stranger = password_file(s.tmp.path(), "stranger.pass", "the stranger's");
+    let create = |pass: &Path, encrypt: bool| {
+        let mut run = keyed("ops-snapshot", pass)
+            .arg("create")
+            .arg(&s.data)
+            .arg("--repo")
+            .arg(&s.repo);
+        if encrypt {
+            run = run.arg("--encrypt");
+        }
+        run.run()
+    };
+
+    // Deleted, then made again: in the clear, or under the stranger's key.
+    fs::remove_dir_all(&s.repo).unwrap();
+    let refused = create(&s.pass, false).fails_with(1);
+    refused.stderr_contains("no repository is there now");
+    refused.stderr_contains("remove");
+    assert!(!s.repo.exists());
+    create(&stranger, true).fails_with(1);
+    assert!(!s.repo.exists());
+
+    // Replaced while we were away: another config and slot there.
+    let elsewhere = s.tmp.path().join("elsewhere");
+    keyed("ops-snapshot", &stranger)
+        .arg("create")
+        .arg(&stranger)
+        .arg("--repo")
+        .arg(&elsewhere)
+        .arg("--encrypt")
+        .run()
+        .success();
+    fs::rename(&elsewhere, &s.repo).unwrap();
+    let before = files(&s.repo);
+    create(&s.pass, true)
+        .fails_with(1)
+        .stderr_contains("someone may have replaced it");
+    create(&stranger, true)
+        .fails_with(1)
+        .stderr_contains("it is now another repository");
+    assert_eq!(files(&s.repo), before);
+}
+
+#[test]
+fn damaged_or_missing_key_slots_fail_verification() {
+    let s = setup();
+    create_encrypted(&s);
+    let new = password_file(s.tmp.path(), "new.pass", "a second one");
+    let added = keyed("ops-snapshot", &s.pass)
+        .args(["key", "add", "--new-password-file"])
+        .arg(&new)
+        .arg("--repo")
+        .arg(&s.repo)
+        .run()
+        .success()
+        .record();
+    let new_slot = s.repo.join("keys").join(added["id"].as_str().unwrap());
+    let slots = stored_files(&s.repo, "keys");
+    assert_eq!(slots.len(), 2);
+    let old_slot = slots.iter().find(|p| **p != new_slot).unwrap();
+    let verify = |run: Run| run.args(["--repo"]).arg(&s.repo).run();
+
+    let mut slot: Value = serde_json::from_str(&fs::read_to_string(&new_slot).unwrap()).unwrap();
+    slot["sealed"] = "not hex".into();
+    fs::write(&new_slot, slot.to_string()).unwrap();
+    for run in [ops_keyless("ops-verify"), keyed("ops-verify", &s.pass)] {
+        let out = verify(run);
+        assert_eq!(out.code, 1, "{out:?}");
+        out.stderr_contains("unreadable");
+    }
+
+    fs::remove_file(old_slot).unwrap();
+    for run in [ops_keyless("ops-verify"), keyed("ops-verify", &s.pass)] {
+        let out = verify(run);
+        assert_eq!(out.code, 1, "{out:?}");
+        out.stderr_contains("no readable key slot");
+    }
+
+    for i in 0..65 {
+        fs::write(s.repo.join("keys").join(format!("{i:032x}")), "{}").unwrap();
+    }
+    keyed("ops-snapshot", &s.pass)
+        .args(["list", "--repo"])
+        .arg(&s.repo)
+        .run()
+        .fails_with(1)
+        .stderr_contains("more than the 64");
+}
