@@ -50,13 +50,12 @@ timed() {
   echo "$c $op $side $(tail -n 1 "$WORK/time")" >>"$RES"
 }
 
-ours() { # SIDE ARGS...: ops-snapshot with its own cache, keyed when encrypted
-  local side=$1
-  shift
-  if [[ $side == enc ]]; then
-    env OPS_CACHE_DIR="$WORK/cache/$side" OPS_PASSWORD_FILE="$WORK/pass" "$BIN/ops-snapshot" "$@"
+# ours SIDE: sets OURS to ops-snapshot with its own cache, keyed when encrypted.
+ours() {
+  if [[ $1 == enc ]]; then
+    OURS=(env OPS_CACHE_DIR="$WORK/cache/$1" OPS_PASSWORD_FILE="$WORK/pass" "$BIN/ops-snapshot")
   else
-    env -u OPS_PASSWORD_FILE OPS_CACHE_DIR="$WORK/cache/$side" "$BIN/ops-snapshot" "$@"
+    OURS=(env -u OPS_PASSWORD_FILE OPS_CACHE_DIR="$WORK/cache/$1" "$BIN/ops-snapshot")
   fi
 }
 
@@ -67,9 +66,10 @@ fresh() {
 
 snap() { # SIDE CORPUS OP
   local side=$1 c=$2 op=$3 src=$BENCH_DIR/$2 repo=$WORK/repo-$1
+  ours "$side"
   case $side in
-    enc) timed "$c" "$op" "$side" ours enc create "$src" --repo "$repo" --encrypt --json ;;
-    clear) timed "$c" "$op" "$side" ours clear create "$src" --repo "$repo" --json ;;
+    enc) timed "$c" "$op" "$side" "${OURS[@]}" create "$src" --repo "$repo" --encrypt --json ;;
+    clear) timed "$c" "$op" "$side" "${OURS[@]}" create "$src" --repo "$repo" --json ;;
     restic) timed "$c" "$op" restic env -C "$src" restic -r "$repo" backup --json . ;;
   esac
   sync
@@ -78,8 +78,9 @@ snap() { # SIDE CORPUS OP
 restore() { # SIDE CORPUS
   local side=$1 c=$2 repo=$WORK/repo-$1 dst=$SHM/restore
   rm -rf "$dst"
+  ours "$side"
   case $side in
-    enc | clear) timed "$c" restore "$side" ours "$side" restore latest --repo "$repo" --to "$dst" ;;
+    enc | clear) timed "$c" restore "$side" "${OURS[@]}" restore latest --repo "$repo" --to "$dst" ;;
     restic) timed "$c" restore restic restic -r "$repo" restore latest --target "$dst" ;;
   esac
   rm -rf "$dst"

@@ -31,10 +31,11 @@ pub const PASSWORD_COMMAND_VAR: &str = "OPS_PASSWORD_COMMAND";
 /// The longest key, recipients or password file read.
 const MAX_KEY_FILE: u64 = 1 << 20;
 
-/// scrypt's N = 2^this for what we seal with a passphrase: 128 MiB and
-/// about 0.3 s, so a tool's memory stays bounded (age's own default
-/// targets a second, and 512 MiB on a fast machine).
-const SCRYPT_WORK_FACTOR: u8 = 17;
+/// scrypt's N = 2^this for what we seal with a passphrase: 64 MiB and
+/// about 0.15 s, as restic's key derivation (at most 60 MiB), so a tool's
+/// memory stays bounded and every run does not start with a second of
+/// work (age's own default targets a second, 512 MiB on a fast machine).
+const SCRYPT_WORK_FACTOR: u8 = 16;
 /// The most work a passphrase-sealed file may ask of us (256 MiB, as the
 /// age CLI seals), so a planted file cannot take gigabytes and minutes.
 const SCRYPT_MAX_WORK_FACTOR: u8 = 18;
