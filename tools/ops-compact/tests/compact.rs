@@ -202,7 +202,9 @@ impl SmallFs {
 
     /// Fills it up until `left` bytes are free.
     fn fill_until(&self, left: u64) {
-        let fill = self.free() - left;
+        let free = self.free();
+        assert!(free > left, "only {free} bytes free before filling");
+        let fill = free - left;
         let status = Command::new("fallocate")
             .args(["-l", &fill.to_string()])
             .arg(self.path.join("fill"))
@@ -306,7 +308,7 @@ fn a_disk_without_room_for_the_copy_is_refused_before_anything_is_written() {
         eprintln!("skipped: mounting a small tmpfs needs root");
         return;
     }
-    let Some(small) = SmallFs::mount(64) else {
+    let Some(small) = SmallFs::mount(160) else {
         return;
     };
     let db = small.path.join("db");
