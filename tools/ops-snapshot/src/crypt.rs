@@ -201,25 +201,39 @@ impl Codec {
     /// Fails when it was changed, sealed under another key or as something
     /// else.
     pub fn open(&self, role: Role<'_>, stored: &[u8]) -> Result<Vec<u8>, Unsealable> {
+        let mut plain = Vec::new();
+        self.open_into(role, stored, &mut plain)?;
+        Ok(plain)
+    }
+
+    /// [`Codec::open`] into `plain` (emptied first), so that a reader of
+    /// many chunks reuses one buffer.
+    pub fn open_into(
+        &self,
+        role: Role<'_>,
+        stored: &[u8],
+        plain: &mut Vec<u8>,
+    ) -> Result<(), Unsealable> {
+        plain.clear();
         let Some(sealer) = &self.sealer else {
-            return Ok(stored.to_vec());
+            plain.extend_from_slice(stored);
+            return Ok(());
         };
         if stored.len() < OVERHEAD {
             return Err(Unsealable);
         }
         let (nonce, rest) = stored.split_at(NONCE);
         let (body, tag) = rest.split_at(rest.len() - TAG);
-        let mut plain = body.to_vec();
+        plain.extend_from_slice(body);
         sealer
             .cipher
             .decrypt_in_place_detached(
                 XNonce::from_slice(nonce),
                 role.aad(),
-                &mut plain,
+                plain,
                 Tag::from_slice(tag),
             )
-            .map_err(|_| Unsealable)?;
-        Ok(plain)
+            .map_err(|_| Unsealable)
     }
 
     /// What sealing adds to each piece.

@@ -272,17 +272,22 @@ impl PackSource {
 
 /// Opens, decompresses and checks stored bytes against the chunk's id.
 pub fn decode(codec: &Codec, id: &Id, stored: &[u8], raw: u32) -> Result<Vec<u8>, ChunkError> {
-    let opened;
-    let compressed = if codec.is_sealed() {
-        opened = codec
-            .open(Role::Chunk(id), stored)
-            .map_err(|err| ChunkError::Undecodable(err.to_string()))?;
-        &opened[..]
+    thread_local! {
+        /// Each reader thread's decrypted chunk: one buffer, not a fresh
+        /// allocation (and its page faults) per chunk.
+        static OPENED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let undecodable = |err: &dyn std::fmt::Display| ChunkError::Undecodable(err.to_string());
+    let data = if codec.is_sealed() {
+        OPENED.with_borrow_mut(|opened| {
+            codec
+                .open_into(Role::Chunk(id), stored, opened)
+                .map_err(|err| undecodable(&err))?;
+            zstd::bulk::decompress(opened, raw as usize).map_err(|err| undecodable(&err))
+        })?
     } else {
-        stored
+        zstd::bulk::decompress(stored, raw as usize).map_err(|err| undecodable(&err))?
     };
-    let data = zstd::bulk::decompress(compressed, raw as usize)
-        .map_err(|err| ChunkError::Undecodable(err.to_string()))?;
     if data.len() != raw as usize || codec.id_of(&data) != *id {
         return Err(ChunkError::Mismatch);
     }
