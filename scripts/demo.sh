@@ -66,6 +66,13 @@ run "ops-snapshot restore latest --repo snaps --to snap-restored --human && diff
 run "ops-snapshot list --repo snaps | ops-prune --keep-last 1 --human"
 run "ops-snapshot gc --repo snaps --human"
 
+step "an encrypted snapshot repository: the key from OPS_PASSWORD_FILE, nothing readable without it"
+(umask 077 && printf 'demo passphrase\n' >repo.pass)
+run "OPS_PASSWORD_FILE=repo.pass ops-snapshot create ./data --repo sealed-snaps --encrypt --human"
+run "ops-snapshot key list --repo sealed-snaps --human"
+run "ops-verify --repo sealed-snaps --read-data --human"
+run "OPS_PASSWORD_FILE=repo.pass ops-snapshot restore latest --repo sealed-snaps --to sealed-restored --human && diff -r data sealed-restored && echo 'identical'"
+
 step "a sled database, as an application would leave it (with churn)"
 "$make_sled_db" app.db 20 2 >/dev/null
 run "ops-health --sled app.db --human || true"

@@ -127,10 +127,12 @@ fn verify_stored(
                 Ok(_) => Vec::new(),
                 Err(err) => vec![err.to_string()],
             };
-            SnapshotCheck {
-                snapshot: unreadable_record(&repo.root, &id),
-                errors,
+            // Its time only as stored: the manifest's own is sealed.
+            let mut snapshot = unreadable_record(&repo.root, &id);
+            if let Ok(Some(stored)) = ops_storage::stat(&repo.snapshot_path(&id)) {
+                snapshot.time = stored.modified.unwrap_or(snapshot.time);
             }
+            SnapshotCheck { snapshot, errors }
         })
         .collect();
     snapshots.sort_by(|a, b| a.snapshot.id.cmp(&b.snapshot.id));
