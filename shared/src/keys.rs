@@ -308,9 +308,7 @@ impl Encryption {
 /// (whether it is the right key is only known on opening).
 pub fn can_open(sealing: &Sealing) -> bool {
     if sealing.passphrase {
-        std::env::var_os(PASSWORD_FILE_VAR).is_some()
-            || std::env::var_os(PASSWORD_COMMAND_VAR).is_some()
-            || fs::File::open("/dev/tty").is_ok()
+        passphrase_at_hand()
     } else {
         identities().is_ok_and(|found| !found.is_empty())
     }

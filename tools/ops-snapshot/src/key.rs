@@ -129,26 +129,16 @@ fn add(args: &KeyAddArgs) -> anyhow::Result<Status> {
         })?;
         SlotKey::Passphrase(passphrase)
     };
-    let id = slots::add(&repo.root, &new_key, &master.0)
+    let (id, slot) = slots::add(&repo.root, &new_key, &master.0)
         .map_err(|err| RepoError::io(repo.root.join(slots::DIR), err))?;
-    let added = slots::list(&repo.root)?
-        .slots
-        .into_iter()
-        .find(|(slot_id, _)| *slot_id == id)
-        .ok_or_else(|| {
-            RepoError::Damaged(format!(
-                "key slot {id} is gone from {} as soon as it was written",
-                repo.root.display()
-            ))
-        })?;
     ops_shared::entry::note(format!(
         "added key {} ({}) to {}",
         &id[..8],
-        added.1.kind,
+        slot.kind,
         repo.root.display()
     ));
     let mut out = Output::stdout(args.output.mode());
-    out.record(&key(&repo, added.0, added.1))?;
+    out.record(&key(&repo, id, slot))?;
     out.finish()?;
     Ok(Status::Success)
 }

@@ -20,7 +20,16 @@ pub fn open_reader(
     wait: Duration,
     tool: &str,
 ) -> Result<(ChunkReader, PlaceLock), RepoError> {
-    let repo = Arc::new(Repo::open(root)?);
+    reader_for(Repo::open(root)?, wait, tool)
+}
+
+/// [`open_reader`] of a repository already open.
+pub fn reader_for(
+    repo: Repo,
+    wait: Duration,
+    tool: &str,
+) -> Result<(ChunkReader, PlaceLock), RepoError> {
+    let repo = Arc::new(repo);
     let lock = repo.lock(Access::Shared, wait, tool)?;
     let index = Arc::new(Index::open(&repo, wait, tool)?);
     Ok((ChunkReader::new(repo, index), lock))

@@ -52,8 +52,8 @@ fn is_slot_id(name: &str) -> bool {
 }
 
 /// Seals `master` for `key` into a new slot of the repository at `root`;
-/// returns the slot's id.
-pub fn add(root: &Path, key: &SlotKey, master: &[u8]) -> io::Result<String> {
+/// returns the slot with its id.
+pub fn add(root: &Path, key: &SlotKey, master: &[u8]) -> io::Result<(String, Slot)> {
     let sealing = key.sealing();
     let slot = Slot {
         created: Timestamp::from_second(Timestamp::now().as_second())
@@ -75,7 +75,7 @@ pub fn add(root: &Path, key: &SlotKey, master: &[u8]) -> io::Result<String> {
         crate::repo::make_dir(&dir)?;
     }
     ops_storage::write(&dir.join(&id), Mode::New, text)?;
-    Ok(id)
+    Ok((id, slot))
 }
 
 /// The slots of a repository: those that read, by id, oldest first, and

@@ -21,7 +21,7 @@ use crate::error::RepoError;
 use crate::id::Id;
 use crate::index::Index;
 use crate::pack::{self, PackCheck, PackError};
-use crate::reader::{open_reader, ChunkReader};
+use crate::reader::{reader_for, ChunkReader};
 use crate::repo::{record, Manifest, Repo};
 use crate::tree::TreeReader;
 
@@ -65,11 +65,11 @@ pub fn verify(
     read: ReadData,
     wait: Duration,
 ) -> Result<RepoCheck, RepoError> {
-    let locked = Repo::open_without_key(root)?;
-    if locked.is_locked() {
-        return verify_stored(&locked, only, read, wait);
+    let repo = Repo::open_without_key(root)?;
+    if repo.is_locked() {
+        return verify_stored(&repo, only, read, wait);
     }
-    let (reader, _lock) = open_reader(root, wait, "ops-verify")?;
+    let (reader, _lock) = reader_for(repo, wait, "ops-verify")?;
     let repo = &reader.repo;
     let index = reader
         .index()
