@@ -816,6 +816,59 @@ fn a_restore_from_a_bucket_fetches_each_pack_once() {
 }
 
 #[test]
+fn a_restore_that_comes_back_to_an_early_pack_fetches_it_once() {
+    use ops_tests::faults::Proxy;
+    let s3 = server();
+    let repo = format!("s3://{}/web01-snaps", s3.bucket("come-back"));
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    fs::create_dir_all(&data).unwrap();
+    let first = pseudo_random(2 << 20, 7);
+    fs::write(data.join("a_first.bin"), &first).unwrap();
+    for i in 0..8 {
+        fs::write(
+            data.join(format!("m{i}.bin")),
+            pseudo_random(12 << 20, 100 + i),
+        )
+        .unwrap();
+    }
+    fs::write(data.join("z_first_again.bin"), &first).unwrap();
+    tool(
+        s3,
+        "ops-snapshot",
+        &["create", data.to_str().unwrap(), "--repo", &repo],
+    )
+    .success();
+
+    let watched = Proxy::start(&s3.endpoint(), 0);
+    let restored = tmp.path().join("restored");
+    ops("ops-snapshot")
+        .s3(s3)
+        .env("AWS_ENDPOINT_URL", watched.endpoint())
+        .args(["restore", "latest", "--repo", &repo, "--to"])
+        .arg(&restored)
+        .run()
+        .success();
+    assert_same_tree(&data, &restored);
+    let mut fetched: Vec<String> = watched
+        .requests()
+        .into_iter()
+        .filter(|line| line.starts_with("GET ") && line.contains("/packs/"))
+        .collect();
+    assert!(fetched.len() >= 6, "{fetched:#?}");
+    let all = fetched.len();
+    fetched.sort();
+    fetched.dedup();
+    assert_eq!(fetched.len(), all, "a pack was fetched twice");
+    let left: Vec<_> = fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+}
+
+#[test]
 fn an_encrypted_repository_in_a_bucket_shows_nothing_and_verifies_without_the_key() {
     let s3 = server();
     let repo = format!("s3://{}/sealed", s3.bucket("sealed"));

@@ -23,6 +23,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use ops_shared::atomic;
 use ops_storage::Mode;
@@ -238,10 +239,17 @@ fn read_whole(path: &Path) -> io::Result<Vec<u8>> {
 }
 
 /// A pack opened to read chunks from: a local file is read in place, a
-/// remote pack is fetched whole (one request instead of one per chunk).
+/// remote pack is fetched whole (one request instead of one per chunk),
+/// and a fetched pack pushed out of memory may be kept as a stretch of a
+/// local spill file.
 pub enum PackSource {
     File(File),
     Fetched(Vec<u8>),
+    Spilled {
+        file: Arc<File>,
+        start: u64,
+        len: u64,
+    },
 }
 
 impl PackSource {
@@ -265,9 +273,21 @@ impl PackSource {
             PackSource::Fetched(all) => all
                 .get(start..start + stored as usize)
                 .map(<[u8]>::to_vec)
-                .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "past the pack's end")),
+                .ok_or_else(past_the_end),
+            PackSource::Spilled { file, start, len } => {
+                if u64::from(offset) + u64::from(stored) > *len {
+                    return Err(past_the_end());
+                }
+                let mut bytes = vec![0; stored as usize];
+                file.read_exact_at(&mut bytes, start + u64::from(offset))?;
+                Ok(bytes)
+            }
         }
     }
+}
+
+fn past_the_end() -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, "past the pack's end")
 }
 
 /// Opens, decompresses and checks stored bytes against the chunk's id.

@@ -1,6 +1,8 @@
 //! Reading chunks back: index → pack → decompress → check against the id.
 
 use std::collections::HashMap;
+use std::fs::{self, File};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
@@ -48,18 +50,38 @@ pub struct ChunkReader {
 /// one fetch of it.
 type Slot = OnceLock<Result<Arc<PackSource>, String>>;
 
-/// The packs a reader knows: the most recently used first, and those pushed
+/// The packs a reader knows: the most recently used first, those pushed
 /// out of that list that a reader still holds or is fetching (found again
-/// instead of fetched again).
+/// instead of fetched again), and those spilled to local disk.
 #[derive(Default)]
 struct Open {
     recent: Vec<(Id, Arc<Slot>)>,
     held: Vec<(Id, Weak<Slot>)>,
+    spill: Option<Spill>,
+}
+
+/// Fetched packs pushed out of memory during a restore, kept in one
+/// unlinked file beside it, so a bucket serves each pack once however the
+/// restore's threads come back to it; the file goes when the restore does.
+struct Spill {
+    file: Arc<File>,
+    end: u64,
+    /// Where each pack is; `None` while it is being written.
+    packs: HashMap<Id, Option<(u64, u64)>>,
+}
+
+/// A fetched pack to copy into the spill file at `start`.
+struct ToSpill {
+    id: Id,
+    source: Arc<PackSource>,
+    file: Arc<File>,
+    start: u64,
 }
 
 impl Open {
     /// The slot of `pack`, now the most recent; at most `keep` stay recent.
-    fn slot(&mut self, pack: &Id, keep: usize) -> Arc<Slot> {
+    /// Also returns the fetched packs pushed out that should be spilled.
+    fn slot(&mut self, pack: &Id, keep: usize) -> (Arc<Slot>, Vec<ToSpill>) {
         let held = || {
             let (_, held) = self.held.iter().find(|(id, _)| id == pack)?;
             held.upgrade()
@@ -67,16 +89,51 @@ impl Open {
         };
         let slot = match self.recent.iter().position(|(id, _)| id == pack) {
             Some(at) => self.recent.remove(at).1,
-            None => held().unwrap_or_default(),
+            None => held().or_else(|| self.spilled(pack)).unwrap_or_default(),
         };
         self.recent.insert(0, (*pack, Arc::clone(&slot)));
         let keep = keep.min(self.recent.len());
+        let mut to_spill = Vec::new();
         for (id, pushed_out) in self.recent.drain(keep..).collect::<Vec<_>>() {
+            to_spill.extend(self.reserve(id, &pushed_out));
             self.held.push((id, Arc::downgrade(&pushed_out)));
         }
         self.held
             .retain(|(id, held)| held.strong_count() > 0 && id != pack);
-        slot
+        (slot, to_spill)
+    }
+
+    /// A slot reading `pack` from the spill file, if it is there.
+    fn spilled(&self, pack: &Id) -> Option<Arc<Slot>> {
+        let spill = self.spill.as_ref()?;
+        let (start, len) = (*spill.packs.get(pack)?)?;
+        let source = PackSource::Spilled {
+            file: Arc::clone(&spill.file),
+            start,
+            len,
+        };
+        Some(Arc::new(OnceLock::from(Ok(Arc::new(source)))))
+    }
+
+    /// Room in the spill file for a fetched pack not spilled yet.
+    fn reserve(&mut self, id: Id, slot: &Slot) -> Option<ToSpill> {
+        let spill = self.spill.as_mut()?;
+        let source = slot.get()?.as_ref().ok()?;
+        let PackSource::Fetched(bytes) = source.as_ref() else {
+            return None;
+        };
+        if spill.packs.contains_key(&id) {
+            return None;
+        }
+        spill.packs.insert(id, None);
+        let start = spill.end;
+        spill.end += bytes.len() as u64;
+        Some(ToSpill {
+            id,
+            source: Arc::clone(source),
+            file: Arc::clone(&spill.file),
+            start,
+        })
     }
 }
 
@@ -217,14 +274,47 @@ impl ChunkReader {
         Ok((stored, data))
     }
 
+    /// From now on, fetched packs pushed out of memory are kept in an
+    /// unlinked file in the directory `beside` until [`Self::stop_spilling`].
+    /// Where that directory cannot hold one, they are fetched again instead.
+    pub fn spill_into(&self, beside: &Path) {
+        if !self.repo.is_remote() {
+            return;
+        }
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_TMPFILE)
+            .open(beside);
+        if let (Ok(file), Ok(mut open)) = (file, self.open.lock()) {
+            open.spill = Some(Spill {
+                file: Arc::new(file),
+                end: 0,
+                packs: HashMap::new(),
+            });
+        }
+    }
+
+    /// Drops the spill file and what it holds.
+    pub fn stop_spilling(&self) {
+        if let Ok(mut open) = self.open.lock() {
+            open.spill = None;
+            open.recent.retain(|(_, slot)| !is_spilled(slot));
+        }
+    }
+
     /// The pack `pack`, fetched or opened once for all threads, and its slot.
     fn pack(&self, pack: &Id) -> Result<(Arc<Slot>, Arc<PackSource>), RepoError> {
         let poisoned = || RepoError::Index("poisoned".into());
-        let slot = self
+        let (slot, to_spill) = self
             .open
             .lock()
             .map_err(|_| poisoned())?
             .slot(pack, self.keep);
+        for spilling in to_spill {
+            self.spill(spilling);
+        }
         let path = self.repo.pack_path(pack);
         let opened = slot.get_or_init(|| {
             PackSource::open(&path)
@@ -241,4 +331,34 @@ impl ChunkReader {
             }
         }
     }
+
+    /// Copies a fetched pack into the spill file; one that cannot be
+    /// written (a full disk) is left to be fetched again.
+    fn spill(&self, to: ToSpill) {
+        let PackSource::Fetched(bytes) = to.source.as_ref() else {
+            return;
+        };
+        let written = to.file.write_all_at(bytes, to.start).is_ok();
+        let Ok(mut open) = self.open.lock() else {
+            return;
+        };
+        let Some(spill) = open
+            .spill
+            .as_mut()
+            .filter(|spill| Arc::ptr_eq(&spill.file, &to.file))
+        else {
+            return;
+        };
+        if written {
+            spill
+                .packs
+                .insert(to.id, Some((to.start, bytes.len() as u64)));
+        } else {
+            spill.packs.remove(&to.id);
+        }
+    }
+}
+
+fn is_spilled(slot: &Slot) -> bool {
+    matches!(slot.get(), Some(Ok(source)) if matches!(source.as_ref(), PackSource::Spilled { .. }))
 }

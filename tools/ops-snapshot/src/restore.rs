@@ -98,7 +98,10 @@ pub fn restore_into(
         as_root: owner::as_root(),
         bytes: AtomicU64::new(0),
     };
-    let later = restore.write_files(manifest, only.as_deref(), threads)?;
+    reader.spill_into(root);
+    let later = restore.write_files(manifest, only.as_deref(), threads);
+    reader.stop_spilling();
+    let later = later?;
     restore.hard_links(later.links)?;
     restore.symlinks(later.symlinks)?;
     restore.finish_dirs(later.dirs)?;
