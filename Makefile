@@ -75,6 +75,7 @@ bench: build
 	OPS_BIN=$(BIN) scripts/bench-snapshot.sh
 	OPS_BIN=$(BIN) scripts/bench-s3.sh
 	OPS_BIN=$(BIN) scripts/bench-progress.sh
+	OPS_BIN=$(BIN) scripts/bench-wal.sh
 
 ## soak: the tests' crash and race loops (kill -9 at random moments, concurrent first runs), REPEAT times over (10)
 soak:

@@ -70,6 +70,58 @@ fn run(command: &mut Command, what: &str) {
 
 impl PgCluster {
     fn start() -> Self {
+        Self::start_with("", &[])
+    }
+
+    /// A cluster of its own, `conf` appended to its postgresql.conf and
+    /// `env` in its server's environment (what its archive_command sees).
+    /// Stopped when the test binary exits, or by [`PgCluster::stop`].
+    pub fn start_with(conf: &str, env: &[(String, String)]) -> Self {
+        let cluster = Self::launch(conf, env, |bin, data| {
+            run(
+                as_postgres(&bin.join("initdb")).arg("-D").arg(data).args([
+                    "-A",
+                    "trust",
+                    "-U",
+                    "postgres",
+                    "-E",
+                    "UTF8",
+                    "--no-locale",
+                    "--no-sync",
+                ]),
+                "initdb",
+            );
+        });
+        cluster.psql(
+            "postgres",
+            &format!("CREATE ROLE {SECRET_USER} LOGIN SUPERUSER PASSWORD '{SECRET_PASSWORD}'"),
+        );
+        cluster
+    }
+
+    /// A cluster of its own on a copy of the data directory `base` (a base
+    /// backup, with what recovery needs), `conf` appended to its
+    /// postgresql.conf; started, but maybe still recovering.
+    pub fn start_on_copy(base: &Path, conf: &str) -> Self {
+        Self::launch(conf, &[], |_, data| {
+            run(
+                Command::new("cp").arg("-a").arg(base).arg(data),
+                "cp -a of the base backup",
+            );
+            fs::set_permissions(data, fs::Permissions::from_mode(0o700)).unwrap();
+            if crate::is_root() {
+                run(
+                    Command::new("chown")
+                        .arg("-R")
+                        .arg("postgres:postgres")
+                        .arg(data),
+                    "chown",
+                );
+            }
+        })
+    }
+
+    fn launch(conf: &str, env: &[(String, String)], make_data: impl FnOnce(&Path, &Path)) -> Self {
         let bin = server_bin();
         let dir = tempfile::Builder::new()
             .prefix("ops-pg-")
@@ -89,19 +141,7 @@ impl PgCluster {
             );
         }
         let data = dir.join("data");
-        run(
-            as_postgres(&bin.join("initdb")).arg("-D").arg(&data).args([
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "-E",
-                "UTF8",
-                "--no-locale",
-                "--no-sync",
-            ]),
-            "initdb",
-        );
+        make_data(&bin, &data);
         let hba = format!(
             "local all {SECRET_USER} scram-sha-256\nhost all {SECRET_USER} 127.0.0.1/32 scram-sha-256\n\
              local all all trust\nhost all all 127.0.0.1/32 trust\nlocal replication all trust\n"
@@ -112,18 +152,24 @@ impl PgCluster {
             .local_addr()
             .unwrap()
             .port();
-        let options = format!(
-            "-k {} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-             -c full_page_writes=off -c max_connections=60",
+        let settings = format!(
+            "unix_socket_directories = '{}'\nport = {port}\nlisten_addresses = '127.0.0.1'\n\
+             fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 60\n{conf}\n",
             socket_dir.display()
         );
+        let mut config = fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .unwrap();
+        std::io::Write::write_all(&mut config, settings.as_bytes()).unwrap();
         run(
             as_postgres(&bin.join("pg_ctl"))
                 .arg("-D")
                 .arg(&data)
                 .arg("-l")
                 .arg(dir.join("server.log"))
-                .args(["-w", "-o", &options, "start"]),
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .args(["-w", "start"]),
             "pg_ctl start",
         );
         let stop = format!(
@@ -146,17 +192,55 @@ impl PgCluster {
             .process_group(0)
             .spawn()
             .unwrap();
-        let cluster = PgCluster {
+        PgCluster {
             dir,
             socket_dir,
             port,
             bin,
-        };
-        cluster.psql(
-            "postgres",
-            &format!("CREATE ROLE {SECRET_USER} LOGIN SUPERUSER PASSWORD '{SECRET_PASSWORD}'"),
+        }
+    }
+
+    /// Stops the server now (fast shutdown: every segment it has finished
+    /// is archived first).
+    pub fn stop(&self) {
+        run(
+            as_postgres(&self.bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(self.dir.join("data"))
+                .args(["-w", "-m", "fast", "stop"]),
+            "pg_ctl stop",
         );
-        cluster
+    }
+
+    /// A directory inside the cluster's own that its server may write
+    /// (owned by postgres when tests run as root).
+    pub fn private_dir(&self, name: &str) -> PathBuf {
+        let dir = self.dir.join(name);
+        fs::create_dir_all(&dir).unwrap();
+        if crate::is_root() {
+            run(
+                Command::new("chown").arg("postgres:postgres").arg(&dir),
+                "chown",
+            );
+        }
+        dir
+    }
+
+    /// A copy of our tool `name` the server's user can run (the build's own
+    /// directory may be private to root).
+    pub fn tool(&self, name: &str) -> PathBuf {
+        let bin = self.private_dir("bin");
+        let copy = bin.join(name);
+        if !copy.exists() {
+            fs::copy(crate::bin_dir().join(name), &copy).unwrap();
+            fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        copy
+    }
+
+    /// Runs a server program (pg_basebackup, ...) as the server's user.
+    pub fn as_postgres(&self, program: &str) -> Command {
+        as_postgres(&self.bin.join(program))
     }
 
     /// A URL for database `db` over the Unix socket, as user postgres.

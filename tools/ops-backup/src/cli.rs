@@ -37,6 +37,18 @@ pub enum Command {
     /// file that only its owner can read, the public key (the recipient)
     /// to stdout. Hosts that back up need only the public key.
     Keygen(KeygenArgs),
+    /// Archive one WAL file in PLACE/wal/: what PostgreSQL's archive_command
+    /// runs, `archive_command = 'ops-backup wal-push %p --to PLACE'`. The
+    /// file is compressed and checksummed and appears only once complete; the
+    /// same file pushed again succeeds, other content under an archived name
+    /// is refused. Any failure exits non-zero, so PostgreSQL keeps the file
+    /// and tries again. Quiet on success.
+    WalPush(WalPushArgs),
+    /// Fetch one WAL file from PLACE/wal/, checked against its checksum:
+    /// what restore_command runs, `restore_command = 'ops-backup wal-get %f
+    /// %p --from PLACE'`. A file the archive does not have exits 1 without a
+    /// word, as recovery expects; a damaged one fails loudly.
+    WalGet(WalGetArgs),
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +96,27 @@ pub struct KeygenArgs {
     /// stdout, ready to be a --recipients-file.
     #[arg(long, short, value_name = "FILE")]
     pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct WalPushArgs {
+    /// The WAL file to archive (%p): a segment, a .partial or .backup file,
+    /// or a timeline's .history file.
+    pub file: PathBuf,
+    /// The backup directory or s3://BUCKET/PREFIX holding the archive.
+    #[arg(long, value_name = "PLACE")]
+    pub to: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct WalGetArgs {
+    /// The name of the WAL file wanted (%f).
+    pub name: String,
+    /// Where to write it (%p).
+    pub dest: PathBuf,
+    /// The backup directory or s3://BUCKET/PREFIX holding the archive.
+    #[arg(long, value_name = "PLACE")]
+    pub from: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -27,6 +27,7 @@ pub mod pg;
 pub mod sealed;
 pub mod sleddb;
 mod tar_writer;
+pub mod wal;
 
 pub use archive::restorable_path;
 pub use check::{Discard, EntrySink, Findings, Level};
@@ -96,6 +97,15 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<Status> {
             Ok(Status::problem_if(failed))
         }
         cli::Command::Copy(args) => copy_from_stdin(&args),
+        cli::Command::WalPush(args) => {
+            wal::push(&args.file, &args.to)?;
+            Ok(Status::Success)
+        }
+        cli::Command::WalGet(args) => Ok(if wal::get(&args.name, &args.dest, &args.from)? {
+            Status::Success
+        } else {
+            Status::Problem
+        }),
         cli::Command::Keygen(args) => {
             let public = ops_shared::keys::generate(&args.output)?;
             println!("{public}");
